@@ -1,0 +1,46 @@
+# The two commands a fresh machine needs (README): `make demo` and `make test`.
+# Each one builds its own virtualenv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUILD := build
+export RUNCTL_SANDBOX_DIR ?= $(CURDIR)/$(BUILD)/sandbox
+
+.PHONY: demo test test-fast soak bench lint clean venv browser-deps
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+# Main job: execute the quickstart notebook headlessly against the embedded sandbox.
+demo: venv
+	mkdir -p $(BUILD)
+	$(PY) -m runctl_jupyter.demo notebooks/quickstart.ipynb --output-dir $(BUILD)
+
+# Whole suite: lint, unit, sandbox integration, notebooks (nbval), browser (Playwright + chromium).
+test: venv browser-deps
+	$(PY) -m ruff check runctl_jupyter tests benchmarks training
+	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+test-fast: venv
+	$(PY) -m pytest -q -x tests --ignore=tests/browser
+
+soak: venv
+	RUNCTL_SOAK_EXAMPLES=1000 $(PY) -m pytest -q -m "soak or not soak" tests
+
+bench: venv
+	$(PY) -m benchmarks
+
+browser-deps:
+	bash scripts/ensure-chromium.sh
+
+lint: venv
+	$(PY) -m ruff check runctl_jupyter tests benchmarks training
+
+clean:
+	rm -rf $(BUILD) .pytest_cache

@@ -1,0 +1,218 @@
+"""EC2 lifecycle: verb-first functions taking the Context first, returning models.Instance."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ..errors import BackendError, GuardRefused, Step, cmd, translate_aws_errors
+from ..models import Instance, validate_instance_id
+from .session import Context
+
+AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+AL2023_ARM_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+# Graviton families need the arm64 image.
+_ARM_FAMILIES = ("a1", "t4g", "m6g", "m7g", "c6g", "c7g", "r6g", "r7g", "g5g", "im4gn", "is4gen")
+SSM_ONLINE_TIMEOUT_S = 600
+MANAGED_TAG = "runctl:created"
+
+
+def _waiter_config(ctx: Context) -> dict[str, int]:
+    # The sandbox's transitions take well under a second; AWS's take tens of seconds.
+    return {"Delay": 1, "MaxAttempts": 120} if ctx.is_sandbox else {"Delay": 5, "MaxAttempts": 120}
+
+
+def instance_from_api(data: dict[str, Any], region: str) -> Instance:
+    tags = {t["Key"]: t["Value"] for t in data.get("Tags", []) or []}
+    root = None
+    for bdm in data.get("BlockDeviceMappings", []) or []:
+        if bdm.get("DeviceName") == data.get("RootDeviceName"):
+            root = bdm.get("Ebs", {}).get("VolumeSize")
+    profile = (data.get("IamInstanceProfile") or {}).get("Arn")
+    return Instance(
+        instance_id=data["InstanceId"],
+        instance_type=data.get("InstanceType", "?"),
+        state=data.get("State", {}).get("Name", "unknown"),
+        region=region,
+        availability_zone=(data.get("Placement") or {}).get("AvailabilityZone"),
+        launch_time=data.get("LaunchTime"),
+        lifecycle="spot" if data.get("InstanceLifecycle") == "spot" else "on-demand",
+        spot_request_type=tags.get("runctl:spot-type") or ("one-time" if data.get("InstanceLifecycle") == "spot" else None),
+        tags=tags,
+        image_id=data.get("ImageId"),
+        root_volume_gb=root or _int_or_none(tags.get("runctl:disk-gb")),
+        public_ip=data.get("PublicIpAddress"),
+        private_ip=data.get("PrivateIpAddress"),
+        iam_instance_profile=profile,
+    )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def describe(ctx: Context, instance_id: str) -> Instance:
+    validate_instance_id(instance_id)
+    with translate_aws_errors(f"describe {instance_id}", instance_id):
+        resp = ctx.client("ec2").describe_instances(InstanceIds=[instance_id])
+    for reservation in resp.get("Reservations", []):
+        for data in reservation.get("Instances", []):
+            return instance_from_api(data, ctx.region)
+    raise BackendError(f"Instance {instance_id} was not found in {ctx.region}.",
+                       [cmd("resources list", "List the instances runctl can see"),
+                        Step("Check the region: pass --region, or `config show`")])
+
+
+def iter_instances(ctx: Context, region: str, filters: list[dict] | None = None) -> Iterator[Instance]:
+    """Every instance of a region (paginated), terminated ones excluded unless filtered for."""
+    paginator = ctx.client("ec2", region).get_paginator("describe_instances")
+    with translate_aws_errors(f"list instances in {region}"):
+        for page in paginator.paginate(Filters=filters or [], PaginationConfig={"PageSize": 1000}):
+            for reservation in page.get("Reservations", []):
+                for data in reservation.get("Instances", []):
+                    yield instance_from_api(data, region)
+
+
+def default_ami(ctx: Context, instance_type: str) -> str:
+    arm = instance_type.split(".")[0] in _ARM_FAMILIES
+    name = AL2023_ARM_PARAMETER if arm else AL2023_PARAMETER
+    with translate_aws_errors("look up the current Amazon Linux 2023 image"):
+        return ctx.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+
+
+def create(
+    ctx: Context,
+    instance_type: str,
+    *,
+    project: str,
+    ami: str | None = None,
+    name: str | None = None,
+    iam_instance_profile: str | None = None,
+    key_name: str | None = None,
+    security_groups: Iterable[str] = (),
+    subnet: str | None = None,
+    disk_gb: int = 30,
+    spot: bool = False,
+    max_price: float | None = None,
+) -> Instance:
+    image = ami or default_ami(ctx, instance_type)
+    now = ctx.now().replace(microsecond=0).isoformat()
+    tags = [
+        {"Key": "Name", "Value": name or f"runctl-{project}"},
+        {"Key": "runctl:project", "Value": project},
+        {"Key": MANAGED_TAG, "Value": now},
+        {"Key": "runctl:ledger-seconds", "Value": "0"},
+        {"Key": "runctl:ledger-usd", "Value": "0"},
+        {"Key": "runctl:disk-gb", "Value": str(disk_gb)},
+    ]
+    params: dict[str, Any] = {
+        "ImageId": image,
+        "InstanceType": instance_type,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "ClientToken": uuid.uuid4().hex,  # a retried RunInstances never launches a second instance
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda",
+                                 "Ebs": {"VolumeSize": disk_gb, "VolumeType": "gp3", "DeleteOnTermination": True}}],
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},  # IMDSv2 only
+    }
+    if iam_instance_profile:
+        key = "Arn" if iam_instance_profile.startswith("arn:") else "Name"
+        params["IamInstanceProfile"] = {key: iam_instance_profile}
+    if key_name:
+        params["KeyName"] = key_name
+    if security_groups:
+        params["SecurityGroupIds"] = list(security_groups)
+    if subnet:
+        params["SubnetId"] = subnet
+    if spot:
+        options: dict[str, Any] = {"SpotInstanceType": "one-time"}
+        if max_price is not None:
+            options["MaxPrice"] = f"{max_price:.4f}"
+        params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
+        tags.append({"Key": "runctl:spot-type", "Value": "one-time"})
+    with translate_aws_errors(f"launch a {instance_type} instance"):
+        resp = ctx.client("ec2").run_instances(**params)
+    return instance_from_api(resp["Instances"][0], ctx.region)
+
+
+def start(ctx: Context, instance_id: str) -> str:
+    """Start a stopped instance; returns the previous state."""
+    with translate_aws_errors(f"start {instance_id}", instance_id):
+        resp = ctx.client("ec2").start_instances(InstanceIds=[instance_id])
+    return resp["StartingInstances"][0]["PreviousState"]["Name"]
+
+
+def stop(ctx: Context, instance_id: str) -> str:
+    with translate_aws_errors(f"stop {instance_id}", instance_id):
+        resp = ctx.client("ec2").stop_instances(InstanceIds=[instance_id])
+    return resp["StoppingInstances"][0]["PreviousState"]["Name"]
+
+
+def terminate(ctx: Context, instance_id: str) -> str:
+    with translate_aws_errors(f"terminate {instance_id}", instance_id):
+        resp = ctx.client("ec2").terminate_instances(InstanceIds=[instance_id])
+    return resp["TerminatingInstances"][0]["PreviousState"]["Name"]
+
+
+def set_tags(ctx: Context, instance_id: str, tags: dict[str, str]) -> None:
+    with translate_aws_errors(f"tag {instance_id}", instance_id):
+        ctx.client("ec2").create_tags(Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def wait_for(ctx: Context, instance_id: str, state: str) -> None:
+    """boto3's waiters for running/stopped/terminated; ``ssm`` = running and the SSM agent Online."""
+    waiter_name = {"running": "instance_running", "ssm": "instance_running",
+                   "stopped": "instance_stopped", "terminated": "instance_terminated"}[state]
+    with translate_aws_errors(f"wait for {instance_id} to be {state}", instance_id):
+        ctx.client("ec2").get_waiter(waiter_name).wait(InstanceIds=[instance_id], WaiterConfig=_waiter_config(ctx))
+    if state == "ssm":
+        wait_ssm_online(ctx, instance_id)
+
+
+def ssm_online(ctx: Context, instance_ids: list[str]) -> set[str]:
+    with translate_aws_errors("ask SSM which instances are online"):
+        resp = ctx.client("ssm").describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": instance_ids}])
+    return {i["InstanceId"] for i in resp.get("InstanceInformationList", []) if i.get("PingStatus") == "Online"}
+
+
+def wait_ssm_online(ctx: Context, instance_id: str, timeout: float = SSM_ONLINE_TIMEOUT_S,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    # boto3 has no waiter for SSM registration, so this one polls DescribeInstanceInformation.
+    delay = 0.25 if ctx.is_sandbox else 5.0
+    deadline = time.monotonic() + timeout
+    while instance_id not in ssm_online(ctx, [instance_id]):
+        if time.monotonic() > deadline:
+            raise BackendError(
+                f"Instance {instance_id} is running but its SSM agent did not come Online within {int(timeout)} s.",
+                [Step("Give it an instance profile with AmazonSSMManagedInstanceCore (README: 'Instance profile')"),
+                 Step("Use an image with the SSM agent (Amazon Linux 2023 has it) and outbound HTTPS"),
+                 cmd(f"aws wait {instance_id}", "Then wait again")],
+            )
+        sleep(delay)
+        delay = min(delay * 1.5, 10.0)
+
+
+def refuse_unless_state(instance: Instance, wanted: str, action: str) -> None:
+    """Refuse with steps when the instance is not in the state ``action`` needs."""
+    if instance.state == wanted:
+        return
+    iid = instance.instance_id
+    if instance.state in ("stopped", "stopping"):
+        steps = [cmd(f"aws start {iid} --wait", "Start it and wait until it is ready"),
+                 Step(f"Then {action} again")]
+    elif instance.state == "pending":
+        steps = [cmd(f"aws wait {iid}", "Wait until it is running and SSM is Online"),
+                 Step(f"Then {action} again")]
+    elif instance.state in ("terminated", "shutting-down"):
+        steps = [cmd("aws create INSTANCE_TYPE --wait", "Create a new instance"),
+                 cmd("resources list", "Or pick another one")]
+    else:
+        steps = [cmd(f"aws status {iid}", "Check its state")]
+    raise GuardRefused(f"Cannot {action}: instance {iid} is {instance.state} (it must be {wanted}).", steps)

@@ -1,0 +1,106 @@
+"""S3: the bucket for code bundles and checkpoint copies, presigned URLs for instances.
+
+Instances need no AWS CLI and no S3 permission: the notebook side hands them presigned GET URLs
+(code bundle) and PUT URLs (checkpoints). URLs are secrets: never print or log them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import BackendError, Step, UsageError, cmd, translate_aws_errors
+from .session import Context
+
+SANDBOX_BUCKET = "runctl-sandbox"
+URL_TTL_S = 3600
+
+
+@dataclass(frozen=True)
+class S3Object:
+    key: str
+    size: int
+    etag: str  # quotes stripped; the md5 of single-part uploads
+
+    @property
+    def md5(self) -> str | None:
+        return None if "-" in self.etag else self.etag
+
+
+def bucket_for(ctx: Context, explicit: str | None = None, *, required: bool = True) -> str | None:
+    """The configured bucket; in the sandbox a default one is created on first use."""
+    bucket = explicit or ctx.settings.bucket
+    if bucket:
+        _validate_bucket(bucket)
+        return bucket
+    if ctx.is_sandbox:
+        ensure_bucket(ctx, SANDBOX_BUCKET)
+        return SANDBOX_BUCKET
+    if not required:
+        return None
+    raise UsageError(
+        "No S3 bucket is configured for code bundles and checkpoint copies.",
+        [cmd("config set bucket my-training-bucket", "Set one (it must exist and be yours)"),
+         Step("Or pass --bucket NAME, or use --no-sync-code")],
+    )
+
+
+def _validate_bucket(bucket: str) -> None:
+    ok = 3 <= len(bucket) <= 63 and all(c.islower() or c.isdigit() or c in ".-" for c in bucket) \
+        and bucket[0].isalnum() and bucket[-1].isalnum()
+    if not ok:
+        raise UsageError(f"'{bucket}' is not a valid S3 bucket name.",
+                         [Step("Use 3-63 lowercase letters, digits, dots or hyphens"),
+                          cmd("config set bucket NAME", "Then set it")])
+
+
+def ensure_bucket(ctx: Context, bucket: str) -> None:
+    client = ctx.client("s3")
+    with translate_aws_errors(f"create bucket {bucket}"):
+        try:
+            client.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+            kwargs = {} if ctx.region == "us-east-1" else {
+                "CreateBucketConfiguration": {"LocationConstraint": ctx.region}}
+            client.create_bucket(Bucket=bucket, **kwargs)
+
+
+def put_bytes(ctx: Context, bucket: str, key: str, data: bytes) -> None:
+    with translate_aws_errors(f"upload s3://{bucket}/{key}"):
+        ctx.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def presign_get(ctx: Context, bucket: str, key: str, ttl_s: int = URL_TTL_S) -> str:
+    return ctx.client("s3").generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s)
+
+
+def presign_put(ctx: Context, bucket: str, key: str, ttl_s: int = URL_TTL_S) -> str:
+    return ctx.client("s3").generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s)
+
+
+def list_objects(ctx: Context, bucket: str, prefix: str) -> dict[str, S3Object]:
+    """Objects under ``prefix`` keyed by the rest of their key (paginated)."""
+    found: dict[str, S3Object] = {}
+    paginator = ctx.client("s3").get_paginator("list_objects_v2")
+    with translate_aws_errors(f"list s3://{bucket}/{prefix}"):
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    rel = obj["Key"][len(prefix):]
+                    found[rel] = S3Object(obj["Key"], obj["Size"], obj["ETag"].strip('"'))
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == "NoSuchBucket":
+                raise BackendError(f"S3 bucket '{bucket}' does not exist.",
+                                   [Step("Create it in the AWS console or with `aws s3 mb`"),
+                                    cmd("config set bucket NAME", "Or point runctl at another bucket")]) from exc
+            raise
+    return found
+
+
+def get_bytes(ctx: Context, bucket: str, key: str) -> bytes:
+    with translate_aws_errors(f"download s3://{bucket}/{key}"):
+        return ctx.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

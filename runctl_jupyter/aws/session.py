@@ -1,0 +1,118 @@
+"""One place that builds boto3 sessions and clients (lazily: importing runctl imports no boto3).
+
+The sandbox and the tests plug in here by environment (``AWS_ENDPOINT_URL`` + test credentials),
+so they run the production code path. Retries use botocore's own modes (standard/adaptive) with
+the configured attempt count instead of hand-written loops. Every API call is counted through
+botocore's ``before-call`` event, so benchmarks and tests can assert on call counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.request
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import Settings
+from ..errors import CredentialsError, Step, cmd, translate_aws_errors
+from ..models import World
+
+SANDBOX_ENV = "RUNCTL_SANDBOX_ENDPOINT"
+
+
+def sandbox_endpoint() -> str | None:
+    """The sandbox endpoint when this process is attached to the embedded sandbox."""
+    return os.environ.get(SANDBOX_ENV) or None
+
+
+class Context:
+    """Settings + a lazily-created boto3 session and cached clients, shared by one command."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings()
+        self._session = None
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._account: str | None = None
+        self.calls: Counter[str] = Counter()
+
+    # -- where we are ---------------------------------------------------------------------
+    @property
+    def is_sandbox(self) -> bool:
+        return sandbox_endpoint() is not None
+
+    @property
+    def session(self):
+        if self._session is None:
+            import boto3  # lazy by design
+
+            profile = None if self.is_sandbox else self.settings.profile
+            with translate_aws_errors("open the AWS profile"):
+                self._session = boto3.Session(profile_name=profile, region_name=self.settings.region)
+        return self._session
+
+    @property
+    def region(self) -> str:
+        region = self.settings.region or self.session.region_name
+        if not region:
+            raise CredentialsError(
+                "No AWS region is set.",
+                [cmd("config set region us-east-1", "Set a default region"),
+                 Step("Or set AWS_REGION, or pass --region"),
+                 cmd("sandbox start", "Or use the embedded sandbox")],
+            )
+        return region
+
+    def world(self) -> World:
+        if self.is_sandbox:
+            return World("sandbox", self.region)
+        if self._account is None:
+            with translate_aws_errors("identify the AWS account"):
+                self._account = self.client("sts").get_caller_identity()["Account"]
+        return World("aws", self.region, self._account)
+
+    # -- clients ----------------------------------------------------------------------------
+    def client(self, service: str, region: str | None = None):
+        region = region or (self.region if service != "pricing" else _pricing_region(self.region))
+        key = (service, region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                from botocore.config import Config
+
+                config = Config(
+                    retries={"mode": self.settings.retry_mode, "max_attempts": self.settings.max_attempts},
+                    user_agent_extra="runctl-jupyter",
+                    connect_timeout=10,
+                    read_timeout=60,
+                    max_pool_connections=32,
+                )
+                client = self.session.client(service, region_name=region, config=config)
+                client.meta.events.register("before-call", self._count_call)
+                self._clients[key] = client
+        return client
+
+    def _count_call(self, model=None, **_kwargs) -> None:
+        if model is not None:
+            self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def client_factory(self):
+        """``(service, region) -> client``, for modules that take a factory."""
+        return lambda service, region=None: self.client(service, region)
+
+    # -- time -------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The current instant: the sandbox clock in the sandbox (it may be frozen), else UTC now."""
+        endpoint = sandbox_endpoint()
+        if endpoint is None:
+            return datetime.now(UTC)
+        with urllib.request.urlopen(f"{endpoint}/_runctl/clock", timeout=5) as resp:  # loopback only
+            return datetime.fromisoformat(json.load(resp)["now"])
+
+
+def _pricing_region(region: str) -> str:
+    # The Pricing API lives in us-east-1 (and ap-south-1 / eu-central-1); prices of every region come from there.
+    return "ap-south-1" if region.startswith("ap-") else "us-east-1"

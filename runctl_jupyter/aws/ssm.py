@@ -1,0 +1,92 @@
+"""Remote commands through SSM ``AWS-RunShellScript``: send one packaged script, poll its result.
+
+SSM has a waiter (``command_executed``) but its whole-second delays would make every remote step
+and every log poll at least a second slower, so this module polls ``GetCommandInvocation`` itself
+with a short, growing delay. Transient failures (throttling, 5xx) are retried by botocore's retry
+mode; ``InvocationDoesNotExist`` right after SendCommand is AWS's eventual consistency, handled here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from ..errors import BackendError, Step, cmd, translate_aws_errors
+from ..models import RemoteResult
+from ..remote import command_for
+from .session import Context
+
+TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Cancelling", "Undeliverable", "Terminated"}
+DEFAULT_TIMEOUT_S = 600
+
+
+def send(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
+         env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S) -> str:
+    """Send ``remote/<script>.sh`` with quoted args; returns the command ID."""
+    with translate_aws_errors(f"send a command to {instance_id}", instance_id):
+        try:
+            resp = ctx.client("ssm").send_command(
+                InstanceIds=[instance_id],
+                DocumentName="AWS-RunShellScript",
+                Parameters={"commands": [command_for(script, args, env)], "executionTimeout": [str(timeout_s)]},
+                TimeoutSeconds=60,
+                Comment=f"runctl {script}"[:100],
+            )
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code == "InvalidInstanceId":
+                raise BackendError(
+                    f"Instance {instance_id} cannot take commands now (not running, or its SSM agent is not Online).",
+                    [cmd(f"aws status {instance_id}", "Check its state"),
+                     cmd(f"aws start {instance_id} --wait", "Start it and wait for SSM"),
+                     Step("On AWS: the instance needs the SSM agent and an instance profile (README)")],
+                ) from exc
+            raise
+    return resp["Command"]["CommandId"]
+
+
+def wait_result(ctx: Context, instance_id: str, command_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                sleep: Callable[[float], None] = time.sleep) -> RemoteResult:
+    client = ctx.client("ssm")
+    delay = 0.05 if ctx.is_sandbox else 0.5
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sleep(delay)
+        delay = min(delay * 1.6, 2.0)
+        with translate_aws_errors(f"read a command's result from {instance_id}", instance_id):
+            try:
+                inv = client.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+            except Exception as exc:
+                if getattr(exc, "response", {}).get("Error", {}).get("Code") == "InvocationDoesNotExist":
+                    inv = {"Status": "Pending"}
+                else:
+                    raise
+        status = inv.get("Status", "Pending")
+        if status in TERMINAL:
+            return RemoteResult(
+                instance_id=instance_id,
+                command_id=command_id,
+                status=status,
+                exit_code=int(inv.get("ResponseCode", -1)),
+                stdout=inv.get("StandardOutputContent", ""),
+                stderr=inv.get("StandardErrorContent", ""),
+            )
+        if time.monotonic() > deadline:
+            raise BackendError(
+                f"A command on {instance_id} did not finish within {int(timeout_s)} s.",
+                [cmd(f"aws status {instance_id}", "Check the instance"), Step("Run the command again")],
+            )
+
+
+def run(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S) -> RemoteResult:
+    """One SSM round trip: send the script, wait for its result."""
+    command_id = send(ctx, instance_id, script, args, env, timeout_s)
+    return wait_result(ctx, instance_id, command_id, timeout_s=timeout_s + 60)
+
+
+def remote_root_env(ctx: Context) -> dict[str, str]:
+    """RUNCTL_ROOT for the scripts: the sandbox sets it per instance; on AWS it is the login user's home."""
+    if ctx.is_sandbox:
+        return {}
+    return {"RUNCTL_ROOT": f"/home/{ctx.settings.remote_user}"}

@@ -1,0 +1,169 @@
+"""Settings and where each value came from.
+
+Precedence (highest first): command-line flag > ``RUNCTL_<NAME>`` environment variable >
+``%config RunctlMagics.<name>`` / project file (``[tool.runctl]`` in the project's pyproject.toml,
+or ``.runctl.toml``) > user file (``~/.config/runctl/config.toml`` or ``$RUNCTL_CONFIG_FILE``) >
+default. When runctl sets no region/profile, boto3's own chain (AWS_PROFILE, AWS_REGION, SSO…) applies.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import Step, UsageError, cmd
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return value
+
+
+def _retry_mode(text: str) -> str:
+    if text not in ("standard", "adaptive", "legacy"):
+        raise ValueError("must be standard, adaptive or legacy")
+    return text
+
+
+def _name(text: str) -> str:
+    if not text or "/" in text or text.startswith(".") or len(text) > 128:
+        raise ValueError("must be a plain name without '/' (at most 128 characters)")
+    return text
+
+
+@dataclass
+class Settings:
+    region: str | None = field(default=None, metadata={"help": "AWS region (else boto3's chain)"})
+    profile: str | None = field(default=None, metadata={"help": "AWS profile (else boto3's chain)"})
+    bucket: str | None = field(default=None, metadata={"help": "S3 bucket for code bundles and checkpoint copies"})
+    project: str | None = field(default=None, metadata={"help": "project name (default: the project folder's name)", "parse": _name})
+    remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home)"})
+    warn_uptime_hours: float = field(default=24.0, metadata={"help": "warn when a running instance is up longer (hours)", "parse": _positive_float})
+    warn_accrued_usd: float = field(default=10.0, metadata={"help": "warn when accrued cost exceeds ($)", "parse": _positive_float})
+    warn_hourly_usd: float = field(default=5.0, metadata={"help": "warn when the hourly price exceeds ($/hr)", "parse": _positive_float})
+    retry_mode: str = field(default="adaptive", metadata={"help": "boto3 retry mode", "parse": _retry_mode})
+    max_attempts: int = field(default=12, metadata={"help": "boto3 attempts per call (throttling, 5xx)", "parse": _positive_int})
+    stop_wait_seconds: int = field(default=60, metadata={"help": "how long stop waits for a training to checkpoint", "parse": _positive_int})
+    price_cache_ttl_hours: float = field(default=24.0, metadata={"help": "how long Pricing API answers are cached", "parse": _positive_float})
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def explain(self) -> list[tuple[str, Any, str]]:
+        return [(f.name, getattr(self, f.name), self.sources.get(f.name, "default")) for f in setting_fields()]
+
+
+def setting_fields():
+    return [f for f in fields(Settings) if f.name != "sources"]
+
+
+SETTING_NAMES = tuple(f.name for f in setting_fields())
+
+
+def _parser(name: str) -> Callable[[str], Any]:
+    f = next(f for f in setting_fields() if f.name == name)
+    return f.metadata.get("parse", str)
+
+
+def parse_value(name: str, raw: Any, source: str) -> Any:
+    if name not in SETTING_NAMES:
+        raise UsageError(
+            f"Unknown setting '{name}' (from {source}).",
+            [cmd("config show", "See the settings and their current values"),
+             Step("Valid names: " + ", ".join(SETTING_NAMES))],
+        )
+    if raw is None:
+        return None
+    try:
+        return _parser(name)(str(raw))
+    except ValueError as exc:
+        raise UsageError(
+            f"Setting {name}={raw!r} (from {source}) is invalid: {exc}.",
+            [cmd(f"config set {name} VALUE", "Set a valid value"), cmd("config show", "Check where it came from")],
+        ) from exc
+
+
+def user_config_path() -> Path:
+    explicit = os.environ.get("RUNCTL_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "runctl" / "config.toml"
+
+
+def project_config(start: Path) -> tuple[dict[str, Any], str] | None:
+    """``.runctl.toml`` or ``[tool.runctl]`` of the nearest pyproject.toml above ``start``."""
+    for folder in [start, *start.parents]:
+        dotfile = folder / ".runctl.toml"
+        if dotfile.is_file():
+            return _read_toml(dotfile), str(dotfile)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("runctl")
+            if table is not None:
+                return table, f"{pyproject} [tool.runctl]"
+            return None
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}.", [Step(f"Fix or remove {path}")]) from exc
+
+
+def resolve(flags: Mapping[str, Any] | None = None, magic: Mapping[str, Any] | None = None,
+            cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge every source into one Settings, remembering where each value came from."""
+    environ = os.environ if environ is None else environ
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    user_file = user_config_path()
+    if user_file.is_file():
+        layers.append((f"user file {user_file}", _read_toml(user_file)))
+    found = project_config(cwd or Path.cwd())
+    if found:
+        layers.append((f"project file {found[1]}", found[0]))
+    if magic:
+        layers.append(("%config RunctlMagics", magic))
+    env_layer = {n: environ[f"RUNCTL_{n.upper()}"] for n in SETTING_NAMES if f"RUNCTL_{n.upper()}" in environ}
+    layers.append(("environment", {n: v for n, v in env_layer.items()}))
+    if flags:
+        layers.append(("command line", {k: v for k, v in flags.items() if v is not None}))
+    settings = Settings()
+    for source, values in layers:
+        for name, raw in values.items():
+            value = parse_value(name, raw, source if source != "environment" else f"RUNCTL_{name.upper()}")
+            setattr(settings, name, value)
+            settings.sources[name] = source if source != "environment" else f"env RUNCTL_{name.upper()}"
+    return settings
+
+
+def set_user_value(name: str, raw: str, path: Path | None = None) -> Path:
+    """``config set``: validate, then write the value into the user file (atomically)."""
+    parse_value(name, raw, "config set")
+    path = path or user_config_path()
+    current = _read_toml(path) if path.is_file() else {}
+    current[name] = raw
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{k} = {_toml_string(str(v))}\n" for k, v in sorted(current.items())), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'

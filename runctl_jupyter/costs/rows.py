@@ -1,0 +1,128 @@
+"""One row per instance for `%runctl resources` (pure): CostRow, built from describe_instances data.
+
+Tags read (written by runctl when it starts/stops a run, so listing needs no SSM call):
+``Name``, ``runctl:project``, ``runctl:run-state`` ("running" | "exit 0" | "exit 3" | …),
+``runctl:last-checkpoint``, and the ledger tags of :mod:`.billing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from .billing import (
+    Basis,
+    current_accrual,
+    ebs_usd_per_hour,
+    stop_time_from_reason,
+    tag_dict,
+    uptime_seconds,
+)
+from .warnings import CostWarning, Thresholds, warnings_for
+
+PROJECT_TAG = "runctl:project"
+RUN_STATE_TAG = "runctl:run-state"
+LAST_CHECKPOINT_TAG = "runctl:last-checkpoint"
+
+Lifecycle = Literal["on-demand", "spot"]
+
+
+@dataclass(frozen=True)
+class CostRow:
+    instance_id: str
+    instance_type: str
+    state: str
+    region: str
+    name: str | None = None
+    az: str | None = None
+    lifecycle: Lifecycle = "on-demand"
+    launched: datetime | None = None  # tz-aware: the last start (EC2 LaunchTime)
+    uptime_seconds: int = 0  # since the last start; 0 unless running
+    usd_per_hour: float | None = None
+    accrued_usd: float | None = None
+    accrued_basis: Basis = "since last start"
+    price_source: str = "unknown"
+    price_as_of: str = ""
+    training: str | None = None
+    last_checkpoint: str | None = None
+    ebs_usd_per_hour: float | None = None
+    project: str | None = None
+    warnings: tuple[CostWarning, ...] = field(default_factory=tuple)
+
+
+class _Quote(Protocol):
+    usd_per_hour: float | None
+    source: str
+    as_of: str
+
+
+class _Book(Protocol):
+    def prefetch(self, pairs: Iterable[tuple[str, str]]) -> Mapping[tuple[str, str], _Quote]: ...
+    def on_demand(self, region: str, instance_type: str) -> _Quote: ...
+    def spot(self, region: str, az: str | None, instance_type: str) -> _Quote: ...
+    def ebs_gb_month(self, region: str) -> float | None: ...
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: datetime,
+             ebs_gb: float = 0.0, ebs_gb_month: float | None = None,
+             thresholds: Thresholds | None = None) -> CostRow:
+    """A CostRow from one ``describe_instances`` Instance dict and its price quote."""
+    tags = tag_dict(instance.get("Tags"))
+    state = str((instance.get("State") or {}).get("Name", "unknown"))
+    running = state == "running"
+    launched = _aware(instance.get("LaunchTime"))
+    hourly = quote.usd_per_hour
+    accrual = current_accrual(tags, launched, now, hourly, running=running,
+                              stopped_at=stop_time_from_reason(instance.get("StateTransitionReason")))
+    up = uptime_seconds(launched, now, running=running)
+    ebs = ebs_usd_per_hour(ebs_gb, ebs_gb_month) if ebs_gb and ebs_gb_month is not None else None
+    return CostRow(
+        instance_id=str(instance["InstanceId"]),
+        instance_type=str(instance.get("InstanceType", "")),
+        state=state,
+        region=region,
+        name=tags.get("Name"),
+        az=(instance.get("Placement") or {}).get("AvailabilityZone"),
+        lifecycle="spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
+        launched=launched,
+        uptime_seconds=up,
+        usd_per_hour=hourly,
+        accrued_usd=accrual.usd,
+        accrued_basis=accrual.basis,
+        price_source=quote.source,
+        price_as_of=quote.as_of,
+        training=tags.get(RUN_STATE_TAG),
+        last_checkpoint=tags.get(LAST_CHECKPOINT_TAG),
+        ebs_usd_per_hour=ebs,
+        project=tags.get(PROJECT_TAG),
+        warnings=tuple(warnings_for(state, up, accrual.usd, hourly, thresholds)),
+    )
+
+
+def cost_rows(instances: Iterable[Mapping[str, Any]], book: _Book, *, region: str, now: datetime,
+              volume_gb: Mapping[str, float] | None = None,
+              thresholds: Thresholds | None = None) -> list[CostRow]:
+    """Rows for many instances: prefetches each distinct type once; spot ones priced per AZ."""
+    items = [i for i in instances if (i.get("State") or {}).get("Name") != "terminated"]
+    book.prefetch((region, str(i.get("InstanceType", ""))) for i in items
+                  if i.get("InstanceLifecycle") != "spot")  # spot ones are priced per AZ below
+    gb_month = book.ebs_gb_month(region)
+    rows = []
+    for inst in items:
+        itype = str(inst.get("InstanceType", ""))
+        if inst.get("InstanceLifecycle") == "spot":
+            quote = book.spot(region, (inst.get("Placement") or {}).get("AvailabilityZone"), itype)
+        else:
+            quote = book.on_demand(region, itype)
+        rows.append(cost_row(inst, quote, region=region, now=now,
+                             ebs_gb=(volume_gb or {}).get(str(inst["InstanceId"]), 0.0),
+                             ebs_gb_month=gb_month, thresholds=thresholds))
+    return rows

@@ -1,0 +1,54 @@
+"""The shell layout of ``runctl resources list`` (as in the runctl docs)::
+
+      t3.micro (11 running, $0.1144/hr)
+        i-xxx  running  (25h 30m)  $0.0104/hr ($0.26 total)
+          ⚠️  Running 25 hours ($0.26 accumulated)
+      Total: 11 running · $0.1144/hr · $0.26 accrued · prices: snapshot (2026-11-01)
+
+Groups follow the frame's row order (sort first to choose it). "total" is the ledger figure;
+without a ledger the line says "since last start".
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import fmt
+from .caption import CaptionInfo, caption_text
+from .table import row_warnings
+
+
+def _instance_line(r: pd.Series) -> str:
+    acc = None if pd.isna(r["accrued_usd"]) else float(r["accrued_usd"])
+    basis = "total" if r["accrued_basis"] == "ledger" else "since last start"
+    total = f" ({fmt.usd(acc)} {basis})" if acc is not None else ""
+    if r["state"] == "running":
+        secs = r["uptime"].total_seconds() if pd.notna(r["uptime"]) else 0
+        line = f"    {r['instance_id']}  running  ({fmt.uptime(secs)})  {fmt.hourly(r['usd_per_hour'])}/hr{total}"
+    else:
+        line = f"    {r['instance_id']}  {r['state']}"
+        if pd.notna(r["ebs_usd_per_hour"]):
+            line += f"  EBS {fmt.hourly(r['ebs_usd_per_hour'])}/hr (volumes still bill)"
+        line += total
+    training = r.get("training")
+    if isinstance(training, str) and training and training != "none":
+        line += f"  [training: {training}]"
+    return line
+
+
+def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> str:
+    """The listing as runctl prints it in a shell, ending with a totals line."""
+    warnings = dict(zip(df.index, row_warnings(df), strict=True))
+    lines: list[str] = []
+    for itype in pd.unique(df["instance_type"]):
+        group = df[df["instance_type"] == itype]
+        running = group["state"].eq("running")
+        hourly = float(group.loc[running, "usd_per_hour"].sum(min_count=0))
+        lines.append(f"  {itype} ({int(running.sum())} running, {fmt.hourly(hourly)}/hr)")
+        for idx, r in group.iterrows():
+            lines.append(_instance_line(r))
+            lines.extend(f"      {w.text}" for w in warnings[idx])
+    if df.empty:
+        lines.append("  No instances.")
+    lines.append(f"  Total: {caption_text(df, caption_info)}")
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+"""How runctl's DataFrames show in a notebook: once, styled, while the value stays a plain DataFrame.
+
+Frames runctl returns carry ``df.attrs["runctl_kind"]``; an IPython HTML formatter registered by
+name (so pandas is not imported at ``%load_ext``) renders those through the cost table's Styler.
+Every other DataFrame keeps pandas' own HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _html(df: Any) -> str | None:
+    kind = df.attrs.get("runctl_kind")
+    if kind == "resources":
+        from .costs import style
+
+        return style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds")).to_html()
+    if kind:
+        styler = df.style.hide(axis="index").set_uuid(f"runctl-{kind}")
+        caption = df.attrs.get("runctl_caption")
+        if caption:
+            styler = styler.set_caption(caption)
+        return styler.to_html()
+    return df._repr_html_()
+
+
+def register_formatters(ipython: Any) -> None:
+    formatter = ipython.display_formatter.formatters["text/html"]
+    formatter.for_type_by_name("pandas.core.frame", "DataFrame", _html)

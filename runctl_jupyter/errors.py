@@ -1,0 +1,206 @@
+"""The one error family of runctl-jupyter, and the single place botocore errors are translated.
+
+    RunctlError                 exit 4 unless a subclass says otherwise
+    ├── UsageError              exit 2  bad flags, bad IDs, bad values (nothing was sent)
+    ├── GuardRefused            exit 3  a safety guard said no (nothing was changed)
+    ├── BackendError            exit 4  AWS or the sandbox failed or refused
+    │   ├── SandboxNotRunning
+    │   └── CredentialsError
+    └── TrainingFailed          exit 5  the training itself exited non-zero (carries the result)
+
+Every error is: one line saying what went wrong, then ``To resolve:`` and numbered steps.
+A step may carry a runctl command (without prefix); front ends print it with their own prefix:
+``%runctl aws start i-…`` in a notebook, ``runctl aws start i-…`` in a shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SHELL_PREFIX = "runctl"
+NOTEBOOK_PREFIX = "%runctl"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One numbered step of a fix: some words, a runctl command (no prefix), or both."""
+
+    text: str = ""
+    command: str | None = None
+
+    def render(self, prefix: str) -> str:
+        if self.command is None:
+            return self.text
+        cmd = f"{prefix} {self.command}"
+        return f"{self.text}: {cmd}" if self.text else cmd
+
+
+StepLike = Step | str
+
+
+def cmd(command: str, text: str = "") -> Step:
+    """A step that is a runctl command, e.g. ``cmd("aws start i-0123", "Start it")``."""
+    return Step(text=text, command=command)
+
+
+def _as_step(step: StepLike) -> Step:
+    return step if isinstance(step, Step) else Step(text=step)
+
+
+class RunctlError(Exception):
+    exit_code = 4
+
+    def __init__(self, message: str, steps: Sequence[StepLike] = (), *, details: Sequence[str] = ()):
+        if "\n" in message:
+            raise ValueError("an error message is one line; put the rest in details or steps")
+        super().__init__(message)
+        self.message = message
+        self.steps: tuple[Step, ...] = tuple(_as_step(s) for s in steps)
+        # Lines printed *before* the error line (e.g. the terminate guard's warning block).
+        self.details: tuple[str, ...] = tuple(details)
+
+    def render(self, prefix: str = SHELL_PREFIX, *, with_details: bool = True) -> str:
+        lines = list(self.details) if with_details else []
+        lines.append(f"Error: {self.message}")
+        if self.steps:
+            lines.append("To resolve:")
+            lines.extend(f"  {i}. {s.render(prefix)}" for i, s in enumerate(self.steps, 1))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:  # what a plain `print(err)` / logging shows
+        return self.render(SHELL_PREFIX, with_details=False)
+
+    # IPython calls this instead of printing a traceback (see InteractiveShell.showtraceback).
+    def _render_traceback_(self) -> list[str]:
+        return self.render(NOTEBOOK_PREFIX).splitlines()
+
+
+class UsageError(RunctlError):
+    exit_code = 2
+
+
+class GuardRefused(RunctlError):
+    exit_code = 3
+
+
+class BackendError(RunctlError):
+    exit_code = 4
+
+
+class SandboxNotRunning(BackendError):
+    pass
+
+
+class CredentialsError(BackendError):
+    pass
+
+
+class TrainingFailed(RunctlError):
+    exit_code = 5
+
+    def __init__(self, message: str, steps: Sequence[StepLike] = (), *, result: Any = None,
+                 details: Sequence[str] = ()):
+        super().__init__(message, steps, details=details)
+        self.result = result
+
+
+# --- botocore translation -------------------------------------------------------------------
+
+_INSTANCE_NOT_FOUND = {"InvalidInstanceID.NotFound", "InvalidInstanceId", "InvalidInstanceID"}
+_THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
+            "UnrecognizedClientException", "AuthFailure"}
+
+
+def _world_steps() -> list[Step]:
+    return [
+        cmd("sandbox start", "To work without an AWS account, start the embedded sandbox"),
+        Step("Or configure AWS: `aws configure` / `aws sso login`, or set AWS_PROFILE"),
+    ]
+
+
+@contextlib.contextmanager
+def translate_aws_errors(action: str, instance_id: str | None = None) -> Iterator[None]:
+    """Map botocore/boto3 failures raised inside the block to RunctlErrors (``raise … from``)."""
+    try:
+        yield
+    except RunctlError:
+        raise
+    except Exception as exc:  # only botocore types are translated; anything else re-raises
+        err = _translate(exc, action, instance_id)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlError | None:
+    from botocore import exceptions as bexc  # lazy: importing runctl must not import botocore
+
+    if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
+        return CredentialsError(f"No AWS credentials found while trying to {action}.", _world_steps())
+    if isinstance(exc, bexc.NoRegionError):
+        return CredentialsError(
+            f"No AWS region is set, so runctl cannot {action}.",
+            [cmd("config set region us-east-1", "Set a default region"),
+             Step("Or set AWS_REGION / AWS_DEFAULT_REGION, or pass --region"),
+             cmd("sandbox start", "Or use the embedded sandbox")],
+        )
+    if isinstance(exc, bexc.TokenRetrievalError | bexc.SSOError):
+        return CredentialsError(
+            f"AWS credentials expired while trying to {action}.",
+            [Step("Refresh them: `aws sso login` (or renew your session)"), Step("Run the command again")],
+        )
+    if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectionClosedError | bexc.ReadTimeoutError
+                  | bexc.ConnectTimeoutError):
+        return BackendError(
+            f"Could not reach the AWS endpoint while trying to {action} ({exc.kwargs.get('endpoint_url', '')}).",
+            [cmd("sandbox status", "If you use the sandbox, check it is running"),
+             cmd("sandbox start", "Start (or re-attach to) the sandbox"),
+             Step("Otherwise check your network and AWS_ENDPOINT_URL")],
+        )
+    if isinstance(exc, bexc.WaiterError):
+        return BackendError(
+            f"Gave up waiting to {action}: {exc.last_response.get('Error', {}).get('Message') or exc.reason}.",
+            [cmd(f"aws status {instance_id}" if instance_id else "resources list", "Check the current state"),
+             Step("Run the command again with --wait once the state settles")],
+        )
+    if isinstance(exc, bexc.ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        msg = error.get("Message", "") or code
+        if code in _INSTANCE_NOT_FOUND or code == "InvalidInstanceID.Malformed":
+            return BackendError(
+                f"Instance {instance_id or ''} was not found in this region.".replace("  ", " "),
+                [cmd("resources list", "List the instances runctl can see"),
+                 Step("Check the region: pass --region, or `config show`")],
+            )
+        if code in _THROTTLED:
+            return BackendError(
+                f"AWS kept throttling the request to {action}, even after retries.",
+                [Step("Wait a minute and run the command again"),
+                 cmd("config set max_attempts 20", "Or allow more retries")],
+            )
+        if code in _EXPIRED:
+            return CredentialsError(
+                f"AWS rejected the credentials while trying to {action} ({code}).",
+                [Step("Refresh them: `aws sso login` or renew your session"), Step("Run the command again")],
+            )
+        if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
+            return BackendError(
+                f"Not allowed to {action}: {msg}",
+                [Step("Ask for the permission named above (README: 'Minimal IAM policy')")],
+            )
+        if code == "IncorrectInstanceState":
+            return BackendError(
+                f"Instance {instance_id} is in the wrong state to {action}: {msg}",
+                [cmd(f"aws status {instance_id}", "Check its state"),
+                 cmd(f"aws wait {instance_id}", "Wait until it settles, then retry")],
+            )
+        return BackendError(
+            f"AWS refused to {action}: {code}: {msg}",
+            [Step("Check the values you passed"), Step("Run again with --debug for the full trace")],
+        )
+    return None

@@ -1,0 +1,370 @@
+"""The one runctl grammar, shared by ``%runctl`` and the ``runctl`` shell command.
+
+* argv is split at the first ``--`` *before* parsing: what follows belongs to the training script
+  and is never parsed as runctl flags.
+* runctl's flags accept no abbreviations (``allow_abbrev=False`` on every parser).
+* Parsing never exits the process: usage errors raise :class:`UsageError` (exit 2) and ``--help``
+  raises :class:`HelpRequested` carrying the text, which front ends print.
+* Short forms: ``train``/``monitor``/``stop``/... mean ``aws train``/..., ``resources`` means
+  ``resources list``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .errors import Step, UsageError, cmd
+
+AWS_VERBS = ("create", "start", "stop", "terminate", "wait", "status", "train", "monitor", "checkpoints", "runs")
+SHORT_FORMS = {v: ("aws", v) for v in AWS_VERBS}
+SHORT_FORMS["resources"] = ("resources", "list")
+TOP_LEVEL = ("aws", "resources", "local", "panel", "sandbox", "config")
+FALSE_WORDS = {"false", "no", "0", "off"}
+TRUE_WORDS = {"true", "yes", "1", "on"}
+
+
+class HelpRequested(Exception):  # noqa: N818 - a signal, not an error
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+@dataclass
+class Command:
+    """A parsed command line: ``path`` like ("aws", "train"), options, and the script's own args."""
+
+    path: tuple[str, ...]
+    options: argparse.Namespace
+    script_args: list[str] = field(default_factory=list)
+    had_separator: bool = False
+
+    def __getattr__(self, name: str):
+        return getattr(self.options, name)
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("add_help", True)
+        super().__init__(*args, **kwargs)
+
+    def print_help(self, file=None):  # --help: hand the text to the front end, don't exit
+        raise HelpRequested(self.format_help())
+
+    def exit(self, status=0, message=None):
+        raise UsageError((message or "invalid command line").strip().splitlines()[0], [self._help_step()])
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}.", [self._help_step()])
+
+    def _help_step(self) -> Step:
+        words = self.prog.split()[1:]
+        return cmd(" ".join([*words, "--help"]), "See the usage")
+
+
+def _normalise_bool_flags(argv: list[str]) -> list[str]:
+    """``--sync-code=false`` → ``--no-sync-code`` (and ``=true`` → ``--sync-code``)."""
+    out = []
+    for word in argv:
+        if word.startswith("--sync-code="):
+            value = word.split("=", 1)[1].lower()
+            if value in TRUE_WORDS:
+                word = "--sync-code"
+            elif value in FALSE_WORDS:
+                word = "--no-sync-code"
+            else:
+                raise UsageError(f"--sync-code expects true or false, got {value!r}.",
+                                 [cmd("aws train --help", "See the usage")])
+        out.append(word)
+    return out
+
+
+def _hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of hours, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _money(text: str) -> float:
+    try:
+        value = float(text.lstrip("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount in dollars, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _duration(text: str) -> float:
+    """'30m', '2h', '90s', '1h30m' or plain seconds → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    total, number = 0.0, ""
+    for ch in text.strip().lower():
+        if ch.isdigit() or ch == ".":
+            number += ch
+        elif ch in units and number:
+            total += float(number) * units[ch]
+            number = ""
+        else:
+            raise argparse.ArgumentTypeError(f"expected a duration like 30m or 2h, got {text!r}")
+    if number:
+        total += float(number)
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m or 2h, got {text!r}")
+    return total
+
+
+def _add_world_flags(p: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
+    # Sub-commands repeat these with SUPPRESS so they never overwrite a value given before the command.
+    p.add_argument("--region", default=default, help="AWS region (default: settings, then boto3's chain)")
+    p.add_argument("--profile", default=default, help="AWS profile (default: settings, then boto3's chain)")
+
+
+def _instance(p: argparse.ArgumentParser) -> None:
+    p.add_argument("instance_id", metavar="INSTANCE_ID", help="e.g. i-0abc123def4567890")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="runctl", description="Run and watch ML training on AWS EC2 (or the embedded sandbox).",
+                   epilog="Short forms: `train`, `monitor`, `stop`, … mean `aws …`; `resources` means `resources list`. "
+                          "Everything after the first `--` goes to the training script untouched.")
+    root.add_argument("--sandbox", action="store_true", help="use the running embedded sandbox (shell)")
+    root.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_world_flags(root, default=None)
+    top = root.add_subparsers(dest="group", metavar="COMMAND", parser_class=_Parser)
+    top.required = True
+
+    aws = top.add_parser("aws", help="EC2 instances and training on them")
+    verbs = aws.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    verbs.required = True
+
+    p = verbs.add_parser("create", help="launch an instance (tagged as runctl's)")
+    p.add_argument("instance_type", metavar="INSTANCE_TYPE", help="e.g. t3.micro, g5.xlarge")
+    p.add_argument("--wait", action="store_true", help="wait until running and the SSM agent is Online")
+    p.add_argument("--ami", help="image ID (default: the region's current Amazon Linux 2023)")
+    p.add_argument("--iam-instance-profile", help="instance profile name or ARN (needed for SSM on AWS)")
+    p.add_argument("--key-name")
+    p.add_argument("--security-group", action="append", help="security group ID (repeatable)")
+    p.add_argument("--subnet", help="subnet ID")
+    p.add_argument("--disk-gb", type=_positive_int, default=30, help="root volume size (default: 30)")
+    p.add_argument("--name", help="Name tag")
+    p.add_argument("--project", help="runctl:project tag (default: settings or folder name)")
+    p.add_argument("--spot", action="store_true", help="launch spot capacity")
+    p.add_argument("--max-price", type=_money, help="spot max $/hr (default: the on-demand price)")
+    p.add_argument("--fallback-on-demand", action="store_true", help="use on-demand if spot is unavailable")
+    _add_world_flags(p)
+
+    for verb, text in (("start", "start a stopped instance"), ("wait", "wait for a state")):
+        p = verbs.add_parser(verb, help=text)
+        _instance(p)
+        if verb == "start":
+            p.add_argument("--wait", action="store_true", help="wait until running and SSM Online")
+        else:
+            p.add_argument("--state", choices=("running", "ssm", "stopped", "terminated"), default="ssm",
+                           help="state to wait for (default: ssm = running and SSM agent Online)")
+        _add_world_flags(p)
+
+    p = verbs.add_parser("stop", help="checkpoint and upload, then stop (spot: then terminate)")
+    _instance(p)
+    p.add_argument("--force", action="store_true", help="don't wait for the training to checkpoint")
+    p.add_argument("--wait", action="store_true", help="wait until stopped")
+    _add_world_flags(p)
+
+    p = verbs.add_parser("terminate", help="terminate (refused while checkpoints have no S3 copy)")
+    _instance(p)
+    p.add_argument("--force", action="store_true", help="terminate even if checkpoints would be lost")
+    p.add_argument("--wait", action="store_true", help="wait until terminated")
+    _add_world_flags(p)
+
+    p = verbs.add_parser("status", help="state, uptime, training and guardian of an instance")
+    _instance(p)
+    _add_world_flags(p)
+
+    p = verbs.add_parser("train", help="start a training script on an instance",
+                         description="Start SCRIPT on the instance. Put the script's own flags after `--`.")
+    _instance(p)
+    p.add_argument("script", metavar="SCRIPT", help="local path of the training script")
+    p.add_argument("--sync-code", dest="sync_code", action="store_true", default=True,
+                   help="sync the project to the instance first (default: on; --sync-code=false to skip)")
+    p.add_argument("--no-sync-code", dest="sync_code", action="store_false", help="don't sync the project")
+    p.add_argument("--wait", action="store_true", help="block until the run ends (Ctrl-C/interrupt detaches)")
+    p.add_argument("--project", help="project name (default: settings or the project folder's name)")
+    p.add_argument("--bucket", help="S3 bucket for the code bundle and checkpoint copies")
+    p.add_argument("--resume", metavar="auto|PATH", help="resume from a checkpoint ('auto' = newest, also from S3)")
+    p.add_argument("--autostop", type=_duration, metavar="DURATION", help="stop the instance once idle this long (30m, 2h)")
+    p.add_argument("--max-hours", type=_hours, help="budget cap: stop after this many hours")
+    p.add_argument("--max-cost", type=_money, help="budget cap: stop once the run cost this many dollars")
+    _add_world_flags(p)
+
+    p = verbs.add_parser("monitor", help="show the log tail, or follow it")
+    _instance(p)
+    p.add_argument("--follow", action="store_true", help="follow the log until the run ends")
+    p.add_argument("--run", dest="run_id", help="show the log of this run (default: the newest)")
+    p.add_argument("--lines", type=_positive_int, default=40, help="lines of tail to show (default: 40)")
+    p.add_argument("--project")
+    _add_world_flags(p)
+
+    for verb, text in (("checkpoints", "list checkpoints on the instance and in S3"),
+                       ("runs", "the run history of an instance")):
+        p = verbs.add_parser(verb, help=text)
+        _instance(p)
+        p.add_argument("--project")
+        p.add_argument("--bucket")
+        _add_world_flags(p)
+
+    res = top.add_parser("resources", help="what runs and what it costs")
+    rverbs = res.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    rverbs.required = True
+    for verb, text in (("list", "one row per instance, with costs and warnings"),
+                       ("summary", "grouped by instance type / project / state")):
+        p = rverbs.add_parser(verb, help=text)
+        p.add_argument("--platform", choices=("aws",), default="aws")
+        p.add_argument("--filter", dest="state_filter", metavar="STATE", help="running, stopped, …")
+        p.add_argument("--project", help="only this runctl project")
+        p.add_argument("--all-regions", action="store_true", help="query every enabled region concurrently")
+        p.add_argument("--regions", help="comma-separated regions, queried concurrently")
+        if verb == "list":
+            p.add_argument("--sort", default="cost", help="cost, hourly, uptime, type, state, launched, id")
+        else:
+            p.add_argument("--by", default="instance_type", help="instance_type, project or state")
+            p.add_argument("--plot", action="store_true", help="also draw cost per type and project")
+        p.add_argument("--export", choices=("csv", "html", "json"))
+        p.add_argument("--export-file", help="where to write the export")
+        _add_world_flags(p)
+
+    local = top.add_parser("local", help="run the same launcher on this machine")
+    lverbs = local.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    lverbs.required = True
+    p = lverbs.add_parser("train", help="train locally with the same safety and logs")
+    p.add_argument("script", metavar="SCRIPT")
+    p.add_argument("--wait", action="store_true")
+    p.add_argument("--project")
+
+    panel = top.add_parser("panel", help="widget panels: resources, or training on an instance")
+    panel.add_argument("kind", nargs="?", choices=("resources", "train"), default="resources")
+    panel.add_argument("instance_id", nargs="?", metavar="INSTANCE_ID")
+    panel.add_argument("--refresh", type=_positive_int, metavar="SECONDS", help="auto-refresh every N seconds")
+
+    sb = top.add_parser("sandbox", help="the embedded local AWS world")
+    sverbs = sb.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    sverbs.required = True
+    p = sverbs.add_parser("start", help="start (or attach to) the background sandbox")
+    p.add_argument("--fresh", action="store_true", help="begin a clean world")
+    p.add_argument("--dir", help="sandbox folder (default: $RUNCTL_SANDBOX_DIR or ~/.runctl/sandbox)")
+    p.add_argument("--freeze-clock", metavar="ISO_TIME", help="freeze the sandbox clock at this instant")
+    p = sverbs.add_parser("stop", help="end the sandbox and every instance process")
+    p.add_argument("--dir")
+    p = sverbs.add_parser("status", help="is a sandbox running, and where")
+    p.add_argument("--dir")
+    p = sverbs.add_parser("age", help="make an instance look as if it has run HOURS longer")
+    _instance(p)
+    p.add_argument("hours", type=_hours, metavar="HOURS")
+    p = sverbs.add_parser("interrupt", help="post a spot interruption notice to an instance")
+    _instance(p)
+    p.add_argument("--notice-seconds", type=_positive_int, default=120)
+    p = sverbs.add_parser("clock", help="show, freeze or move the sandbox clock")
+    p.add_argument("--freeze", metavar="ISO_TIME")
+    p.add_argument("--advance", type=_duration, metavar="DURATION")
+    p.add_argument("--unfreeze", action="store_true")
+
+    cfg = top.add_parser("config", help="settings and where they come from")
+    cverbs = cfg.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    cverbs.required = True
+    cverbs.add_parser("show", help="effective values and their sources")
+    p = cverbs.add_parser("set", help="write a value into the user config file")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("value", metavar="VALUE")
+    return root
+
+
+_PARSER: argparse.ArgumentParser | None = None
+
+
+def parser() -> argparse.ArgumentParser:
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = build_parser()
+    return _PARSER
+
+
+def split_script_args(argv: Sequence[str]) -> tuple[list[str], list[str], bool]:
+    """Split at the first ``--``: (runctl argv, script args, whether ``--`` was present)."""
+    argv = list(argv)
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:], True
+    return argv, [], False
+
+
+def _expand_short_forms(argv: list[str]) -> list[str]:
+    # Leading global flags may precede the command word.
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in ("--region", "--profile") else 1
+    if i < len(argv) and argv[i] in SHORT_FORMS:
+        group, verb = SHORT_FORMS[argv[i]]
+        rest = argv[i + 1:]
+        if argv[i] == "resources" and rest and rest[0] in ("list", "summary"):
+            return argv[:i] + ["resources", *rest]
+        return argv[:i] + [group, verb, *rest]
+    return argv
+
+
+def parse(argv: Sequence[str]) -> Command:
+    """Parse a runctl command line (already split into words)."""
+    own, script_args, had_sep = split_script_args(argv)
+    own = _normalise_bool_flags(_expand_short_forms(own))
+    if not own or own == ["--debug"]:
+        raise HelpRequested(parser().format_help())
+    ns, extras = parser().parse_known_args(own)
+    path = tuple(x for x in (ns.group, getattr(ns, "verb", None)) if x)
+    if ns.group == "panel":
+        path = ("panel",)
+    if extras:
+        words = " ".join(path)
+        if path in (("aws", "train"), ("local", "train")) and not had_sep:
+            flags = " ".join(extras)
+            script = getattr(ns, "script", "SCRIPT")
+            target = ns.instance_id + " " if path == ("aws", "train") else ""
+            raise UsageError(
+                f"'{flags}' is not a runctl flag; the script's own flags go after `--`.",
+                [cmd(f"{words} {target}{script} -- {flags}", "Put the script's flags after --"),
+                 cmd(f"{words} --help", "See runctl's own flags")],
+            )
+        raise UsageError(
+            f"Unknown argument(s) for `{words}`: {' '.join(extras)}.",
+            [cmd(f"{words} --help", "See the usage")],
+        )
+    if script_args and path not in (("aws", "train"), ("local", "train")):
+        raise UsageError(
+            f"`{' '.join(path)}` takes no script arguments, but some followed `--`.",
+            [cmd(f"{' '.join(path)} --help", "See the usage")],
+        )
+    return Command(path=path, options=ns, script_args=script_args, had_separator=had_sep)
+
+
+def help_text(words: Sequence[str] = ()) -> str:
+    try:
+        parse([*words, "--help"])
+    except HelpRequested as h:
+        return h.text
+    raise AssertionError("unreachable")
+
+
+__all__ = ["Command", "HelpRequested", "parse", "split_script_args", "help_text", "Step"]

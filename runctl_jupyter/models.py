@@ -1,0 +1,111 @@
+"""Dataclasses passed between the layers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .errors import Step, UsageError, cmd
+
+INSTANCE_ID_RE = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+def validate_instance_id(instance_id: str) -> str:
+    """``i-`` + 8 or 17 lowercase hex digits, checked before any call is made."""
+    if not INSTANCE_ID_RE.match(instance_id or ""):
+        raise UsageError(
+            f"'{instance_id}' is not an EC2 instance ID (expected i- followed by 8 or 17 hex digits).",
+            [cmd("resources list", "List your instances and copy an ID"),
+             Step("IDs look like i-0abc123def4567890")],
+        )
+    return instance_id
+
+
+@dataclass(frozen=True)
+class World:
+    """Where a command acted: the embedded sandbox, or an AWS account + region."""
+
+    kind: str  # "sandbox" | "aws"
+    region: str
+    account: str | None = None
+
+    def label(self) -> str:
+        if self.kind == "sandbox":
+            return f"sandbox · {self.region}"
+        return f"AWS account {self.account or '?'} · {self.region}"
+
+
+@dataclass
+class Instance:
+    instance_id: str
+    instance_type: str
+    state: str
+    region: str
+    availability_zone: str | None = None
+    launch_time: datetime | None = None
+    lifecycle: str = "on-demand"  # "on-demand" | "spot"
+    spot_request_type: str | None = None  # "one-time" | "persistent" | None
+    tags: dict[str, str] = field(default_factory=dict)
+    image_id: str | None = None
+    root_volume_gb: int | None = None
+    public_ip: str | None = None
+    private_ip: str | None = None
+    iam_instance_profile: str | None = None
+    ssm_online: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return self.tags.get("Name", "")
+
+    @property
+    def project(self) -> str | None:
+        return self.tags.get("runctl:project")
+
+    @property
+    def managed(self) -> bool:
+        return "runctl:project" in self.tags or "runctl:created" in self.tags
+
+    @property
+    def one_time_spot(self) -> bool:
+        return self.lifecycle == "spot" and self.spot_request_type != "persistent"
+
+    def summary(self) -> str:
+        lines = [f"{self.instance_id}  {self.instance_type}  {self.state}"
+                 + (f"  ({self.lifecycle}{', ' + self.spot_request_type if self.spot_request_type else ''})"
+                    if self.lifecycle == "spot" else "")]
+        lines.append(f"  region {self.region}" + (f" / {self.availability_zone}" if self.availability_zone else ""))
+        if self.launch_time:
+            lines.append(f"  last started {self.launch_time.isoformat(timespec='seconds')}")
+        if self.project:
+            lines.append(f"  project {self.project}" + (f", name {self.name}" if self.name else ""))
+        if self.ssm_online is not None:
+            lines.append(f"  SSM agent {'Online' if self.ssm_online else 'not online'}")
+        run_state = self.tags.get("runctl:run-state")
+        if run_state:
+            lines.append(f"  training: {run_state} (run {self.tags.get('runctl:run-id', '?')})")
+        guardian = self.tags.get("runctl:guardian")
+        if guardian:
+            lines.append(f"  guardian: {guardian}")
+        return "\n".join(lines)
+
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the summary as Out[…]
+        p.text(self.summary())
+
+
+@dataclass
+class RemoteResult:
+    """What one SSM command returned (stdout already cut by SSM's 24,000-character limit)."""
+
+    instance_id: str
+    command_id: str
+    status: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "Success" and self.exit_code == 0
+

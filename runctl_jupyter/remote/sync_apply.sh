@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# sync_apply.sh PROJECT BUNDLE_URL [EXPECTED_SHA256]
+#
+# Apply a code bundle made by runctl_jupyter.sync.make_bundle to ROOT/runctl/PROJECT/code/:
+#   1. download it (curl, URL given on curl's stdin config so it never shows in `ps`; the URL is
+#      never printed). BUNDLE_URL "-" means: take it from the environment variable RUNCTL_SYNC_URL;
+#   2. check its sha256 when EXPECTED_SHA256 is given;
+#   3. refuse (exit 3) any member that is absolute, has a ".." component, or is not a regular
+#      file or directory (tar-slip, links), before extracting into a staging directory;
+#   4. delete each path of .runctl-delete only if it is in the OLD manifest (files runctl put
+#      there) and resolves inside code/; anything else (outputs, checkpoints/) is never touched;
+#   5. move the new files into place, then write the new manifest atomically (last, so an
+#      interrupted apply leaves the old manifest and the next sync simply sends those files again);
+#   6. if code/requirements.txt differs from ROOT/runctl/PROJECT/venv/.requirements.sha256, create
+#      or refresh that venv (python3 -m venv) and pip install -r; the last 12,000 bytes of pip's
+#      output are appended to stdout (all of it in venv/.pip-install.log).
+#
+# Reports:  @runctl synced=1 uploaded=N deleted=M refused_deletes=K
+#           @runctl requirements=installed|unchanged|none
+# Exit: 0 ok · 2 usage · 3 refused (bad bundle / checksum) · 1 other failure (stderr says why).
+set -u
+umask 022
+
+die() { printf 'sync_apply.sh: %s\n' "$2" >&2; exit "$1"; }
+
+[ "$#" -ge 2 ] || die 2 "usage: sync_apply.sh PROJECT BUNDLE_URL [EXPECTED_SHA256]"
+project=$1
+url=$2
+expected=${3:-}
+if [ "$url" = "-" ]; then
+    url=${RUNCTL_SYNC_URL:-}
+fi
+[ -n "$url" ] || die 2 "no bundle URL given"
+[[ "$project" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ ]] || die 2 "bad project name"
+if [ -n "$expected" ] && ! [[ "$expected" =~ ^[0-9a-f]{64}$ ]]; then
+    die 2 "EXPECTED_SHA256 must be 64 lowercase hex digits"
+fi
+command -v curl >/dev/null 2>&1 || die 1 "curl is not installed on this instance"
+command -v tar >/dev/null 2>&1 || die 1 "tar is not installed on this instance"
+
+ROOT="${RUNCTL_ROOT:-$HOME}"
+proj_dir="$ROOT/runctl/$project"
+code="$proj_dir/code"
+venv="$proj_dir/venv"
+manifest_name=".runctl-manifest.json"
+
+sha256_of() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        sha256sum < "$1" | cut -d' ' -f1
+    elif command -v shasum >/dev/null 2>&1; then
+        shasum -a 256 < "$1" | cut -d' ' -f1
+    else
+        openssl dgst -sha256 -r < "$1" | cut -d' ' -f1
+    fi
+}
+
+mkdir -p -- "$code" || die 1 "cannot create $code"
+code_real=$(cd -- "$code" && pwd -P) || die 1 "cannot enter $code"
+
+# One sync at a time per project (released automatically if this process dies).
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$proj_dir/.sync.lock" || die 1 "cannot open the sync lock"
+    flock -w 120 9 || die 1 "another code sync of $project is still running"
+fi
+
+stage=$(mktemp -d "$proj_dir/.sync-stage.XXXXXX") || die 1 "cannot create a staging directory"
+trap 'rm -rf -- "$stage"' EXIT
+bundle="$stage/bundle.tar.gz"
+extract="$stage/x"
+mkdir -- "$extract" || die 1 "cannot create a staging directory"
+
+# 1. download (the URL goes through curl's config on stdin; quotes/backslashes escaped for it)
+esc_url=${url//\\/\\\\}
+esc_url=${esc_url//\"/\\\"}
+if ! printf 'url = "%s"\n' "$esc_url" | curl -fsS --retry 3 --connect-timeout 20 -K - -o "$bundle" 2>"$stage/curl.err"; then
+    # curl's message names the host at most; keep only its first line and drop any query string
+    msg=$(head -n 1 "$stage/curl.err" | sed 's/?[^ ]*//g')
+    die 1 "could not download the code bundle: ${msg:-curl failed}"
+fi
+
+# 2. checksum
+if [ -n "$expected" ]; then
+    got=$(sha256_of "$bundle")
+    [ "$got" = "$expected" ] || die 3 "code bundle checksum mismatch (expected $expected, got $got)"
+fi
+
+# 3. inspect members before extracting anything
+listing="$stage/names"
+tar -tzf "$bundle" > "$listing" 2>"$stage/tar.err" || die 3 "the code bundle is not a valid tar.gz"
+while IFS= read -r name; do
+    case "$name" in
+        /*) die 3 "refusing code bundle: absolute member path '$name'" ;;
+    esac
+    IFS=/ read -r -a parts <<< "$name"
+    for part in "${parts[@]}"; do
+        [ "$part" != ".." ] || die 3 "refusing code bundle: member path with '..': '$name'"
+    done
+done < "$listing"
+tar -tvzf "$bundle" > "$stage/types" 2>/dev/null || die 3 "the code bundle is not a valid tar.gz"
+while IFS= read -r line; do
+    case "${line:0:1}" in
+        -|d) ;;
+        *) die 3 "refusing code bundle: member is a link or special file: ${line}" ;;
+    esac
+done < "$stage/types"
+tar -xzf "$bundle" -C "$extract" --no-same-owner 2>"$stage/tar.err" || die 1 "could not extract the code bundle: $(head -n 1 "$stage/tar.err")"
+# defence in depth: nothing but files and directories came out
+if [ -n "$(find "$extract" ! -type f ! -type d -print -quit)" ]; then
+    die 3 "refusing code bundle: it holds links or special files"
+fi
+[ -f "$extract/$manifest_name" ] || die 3 "refusing code bundle: no $manifest_name in it"
+[ -f "$extract/.runctl-delete" ] || die 3 "refusing code bundle: no .runctl-delete in it"
+
+# Is DIR (an existing directory) inside code/ once symlinks are resolved?
+inside_code() {
+    local real
+    real=$(cd -- "$1" 2>/dev/null && pwd -P) || return 1
+    [ "$real" = "$code_real" ] || [[ "$real" == "$code_real/"* ]]
+}
+
+# A relative path made of ordinary components only.
+safe_rel() {
+    local p=$1 part
+    [ -n "$p" ] || return 1
+    case "$p" in /*|*//*) return 1 ;; esac
+    IFS=/ read -r -a comps <<< "$p"
+    for part in "${comps[@]}"; do
+        case "$part" in ''|.|..) return 1 ;; esac
+    done
+    return 0
+}
+
+# 4. deletions, limited to the OLD manifest's keys. Manifest lines are `"<json-escaped path>": "<sha>"`
+#    (written by sync.manifest_json: only \\ and \" escapes can occur).
+declare -A old=()
+old_manifest="$code/$manifest_name"
+if [ -f "$old_manifest" ]; then
+    entry_re='^"(.*)": "[0-9a-f]{64}",?$'
+    while IFS= read -r line; do
+        if [[ "$line" =~ $entry_re ]]; then
+            old["${BASH_REMATCH[1]}"]=1
+        fi
+    done < "$old_manifest"
+fi
+bs='\'
+dq='"'
+deleted=0
+refused=0
+while IFS= read -r -d '' rel; do
+    key=${rel//"$bs"/"$bs$bs"}
+    key=${key//"$dq"/"$bs$dq"}
+    if ! safe_rel "$rel" || [ -z "${old["$key"]+x}" ]; then
+        refused=$((refused + 1))
+        printf 'sync_apply.sh: not deleting %s (not a file runctl synced)\n' "$rel" >&2
+        continue
+    fi
+    target="$code/$rel"
+    parent=$(dirname -- "$target")
+    if [ ! -d "$parent" ]; then
+        continue
+    fi
+    if ! inside_code "$parent"; then
+        refused=$((refused + 1))
+        printf 'sync_apply.sh: not deleting %s (outside the code directory)\n' "$rel" >&2
+        continue
+    fi
+    if [ -f "$target" ] || [ -L "$target" ]; then
+        rm -f -- "$target" || die 1 "could not delete $rel"
+        deleted=$((deleted + 1))
+        # remove directories the deletion emptied, up to (not including) code/
+        d=$parent
+        while [ "$d" != "$code" ] && [[ "$d" == "$code/"* ]]; do
+            rmdir -- "$d" 2>/dev/null || break
+            d=$(dirname -- "$d")
+        done
+    fi
+done < "$extract/.runctl-delete"
+
+# 5. move new files into place
+uploaded=0
+if [ -d "$extract/files" ]; then
+    while IFS= read -r -d '' src; do
+        rel=${src#"$extract/files/"}
+        safe_rel "$rel" || die 3 "refusing code bundle member '$rel'"
+        dest="$code/$rel"
+        dest_dir=$(dirname -- "$dest")
+        anc=$dest_dir
+        while [ ! -e "$anc" ] && [ ! -L "$anc" ]; do anc=$(dirname -- "$anc"); done
+        inside_code "$anc" || die 3 "refusing to write $rel: its directory leads outside the code directory"
+        mkdir -p -- "$dest_dir" || die 1 "cannot create the directory for $rel (a file is in the way?)"
+        inside_code "$dest_dir" || die 3 "refusing to write $rel: its directory leads outside the code directory"
+        if [ -d "$dest" ] && [ ! -L "$dest" ]; then
+            die 1 "cannot place $rel: a directory of that name is in the way on the instance"
+        fi
+        mv -f -- "$src" "$dest" || die 1 "could not place $rel"
+        uploaded=$((uploaded + 1))
+    done < <(find "$extract/files" -type f -print0)
+fi
+
+# new manifest, atomically
+cp -- "$extract/$manifest_name" "$code/.$manifest_name.tmp" || die 1 "could not write the manifest"
+mv -f -- "$code/.$manifest_name.tmp" "$code/$manifest_name" || die 1 "could not write the manifest"
+
+printf '@runctl synced=1 uploaded=%s deleted=%s refused_deletes=%s\n' "$uploaded" "$deleted" "$refused"
+
+# 6. requirements
+req="$code/requirements.txt"
+if [ ! -f "$req" ]; then
+    printf '@runctl requirements=none\n'
+    exit 0
+fi
+req_sha=$(sha256_of "$req")
+old_req_sha=""
+if [ -f "$venv/.requirements.sha256" ] && [ -x "$venv/bin/pip" ]; then
+    old_req_sha=$(head -c 64 -- "$venv/.requirements.sha256")
+fi
+if [ "$req_sha" = "$old_req_sha" ]; then
+    printf '@runctl requirements=unchanged\n'
+    exit 0
+fi
+command -v python3 >/dev/null 2>&1 || die 1 "requirements.txt changed but python3 is not installed"
+if [ ! -x "$venv/bin/pip" ]; then
+    python3 -m venv "$venv" 2>&1 || die 1 "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+rm -f -- "$venv/.requirements.sha256"
+# Full pip output goes to a log; its last 12,000 bytes are appended to stdout (SSM keeps 24,000
+# characters, so the report lines around it survive).
+pip_log="$venv/.pip-install.log"
+"$venv/bin/pip" install --disable-pip-version-check -r "$req" > "$pip_log" 2>&1
+pip_rc=$?
+tail -c 12000 -- "$pip_log"
+printf '\n'
+if [ "$pip_rc" -ne 0 ]; then
+    printf '@runctl requirements=failed\n'
+    die 1 "pip install -r requirements.txt failed (exit $pip_rc; output above, full log in $pip_log)"
+fi
+printf '%s\n' "$req_sha" > "$venv/.requirements.sha256.tmp" && mv -f -- "$venv/.requirements.sha256.tmp" "$venv/.requirements.sha256"
+printf '@runctl requirements=installed\n'
+exit 0

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# sync_manifest.sh PROJECT [KNOWN_SHA256] [OFFSET] [MAX_BYTES]
+#
+# Report the code manifest ROOT/runctl/PROJECT/code/.runctl-manifest.json (for runctl_jupyter.sync
+# .read_remote_manifest). Three answers:
+#
+#   @runctl manifest=0 match=0                              no manifest (nothing synced yet)
+#   @runctl manifest=1 match=1 manifest_sha256=<hex>        it is KNOWN_SHA256: the caller's cached
+#                                                           copy is current (one short reply)
+#   @runctl manifest=1 match=0 manifest_sha256=<hex> files=<n> size=<bytes> offset=<OFFSET>
+#           count=<raw bytes> exit_code= enc=<base64|gzip+base64>
+#   @runctl-data
+#   <base64 of the raw manifest bytes [OFFSET, OFFSET+count) (gzip'ed when enc says so)>
+#
+# The page format is tail.sh's, so it stays under SSM's 24,000-character stdout limit.
+set -u
+
+HARD_MAX=17700
+WINDOW_FACTOR=3
+
+die() { printf 'sync_manifest.sh: %s\n' "$1" >&2; exit 2; }
+
+[ "$#" -ge 1 ] || die "usage: sync_manifest.sh PROJECT [KNOWN_SHA256] [OFFSET] [MAX_BYTES]"
+project=$1
+known=${2:-}
+offset=${3:-0}
+max=${4:-$HARD_MAX}
+
+[[ "$project" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$ ]] || die "bad project name"
+case "$offset" in ''|*[!0-9]*) die "OFFSET must be a non-negative integer" ;; esac
+case "$max" in ''|*[!0-9]*) die "MAX_BYTES must be a positive integer" ;; esac
+[ "${#offset}" -le 18 ] || die "OFFSET too large"
+[ "${#max}" -le 9 ] || max=$HARD_MAX
+offset=$((10#$offset))
+max=$((10#$max))
+[ "$max" -gt 0 ] || die "MAX_BYTES must be a positive integer"
+[ "$max" -le "$HARD_MAX" ] || max=$HARD_MAX
+
+ROOT="${RUNCTL_ROOT:-$HOME}"
+manifest="$ROOT/runctl/$project/code/.runctl-manifest.json"
+
+sha256_of() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        sha256sum < "$1" | cut -d' ' -f1
+    elif command -v shasum >/dev/null 2>&1; then
+        shasum -a 256 < "$1" | cut -d' ' -f1
+    else
+        openssl dgst -sha256 -r < "$1" | cut -d' ' -f1
+    fi
+}
+fsize() { wc -c < "$1" | tr -d ' \t\r\n'; }
+
+if [ ! -f "$manifest" ]; then
+    printf '@runctl manifest=0 match=0\n'
+    exit 0
+fi
+
+tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/runctl-manifest.XXXXXX") || die "mktemp failed"
+trap 'rm -rf -- "$tmpdir"' EXIT
+snap="$tmpdir/manifest"
+cp -- "$manifest" "$snap" || die "cannot read the manifest"
+sha=$(sha256_of "$snap")
+[[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "cannot checksum the manifest"
+
+if [ "$sha" = "$known" ]; then
+    printf '@runctl manifest=1 match=1 manifest_sha256=%s\n' "$sha"
+    exit 0
+fi
+
+size=$(fsize "$snap")
+files=$(grep -c '^"' "$snap")
+avail=0
+[ "$size" -le "$offset" ] || avail=$((size - offset))
+count=0
+enc=base64
+payload="$tmpdir/cut"
+: > "$payload"
+if [ "$avail" -gt 0 ]; then
+    window=$max
+    command -v gzip >/dev/null 2>&1 && window=$((max * WINDOW_FACTOR))
+    [ "$window" -le "$avail" ] || window=$avail
+    tail -c "+$((offset + 1))" -- "$snap" | head -c "$window" > "$tmpdir/raw"
+    try=$window
+    tries=0
+    while :; do
+        tries=$((tries + 1))
+        head -c "$try" -- "$tmpdir/raw" > "$tmpdir/cut"
+        if ! command -v gzip >/dev/null 2>&1; then
+            count=$try; payload="$tmpdir/cut"; break
+        fi
+        gzip -n -c -6 < "$tmpdir/cut" > "$tmpdir/gz" || die "gzip failed"
+        gsize=$(fsize "$tmpdir/gz")
+        if [ "$try" -le "$max" ]; then
+            count=$try
+            if [ "$gsize" -lt "$try" ]; then payload="$tmpdir/gz"; enc="gzip+base64"
+            else payload="$tmpdir/cut"; fi
+            break
+        fi
+        if [ "$gsize" -le "$max" ]; then
+            count=$try; payload="$tmpdir/gz"; enc="gzip+base64"; break
+        fi
+        next=$((try * max / gsize * 7 / 8))
+        if [ "$tries" -ge 4 ] || [ "$next" -le "$max" ]; then next=$max; fi
+        [ "$next" -lt "$try" ] || next=$((try / 2))
+        [ "$next" -ge 1 ] || next=1
+        try=$next
+    done
+fi
+
+printf '@runctl manifest=1 match=0 manifest_sha256=%s files=%s size=%s offset=%s count=%s exit_code= enc=%s\n' \
+    "$sha" "$files" "$size" "$offset" "$count" "$enc"
+printf '@runctl-data\n'
+if [ "$count" -gt 0 ]; then
+    base64 < "$payload" | tr -d '\n'
+    printf '\n'
+fi
+exit 0

@@ -1,0 +1,137 @@
+"""``resources list|summary``: what runs and what it costs, as a DataFrame.
+
+One paginated DescribeInstances (+ one DescribeVolumes) per region, regions queried concurrently;
+prices from one PriceBook per process (Pricing API → disk cache → dated snapshot; spot from the
+AZ's price history). Training status and the cost ledger come from runctl's tags: no SSM calls.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .aws.session import Context, sandbox_endpoint
+from .errors import Step, UsageError, cmd, translate_aws_errors
+
+_BOOKS: dict[str, Any] = {}
+MAX_REGION_WORKERS = 16
+
+
+def price_book(ctx: Context):
+    """One PriceBook per world (warm calls cost no Pricing API call)."""
+    from .costs import PriceBook
+
+    key = sandbox_endpoint() or "aws"
+    book = _BOOKS.get(key)
+    if book is None:
+        if sandbox_endpoint():
+            cache = Path(os.environ.get("RUNCTL_SANDBOX_DIR") or Path.home() / ".runctl" / "sandbox") / "price-cache"
+        else:
+            cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
+        book = PriceBook(ctx.client_factory(), cache, ttl_hours=ctx.settings.price_cache_ttl_hours)
+        _BOOKS[key] = book
+    return book
+
+
+def thresholds(ctx: Context):
+    from .costs import Thresholds
+
+    s = ctx.settings
+    return Thresholds(uptime_hours=s.warn_uptime_hours, accrued_usd=s.warn_accrued_usd, hourly_usd=s.warn_hourly_usd)
+
+
+def resolve_regions(ctx: Context, regions: str | None, all_regions: bool) -> list[str]:
+    if all_regions:
+        with translate_aws_errors("list the enabled regions"):
+            resp = ctx.client("ec2").describe_regions(
+                Filters=[{"Name": "opt-in-status", "Values": ["opt-in-not-required", "opted-in"]}])
+        return sorted(r["RegionName"] for r in resp["Regions"])
+    if regions:
+        names = [r.strip() for r in regions.split(",") if r.strip()]
+        for name in names:
+            parts = name.split("-")
+            if len(parts) < 3 or not parts[-1].isdigit():
+                raise UsageError(f"'{name}' is not an AWS region name.",
+                                 [Step("Regions look like us-east-1 or eu-west-2"),
+                                  cmd("resources list --all-regions", "Or list every region")])
+        return names
+    return [ctx.region]
+
+
+def _region_rows(ctx: Context, region: str, book, now, limits) -> list:
+    from .costs import cost_rows
+
+    ec2 = ctx.client("ec2", region)
+    instances: list[dict] = []
+    with translate_aws_errors(f"list instances in {region}"):
+        for page in ec2.get_paginator("describe_instances").paginate(PaginationConfig={"PageSize": 1000}):
+            for reservation in page.get("Reservations", []):
+                instances.extend(reservation.get("Instances", []))
+        volume_gb: dict[str, float] = {}
+        live = [i for i in instances if i.get("State", {}).get("Name") != "terminated"]
+        if live:
+            for page in ec2.get_paginator("describe_volumes").paginate(PaginationConfig={"PageSize": 1000}):
+                for vol in page.get("Volumes", []):
+                    for att in vol.get("Attachments", []):
+                        volume_gb[att["InstanceId"]] = volume_gb.get(att["InstanceId"], 0.0) + vol.get("Size", 0)
+    return cost_rows(live, book, region=region, now=now, volume_gb=volume_gb, thresholds=limits)
+
+
+def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = False,
+               state: str | None = None, project: str | None = None, sort: str = "cost"):
+    """The resources DataFrame (plain; the notebook shows it styled once)."""
+    from .costs import CaptionInfo, filter_rows, frame, sort_rows
+
+    names = resolve_regions(ctx, regions, all_regions)
+    book, now, limits = price_book(ctx), ctx.now(), thresholds(ctx)
+    if len(names) == 1:
+        rows = _region_rows(ctx, names[0], book, now, limits)
+    else:
+        with ThreadPoolExecutor(max_workers=min(MAX_REGION_WORKERS, len(names))) as pool:
+            rows = [r for part in pool.map(lambda n: _region_rows(ctx, n, book, now, limits), names) for r in part]
+    df = frame(rows)
+    if state or project:
+        df = filter_rows(df, state=state, project=project)
+    df = sort_rows(df, sort)
+    world = ctx.world().label() if len(names) == 1 else ("sandbox" if ctx.is_sandbox else "AWS") + \
+        f" · {len(names)} regions"
+    df.attrs["runctl_caption_info"] = CaptionInfo(world=world)
+    df.attrs["runctl_thresholds"] = limits
+    return df
+
+
+def command(ctx: Context, c: Any, fe: Any):
+    from .costs import export, summary
+
+    df = list_frame(ctx, regions=c.regions, all_regions=c.all_regions, state=c.state_filter,
+                    project=c.project, sort=getattr(c, "sort", "cost"))
+    result = df
+    if c.path[1] == "summary":
+        by = [b.strip() for b in c.by.split(",")]
+        bad = [b for b in by if b not in ("instance_type", "project", "state", "region", "lifecycle")]
+        if bad:
+            raise UsageError(f"Cannot group by {', '.join(bad)}.",
+                             [Step("Use instance_type, project, state, region or lifecycle"),
+                              cmd("resources summary --by project", "For example")])
+        result = summary(df, by=by)
+        result.attrs["runctl_kind"] = "summary"
+        result.attrs["runctl_caption"] = f"Cost summary by {', '.join(by)} ({df.attrs['runctl_caption_info'].world})"
+        if c.plot:
+            from .costs import plot
+
+            figure = plot(df)
+            if fe.notebook:
+                from IPython.display import display
+
+                display(figure)
+            else:
+                path = Path(c.export_file or "runctl-costs.png").with_suffix(".png")
+                figure.savefig(path)
+                fe.echo(f"Plot written to {path}")
+    if c.export:
+        target = c.export_file or f"runctl-{c.path[1]}.{c.export}"
+        written = export(result, c.export, target)
+        fe.echo(f"Exported {len(result)} row(s) to {written}")
+    return result

@@ -1,0 +1,117 @@
+"""The sandbox's one WSGI app: control API, IMDS, the calls the sandbox answers, then moto.
+
+Order per request: /_runctl/… (control) → /_imds/… (IMDSv2) → fault injection (signed calls only)
+→ interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle) → moto, under the moto lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import imds, moto_seams, pricing, spot
+from .control_api import ControlApi
+from .lifecycle import Lifecycle
+from .protocol import (
+    AwsRequest,
+    RawResponse,
+    drain,
+    ec2_error,
+    fault_response,
+    json_error,
+    parse_request,
+    s3_error,
+)
+from .ssm_api import SsmApi
+from .world import World
+
+log = logging.getLogger("runctl.sandbox")
+
+
+class SandboxApp:
+    def __init__(self, world: World, on_shutdown: Callable[[], None]) -> None:
+        self.world = world
+        self._moto: Any = None
+        self.lifecycle = Lifecycle(world, self.forward)
+        self.ssm = SsmApi(world)
+        self.control = ControlApi(world, self.lifecycle, on_shutdown)
+
+    def moto_app(self) -> Any:
+        with self.world.moto_lock:
+            if self._moto is None:
+                self._moto = moto_seams.app()
+            return self._moto
+
+    def forward(self, environ: dict[str, Any]) -> RawResponse:
+        """Run moto on this request under the moto lock and keep its whole response."""
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, list(headers)
+            return lambda data: captured.setdefault("written", []).append(data)
+
+        with self.world.moto_lock:
+            result: Iterable[bytes] = self.moto_app()(environ, start_response)
+            try:
+                body = b"".join(captured.get("written", [])) + b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return RawResponse(captured["status"], captured["headers"], body)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_runctl/"):
+            return self.control.handle(environ)(environ, start_response)
+        if path.startswith("/_imds/"):
+            return imds.handle(self.world, environ)(environ, start_response)
+        req = parse_request(environ)
+        if req.signed:
+            decision = self.world.faults.decide(req.service)
+            if decision.latency_s:
+                time.sleep(decision.latency_s)
+            if decision.kind:
+                drain(environ)
+                return fault_response(req, decision.kind)(environ, start_response)
+        try:
+            response = self._intercept(req, environ) or self.forward(environ)
+        except Exception as exc:  # a sandbox bug: answer like AWS's 500 and log it, never hang
+            print(f"runctl sandbox: {req.service} {req.action}: {exc!r}\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+            drain(environ)
+            response = _internal_error(req, str(exc))
+        return response(environ, start_response)
+
+    def _intercept(self, req: AwsRequest, environ: dict[str, Any]) -> Any:
+        if req.service == "ssm" and req.target:
+            return self.ssm.handle(req)
+        if req.service == "pricing":
+            return pricing.get_products(req)
+        if req.service == "ec2":
+            if req.action == "DescribeSpotPriceHistory":
+                return spot.describe_spot_price_history(self.world, req)
+            return self.lifecycle.handle(req, environ)
+        return None
+
+    def preload(self, regions: list[str]) -> None:
+        def work() -> None:
+            with self.world.moto_lock:
+                self.moto_app()
+                moto_seams.check_version()
+                moto_seams.preload(regions)
+
+        threading.Thread(target=work, daemon=True, name="moto-preload").start()
+
+
+def _internal_error(req: AwsRequest, message: str) -> Any:
+    if req.service == "ec2":
+        return ec2_error("InternalError", message, 500)
+    if req.target:
+        return json_error("InternalServerError", message, 500)
+    return s3_error("InternalError", message, 500)

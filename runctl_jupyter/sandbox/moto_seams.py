@@ -1,0 +1,180 @@
+"""Every place the sandbox touches moto's internals — nothing else imports moto.
+
+Relied-on range: moto >=5.1,<5.3 (verified on 5.2.5). The seams used:
+  moto.moto_server.werkzeug_app: DomainDispatcherApplication, create_backend_app, MotoRequestHandler
+  moto.backends.get_backend(service)[account][region]  (BackendDict / AccountSpecificBackend)
+  moto.core.DEFAULT_ACCOUNT_ID
+  ec2 backend: all_instances(), get_instance(), stop_instances(), terminate_instances(),
+               describe_availability_zones(), iam_instance_profile_associations
+  ec2 Instance: id, _state (.name/.code), launch_time (naive UTC datetime), lifecycle,
+                instance_type, region_name, placement.zone, image_id, disable_api_stop,
+                disable_api_termination, get_tags()
+  s3 backend ("global"): buckets{name: FakeBucket(keys: _VersionedKeyStore of FakeKey(name, value, size))}
+Callers must hold World.moto_lock around every function here except app()/request_handler().
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+SUPPORTED = ((5, 1), (5, 3))  # [low, high)
+STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64,
+               "stopped": 80}
+
+
+def check_version() -> str:
+    from moto import __version__
+
+    major, minor = (int(p) for p in __version__.split(".")[:2])
+    if not SUPPORTED[0] <= (major, minor) < SUPPORTED[1]:
+        print(f"runctl sandbox: moto {__version__} is outside the verified range >=5.1,<5.3",
+              file=sys.stderr)
+    return __version__
+
+
+def app() -> Any:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def request_handler() -> Any:
+    """moto's werkzeug request handler (keeps S3 metadata headers with underscores)."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    return MotoRequestHandler
+
+
+def _account() -> str:
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return DEFAULT_ACCOUNT_ID
+
+
+def _backend(service: str, region: str) -> Any:
+    from moto.backends import get_backend
+
+    return get_backend(service)[_account()][region]  # type: ignore[arg-type]
+
+
+def _loaded_regions(service: str) -> list[str]:
+    from moto.backends import get_backend
+
+    return list(get_backend(service)[_account()].keys())  # type: ignore[arg-type]
+
+
+def preload(regions: list[str]) -> None:
+    """Build the backends the first calls need (SSM's default parameters take a second or two)."""
+    for region in regions:
+        _backend("ec2", region)
+    _backend("ssm", "us-east-1")
+    _backend("s3", "global")
+
+
+# --- EC2 instances ---------------------------------------------------------------------------------
+
+def ec2(region: str) -> Any:
+    return _backend("ec2", region)
+
+
+def find_instance(iid: str, region: str | None = None) -> Any | None:
+    regions = [region] if region else []
+    regions += [r for r in _loaded_regions("ec2") if r != region]
+    for name in regions:
+        for inst in _backend("ec2", name).all_instances():
+            if inst.id == iid:
+                return inst
+    return None
+
+
+def instances_in(region: str) -> list[Any]:
+    return list(_backend("ec2", region).all_instances())
+
+
+def all_instances() -> list[Any]:
+    return [inst for region in _loaded_regions("ec2") for inst in instances_in(region)]
+
+
+def state(inst: Any) -> str:
+    return str(inst._state.name)
+
+
+def set_state(inst: Any, name: str) -> None:
+    inst._state.name = name
+    inst._state.code = STATE_CODES[name]
+
+
+def launch_time(inst: Any) -> datetime:
+    value = inst.launch_time
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def set_launch_time(inst: Any, moment: datetime) -> None:
+    # moto keeps a naive UTC datetime and serializes it itself
+    inst.launch_time = moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def region_of(inst: Any) -> str:
+    return str(inst.region_name)
+
+
+def describe(inst: Any) -> dict[str, Any]:
+    """The facts the sandbox needs about an instance, as plain values."""
+    tags = {t["key"]: t["value"] for t in inst.get_tags()}
+    return {"id": inst.id, "region": region_of(inst), "state": state(inst), "type": inst.instance_type,
+            "az": inst.placement.zone, "image_id": inst.image_id,
+            "lifecycle": inst.lifecycle or "on-demand", "tags": tags,
+            "launch_time": launch_time(inst)}
+
+
+def stop_protected(inst: Any) -> bool:
+    return bool(getattr(inst, "disable_api_stop", False))
+
+
+def stop(inst: Any) -> None:
+    _backend("ec2", region_of(inst)).stop_instances([inst.id])
+
+
+def terminate(inst: Any) -> None:
+    _backend("ec2", region_of(inst)).terminate_instances([inst.id])
+
+
+def iam_role_name(inst: Any) -> str | None:
+    assoc = _backend("ec2", region_of(inst)).iam_instance_profile_associations.get(inst.id)
+    if assoc is None:
+        return None
+    profile = assoc.iam_instance_profile
+    roles = getattr(profile, "roles", None) or []
+    return roles[0].name if roles else profile.name
+
+
+def availability_zones(region: str) -> list[str]:
+    return sorted(z.name for z in _backend("ec2", region).describe_availability_zones())
+
+
+# --- S3 ---------------------------------------------------------------------------------------------
+
+def s3_objects() -> dict[str, dict[str, dict[str, Any]]]:
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, bucket in sorted(_backend("s3", "global").buckets.items()):
+        objects = {}
+        for key_name in sorted(bucket.keys.keys()):
+            key = bucket.keys.get(key_name)
+            if key is None or not hasattr(key, "value"):  # delete markers
+                continue
+            data = key.value
+            objects[key_name] = {"size": len(data), "md5": hashlib.md5(data).hexdigest()}
+        result[name] = objects
+    return result
+
+
+# --- SSM ----------------------------------------------------------------------------------------------
+
+def ssm_parameter(region: str, name: str) -> str | None:
+    param = _backend("ssm", region).get_parameter(name)
+    return None if param is None else str(param.value)

@@ -1,0 +1,667 @@
+"""Training on an instance: start (claim → sync → launch), follow the log, stop safely, guard terminate.
+
+Round trips on a warm instance: one read-only SSM command (the remote manifest + who holds the
+claim), then one that takes the claim first, applies the code bundle and launches. A ``train``
+that loses the claim changes nothing on the instance.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import logs, remote
+from .aws import ec2, s3, ssm
+from .aws.session import Context
+from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd, translate_aws_errors
+from .models import Instance, validate_instance_id
+
+Echo = Callable[[str], None]
+LOG_TAIL_LINES = 20
+
+
+def _quiet(_line: str) -> None:
+    """Say nothing."""
+
+
+@dataclass
+class Launch:
+    instance_id: str
+    project: str
+    run_id: str
+    pid: int
+    log_path: str
+    synced: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """The outcome of a run, as far as it is known when the call returns."""
+
+    instance_id: str
+    project: str
+    run_id: str
+    state: str                    # succeeded | failed | running | detached | stopped
+    exit_code: int | None = None
+    log_tail: str = ""
+
+    def summary(self) -> str:
+        code = "" if self.exit_code is None else f" (exit code {self.exit_code})"
+        return f"Run {self.run_id} on {self.instance_id}: {self.state}{code}"
+
+    to_shell_text = summary
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.summary())
+
+
+def project_name(ctx: Context, script: Path, explicit: str | None) -> str:
+    from .sync import project_root
+
+    name = explicit or ctx.settings.project or project_root(script).name
+    if not name or "/" in name or name.startswith(".") or len(name) > 128:
+        raise UsageError(f"'{name}' cannot be used as a project name.",
+                         [Step("Pass --project with a plain name (letters, digits, - _ .)")])
+    return name
+
+
+def new_run_id(ctx: Context) -> str:
+    return ctx.now().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _running_instance(ctx: Context, instance_id: str, action: str) -> Instance:
+    inst = ec2.describe(ctx, validate_instance_id(instance_id))
+    ec2.refuse_unless_state(inst, "running", action)
+    return inst
+
+
+def _already_running(instance_id: str, fields: dict[str, str]) -> GuardRefused:
+    return GuardRefused(
+        f"Training already running on instance {instance_id} (PID: {fields.get('pid', '?')}).",
+        [cmd(f"aws monitor {instance_id}", "Wait for current training to complete"),
+         cmd(f"aws stop {instance_id}", "Stop current training gracefully"),
+         cmd(f"aws monitor {instance_id} --follow", "Check training status")],
+    )
+
+
+# --- start --------------------------------------------------------------------------------------
+
+def start_training(ctx: Context, instance_id: str, script: str | Path, script_args: Sequence[str] = (), *,
+                   project: str | None = None, sync_code: bool = True, bucket: str | None = None,
+                   resume: str | None = None, echo: Echo = _quiet) -> Launch:
+    script_path = Path(script).expanduser()
+    if not script_path.is_file():
+        raise UsageError(f"Training script not found: {script}",
+                         [Step("Check the path (it is relative to the notebook's folder)"),
+                          Step(f"Current folder: {Path.cwd()}")])
+    from .sync import project_root
+
+    root = project_root(script_path.resolve())
+    rel_script = script_path.resolve().relative_to(root).as_posix()
+    name = project_name(ctx, script_path.resolve(), project)
+    _running_instance(ctx, instance_id, "start training")
+    world = ctx.world().label()
+    env = ssm.remote_root_env(ctx)
+
+    # Round trip 1 (read-only): is a training running there, and what code does it hold?
+    probe = ssm.run(ctx, instance_id, "sync_manifest", [name], env)
+    fields = remote.parse_fields(probe.stdout)
+    if fields.get("lock_pid") and fields.get("lock_alive") == "1":
+        raise _already_running(instance_id, {"pid": fields["lock_pid"]})
+    if not probe.ok:
+        raise BackendError(f"Could not read the instance's state: {_first_line(probe.stderr)}",
+                           [cmd(f"aws status {instance_id}", "Check the instance")])
+
+    launch_env = dict(env)
+    extra_scripts: list[str] = []
+    synced: dict[str, str] = {}
+    if sync_code:
+        bundle_env, synced = _prepare_sync(ctx, root, name, fields, bucket, echo)
+        if bundle_env:
+            launch_env.update(bundle_env)
+            extra_scripts.append("sync_apply")
+    run_id = new_run_id(ctx)
+    launch_env["RUNCTL_META_JSON"] = json.dumps(
+        {"run_id": run_id, "script": rel_script, "args": list(script_args), "project": name,
+         "started": ctx.now().isoformat(timespec="seconds"), "world": world})
+    if resume:
+        launch_env["RUNCTL_RESUME_FROM"] = resume
+    if not sync_code:
+        launch_env["RUNCTL_CODE_DIR_MUST_EXIST"] = "1"
+
+    # Round trip 2: claim first, then sync, then launch.
+    result = ssm.run(ctx, instance_id, "launch", [name, run_id, rel_script, *script_args], launch_env,
+                     ) if not extra_scripts else _run_with(ctx, instance_id, name, run_id, rel_script,
+                                                           script_args, launch_env, extra_scripts)
+    out = remote.parse_fields(result.stdout)
+    if result.exit_code == 3 or out.get("refused") == "running":
+        raise _already_running(instance_id, out)
+    if out.get("started") != "1":
+        raise BackendError(
+            f"Training did not start on {instance_id}: {_first_line(result.stderr) or result.status}",
+            [cmd(f"aws monitor {instance_id}", "Look at the instance's last log"),
+             Step("Check the script path is inside the project folder that is synced")])
+    _tag_run(ctx, instance_id, run_id, "running")
+    launch = Launch(instance_id, name, run_id, int(out.get("pid", "0")), out.get("log", ""), synced)
+    pieces = [f"[{world}] Started run {run_id} on {instance_id} (PID {launch.pid}, project {name})"]
+    if synced:
+        pieces.append(f"code synced: {synced.get('uploaded', '0')} file(s) sent, {synced.get('deleted', '0')} deleted")
+    echo("; ".join(pieces))
+    return launch
+
+
+def _run_with(ctx, instance_id, name, run_id, rel_script, script_args, env, extra_scripts):
+    command_id = _send_with(ctx, instance_id, "launch", [name, run_id, rel_script, *script_args], env, extra_scripts)
+    return ssm.wait_result(ctx, instance_id, command_id)
+
+
+def _send_with(ctx: Context, instance_id: str, script: str, args, env, extra_scripts) -> str:
+    with translate_aws_errors(f"send a command to {instance_id}", instance_id):
+        resp = ctx.client("ssm").send_command(
+            InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
+            Parameters={"commands": [remote.command_for(script, args, env, with_scripts=extra_scripts)]},
+            Comment=f"runctl {script}")
+    return resp["Command"]["CommandId"]
+
+
+def _prepare_sync(ctx: Context, root: Path, project: str, fields: dict[str, str], bucket: str | None,
+                  echo: Echo) -> tuple[dict[str, str], dict[str, str]]:
+    """Plan against the instance's manifest; upload one bundle with only what changed."""
+    from . import sync
+
+    remote_manifest = json.loads(fields.get("manifest") or "{}")
+    local = sync.collect_files(root)
+    plan = sync.plan(local, remote_manifest)
+    if not plan.upload and not plan.delete:
+        return {}, {"uploaded": "0", "deleted": "0", "unchanged": str(plan.unchanged)}
+    bundle = sync.make_bundle(root, plan, local)
+    name = s3.bucket_for(ctx, bucket)
+    digest = sync.sha256_bytes(bundle)
+    key = f"runctl/{project}/code/bundle-{digest[:16]}.tar.gz"
+    s3.put_bytes(ctx, name, key, bundle)
+    echo(f"Code bundle: {len(plan.upload)} changed file(s), {len(plan.delete)} deletion(s), "
+         f"{len(bundle):,} bytes → s3://{name}/{key}")
+    env = {"RUNCTL_SYNC_URL": s3.presign_get(ctx, name, key), "RUNCTL_SYNC_SHA256": digest}
+    return env, {"uploaded": str(len(plan.upload)), "deleted": str(len(plan.delete))}
+
+
+def _first_line(text: str) -> str:
+    return next((line for line in text.splitlines() if line.strip()), "")
+
+
+def _tag_run(ctx: Context, instance_id: str, run_id: str, state: str) -> None:
+    ec2.set_tags(ctx, instance_id, {"runctl:run-id": run_id, "runctl:run-state": state})
+
+
+# --- following a log ----------------------------------------------------------------------------
+
+def tail_fetcher(ctx: Context, instance_id: str, log_path: str) -> Callable[[int, int], str]:
+    env = ssm.remote_root_env(ctx)
+
+    def fetch(offset: int, max_bytes: int) -> str:
+        result = ssm.run(ctx, instance_id, "tail", [log_path, str(offset), str(max_bytes)], env)
+        if result.exit_code != 0:
+            raise BackendError(f"Could not read the log on {instance_id}: {_first_line(result.stderr)}",
+                               [cmd(f"aws status {instance_id}", "Check the instance")])
+        return result.stdout
+
+    return fetch
+
+
+def _transient(exc: BaseException) -> bool:
+    # Throttling and 5xx are retried inside botocore already; what reaches here after that is a
+    # connection hiccup or an instance that went away.
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    return isinstance(exc, BotoConnectionError)
+
+
+def follow_run(ctx: Context, launch: Launch, on_text: Callable[[str], Any], *,
+               should_stop: Callable[[], bool] | None = None, start_offset: int = 0) -> logs.FollowResult:
+    poll = 0.3 if ctx.is_sandbox else 2.0
+    try:
+        return logs.follow(tail_fetcher(ctx, launch.instance_id, launch.log_path), on_text,
+                           poll_interval=poll, is_transient=_transient, should_stop=should_stop,
+                           start_offset=start_offset)
+    except BackendError as exc:
+        if "credential" in exc.message.lower() or "expired" in exc.message.lower():
+            raise BackendError(
+                f"Stopped following run {launch.run_id}: {exc.message} The training is unaffected.",
+                [Step("Refresh your AWS credentials (`aws sso login`)"),
+                 cmd(f"aws monitor {launch.instance_id} --follow", "Re-attach to the log")]) from exc
+        raise
+
+
+def finish_run(ctx: Context, launch: Launch, exit_code: int | None, tail: str) -> TrainResult:
+    state = "succeeded" if exit_code == 0 else "failed"
+    _tag_run(ctx, launch.instance_id, launch.run_id, f"exit {exit_code}")
+    return TrainResult(launch.instance_id, launch.project, launch.run_id, state, exit_code, tail)
+
+
+def _tail_lines(text: str, n: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.splitlines()[-n:])
+
+
+def failure(result: TrainResult) -> TrainingFailed:
+    return TrainingFailed(
+        f"Training run {result.run_id} on {result.instance_id} failed with exit code {result.exit_code}.",
+        [cmd(f"aws monitor {result.instance_id} --run {result.run_id}", "Read its full log"),
+         cmd(f"aws runs {result.instance_id}", "See the run history")],
+        result=result, details=["Last lines of the log:", *[f"  {line}" for line in result.log_tail.splitlines()]])
+
+
+class _Progress:
+    """tqdm.auto progress driven by the script's epoch lines."""
+
+    def __init__(self) -> None:
+        self.parser = logs.ProgressParser()
+        self.bar = None
+
+    def feed(self, text: str) -> None:
+        for progress in self.parser.feed(text):
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=progress.total, unit=progress.kind, desc="training")
+            if self.bar.total != progress.total:
+                self.bar.total = progress.total
+            self.bar.n = progress.current
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def wait_in_foreground(ctx: Context, launch: Launch, write: Callable[[str], Any], *,
+                       start_offset: int = 0) -> TrainResult:
+    """Stream the log to ``write`` with a progress bar until the run ends; Ctrl-C detaches."""
+    progress = _Progress()
+    collected: list[str] = []
+
+    def on_text(text: str) -> None:
+        collected.append(text)
+        write(text)
+        progress.feed(text)
+
+    try:
+        result = follow_run(ctx, launch, on_text, start_offset=start_offset)
+    except KeyboardInterrupt:
+        progress.close()
+        write(f"\nDetached from run {launch.run_id}; it goes on. Re-attach with "
+              f"`runctl aws monitor {launch.instance_id} --follow`, stop it with `runctl aws stop {launch.instance_id}`.\n")
+        return TrainResult(launch.instance_id, launch.project, launch.run_id, "detached")
+    finally:
+        progress.close()
+    return finish_run(ctx, launch, result.exit_code, _tail_lines("".join(collected)))
+
+
+class BackgroundFollower:
+    """Keeps a notebook display (a display handle) updated from a thread; the cell returns at once."""
+
+    def __init__(self, ctx: Context, launch: Launch, max_lines: int = 200):
+        from IPython.display import display
+
+        self.ctx, self.launch, self.max_lines = ctx, launch, max_lines
+        self.lines: list[str] = []
+        self.partial = ""
+        self.parser = logs.ProgressParser()
+        self.result: TrainResult | None = None
+        self._stop = threading.Event()
+        self.handle = display(self._render("starting…"), display_id=True)
+        self.thread = threading.Thread(target=self._run, name=f"runctl-follow-{launch.run_id}", daemon=True)
+        self.thread.start()
+
+    def _render(self, status: str):
+        import html
+
+        from IPython.display import HTML
+
+        progress = self.parser.latest_epoch or self.parser.latest
+        bar = ""
+        if progress:
+            pct = int(100 * progress.current / max(progress.total, 1))
+            bar = (f"<div><progress max='{progress.total}' value='{progress.current}'></progress> "
+                   f"{progress.kind} {progress.current}/{progress.total} ({pct}%)</div>")
+        body = html.escape("\n".join(self.lines[-self.max_lines:] + ([self.partial] if self.partial else [])))
+        return HTML(f"<div class='runctl-live'><b>run {self.launch.run_id} on {self.launch.instance_id}</b>: "
+                    f"{html.escape(status)}{bar}<pre style='max-height:24em;overflow:auto'>{body}</pre></div>")
+
+    def _on_text(self, text: str) -> None:
+        self.parser.feed(text)
+        data = self.partial + text
+        parts = data.split("\n")
+        self.partial = parts.pop()
+        self.lines.extend(parts)
+        self.handle.update(self._render("running"))
+
+    def _run(self) -> None:
+        try:
+            follow = follow_run(self.ctx, self.launch, self._on_text, should_stop=self._stop.is_set)
+            if self._stop.is_set():
+                self.handle.update(self._render("detached (the run goes on)"))
+                return
+            self.result = finish_run(self.ctx, self.launch, follow.exit_code, _tail_lines("\n".join(self.lines)))
+            self.handle.update(self._render(self.result.summary()))
+        except Exception as exc:  # a thread cannot raise into the cell: show it in the display
+            message = exc.render("%runctl") if hasattr(exc, "render") else f"{type(exc).__name__}: {exc}"
+            self.handle.update(self._render(f"stopped following: {message}"))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+_FOLLOWERS: dict[str, BackgroundFollower] = {}
+
+
+def train_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
+    if c.autostop or c.max_hours or c.max_cost:
+        raise UsageError("--autostop, --max-hours and --max-cost need the on-instance guardian, which is not built yet.",
+                         [Step("Leave them out for now, and stop the instance yourself"),
+                          cmd(f"aws stop {c.instance_id}", "Stop (checkpoints are uploaded first)")])
+    launch = start_training(ctx, c.instance_id, c.script, c.script_args, project=c.project,
+                            sync_code=c.sync_code, bucket=c.bucket, resume=c.resume, echo=fe.echo)
+    if c.wait:
+        import sys
+
+        result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+        if result.state == "failed":
+            raise failure(result)
+        fe.echo(result.summary())
+        return result
+    if fe.notebook:
+        previous = _FOLLOWERS.pop(launch.instance_id, None)
+        if previous:
+            previous.stop()
+        _FOLLOWERS[launch.instance_id] = BackgroundFollower(ctx, launch)
+        return None
+    fe.echo(f"Follow it with: {fe.prefix} aws monitor {launch.instance_id} --follow")
+    return TrainResult(launch.instance_id, launch.project, launch.run_id, "running")
+
+
+# --- status / monitor ---------------------------------------------------------------------------
+
+def run_status(ctx: Context, instance_id: str, project: str, run_id: str | None = None) -> dict[str, str]:
+    args = [project] + ([run_id] if run_id else [])
+    result = ssm.run(ctx, instance_id, "status", args, ssm.remote_root_env(ctx))
+    if result.exit_code != 0:
+        raise BackendError(f"Could not read the run status on {instance_id}: {_first_line(result.stderr)}",
+                           [cmd(f"aws status {instance_id}", "Check the instance")])
+    return remote.parse_fields(result.stdout)
+
+
+def _project_for_instance(ctx: Context, inst: Instance, explicit: str | None) -> str:
+    return explicit or inst.project or ctx.settings.project or Path.cwd().name
+
+
+def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
+    import sys
+
+    inst = _running_instance(ctx, c.instance_id, "read its training log")
+    project = _project_for_instance(ctx, inst, c.project)
+    st = run_status(ctx, c.instance_id, project, c.run_id)
+    if st.get("state", "none") == "none" or not st.get("run_id"):
+        fe.echo(f"[{ctx.world().label()}] No training runs for project {project} on {c.instance_id}.")
+        return None
+    log_path = st.get("log") or f"runctl/{project}/runs/{st['run_id']}/log"
+    launch = Launch(c.instance_id, project, st["run_id"], int(st.get("pid") or 0), log_path)
+    size = int(st.get("log_size") or 0)
+    state = st.get("state")
+    header = f"[{ctx.world().label()}] Run {launch.run_id} on {c.instance_id}: {state}"
+    if state == "exited":
+        header += f" (exit code {st.get('exit_code')})"
+    fe.echo(header)
+    if c.follow and state == "running":
+        start = max(0, size - 4096)
+        result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
+                                    start_offset=_line_start(ctx, launch, start))
+        fe.echo(result.summary())
+        return result
+    # A finished run asked by --run shows its whole log; otherwise the tail.
+    start = 0 if c.run_id else max(0, size - logs.MAX_CHUNK_BYTES)
+    text = _read_range(ctx, launch, start, size)
+    lines = text.splitlines()
+    shown = lines if c.run_id else lines[-c.lines:]
+    sys.stdout.write("\n".join(shown) + "\n")
+    return None
+
+
+def _line_start(ctx: Context, launch: Launch, offset: int) -> int:
+    return offset  # a partial first line is acceptable when re-attaching mid-log
+
+
+def _read_range(ctx: Context, launch: Launch, start: int, end: int) -> str:
+    fetch = tail_fetcher(ctx, launch.instance_id, launch.log_path)
+    follower = logs.LogFollower(start)
+    parts = []
+    while follower.offset < end:
+        chunk = logs.decode_chunk(fetch(follower.offset, logs.MAX_CHUNK_BYTES))
+        text = follower.feed(chunk)
+        if not text and chunk.count == 0:
+            break
+        parts.append(text)
+    parts.append(follower.finish())
+    return "".join(parts)
+
+
+# --- checkpoints, stop and terminate --------------------------------------------------------------
+
+@dataclass
+class Checkpoint:
+    relpath: str
+    size: int
+    md5: str
+    mtime: int
+    s3_key: str | None = None
+    verified: bool = False
+
+
+def checkpoint_prefix(project: str, run_id: str | None = None) -> str:
+    return f"runctl/{project}/checkpoints/" + (f"{run_id}/" if run_id else "")
+
+
+def list_instance_checkpoints(ctx: Context, instance_id: str, project: str) -> list[Checkpoint]:
+    result = ssm.run(ctx, instance_id, "checkpoints", [project], ssm.remote_root_env(ctx))
+    return [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)))
+            for r in remote.parse_records(result.stdout, "checkpoint")]
+
+
+def verify_copies(ctx: Context, bucket: str | None, project: str, checkpoints: list[Checkpoint]) -> None:
+    """Mark checkpoints that have a copy in S3 with the same size and md5 (single-part ETag)."""
+    if not bucket or not checkpoints:
+        return
+    copies = s3.list_objects(ctx, bucket, checkpoint_prefix(project))
+    by_name: dict[str, list[s3.S3Object]] = {}
+    for rel, obj in copies.items():
+        by_name.setdefault(rel.split("/", 1)[-1], []).append(obj)
+    for ck in checkpoints:
+        for obj in by_name.get(ck.relpath, []):
+            if obj.size == ck.size and obj.md5 == ck.md5:
+                ck.s3_key, ck.verified = obj.key, True
+
+
+def upload_checkpoints(ctx: Context, instance_id: str, project: str, run_id: str,
+                       checkpoints: list[Checkpoint], bucket: str, echo: Echo) -> list[Checkpoint]:
+    """Send unverified checkpoints to S3 with presigned PUTs (one SSM round trip), then verify."""
+    verify_copies(ctx, bucket, project, checkpoints)
+    todo = [ck for ck in checkpoints if not ck.verified]
+    if todo:
+        args = [project]
+        for ck in todo:
+            key = checkpoint_prefix(project, run_id) + ck.relpath
+            args += [ck.relpath, s3.presign_put(ctx, bucket, key)]
+        result = ssm.run(ctx, instance_id, "upload", args, ssm.remote_root_env(ctx))
+        failed = remote.parse_records(result.stdout, "failed")
+        for rec in failed:
+            echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
+        verify_copies(ctx, bucket, project, checkpoints)
+    return checkpoints
+
+
+def before_stop(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> list[Checkpoint]:
+    """SIGTERM the training, wait (bounded) for its checkpoint, upload checkpoints to S3."""
+    if inst.state != "running":
+        return []
+    project = _project_for_instance(ctx, inst, None)
+    wait_s = 0 if force else ctx.settings.stop_wait_seconds
+    result = ssm.run(ctx, inst.instance_id, "stop", [project, str(wait_s)], ssm.remote_root_env(ctx))
+    fields = remote.parse_fields(result.stdout)
+    run_id = fields.get("run_id") or inst.tags.get("runctl:run-id") or "unknown-run"
+    if fields.get("stopped") == "1":
+        how = "still running (it will be killed with the instance)" if fields.get("still_running") == "1" \
+            else f"ended with exit code {fields.get('exit_code', '?')}"
+        echo(f"Asked training run {run_id} to checkpoint and stop (SIGTERM): {how}")
+        _tag_run(ctx, inst.instance_id, run_id, "stopped")
+    checkpoints = [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)))
+                   for r in remote.parse_records(result.stdout, "checkpoint")]
+    if not checkpoints:
+        return []
+    bucket = s3.bucket_for(ctx, None, required=False)
+    if bucket is None:
+        echo(f"{len(checkpoints)} checkpoint(s) stay on the instance's disk (no S3 bucket configured: "
+             f"`{'runctl'} config set bucket NAME` to keep copies)")
+        _record_checkpoint_tags(ctx, inst.instance_id, checkpoints)
+        return checkpoints
+    upload_checkpoints(ctx, inst.instance_id, project, run_id, checkpoints, bucket, echo)
+    saved = [ck for ck in checkpoints if ck.verified]
+    echo(f"Saved {len(saved)}/{len(checkpoints)} checkpoint(s) to s3://{bucket}/{checkpoint_prefix(project)}"
+         + (f" (newest: {sorted(saved, key=lambda c: c.mtime)[-1].s3_key})" if saved else ""))
+    _record_checkpoint_tags(ctx, inst.instance_id, checkpoints)
+    return checkpoints
+
+
+def _record_checkpoint_tags(ctx: Context, instance_id: str, checkpoints: list[Checkpoint]) -> None:
+    # A stopped instance cannot answer SSM: terminate's guard reads these tags instead.
+    newest = sorted(checkpoints, key=lambda c: c.mtime)[-1].relpath if checkpoints else ""
+    ec2.set_tags(ctx, instance_id, {"runctl:checkpoints": str(len(checkpoints)),
+                                    "runctl:checkpoints-verified": str(sum(c.verified for c in checkpoints)),
+                                    "runctl:last-checkpoint": newest[:255]})
+
+
+def record_stop(ctx: Context, inst: Instance) -> None:
+    """Add the run that just ended to the instance's cost ledger (LaunchTime resets on start)."""
+    from .costs import ledger_after_stop
+    from .resources import price_book
+
+    if not inst.managed or inst.launch_time is None:
+        return
+    book = price_book(ctx)
+    quote = (book.spot(inst.region, inst.availability_zone, inst.instance_type) if inst.lifecycle == "spot"
+             else book.on_demand(inst.region, inst.instance_type))
+    if quote.usd_per_hour is None:
+        return
+    ec2.set_tags(ctx, inst.instance_id, ledger_after_stop(inst.tags, inst.launch_time, ctx.now(), quote.usd_per_hour))
+
+
+def end_spot_instance(ctx: Context, inst: Instance, *, wait: bool, echo: Echo) -> Instance:
+    world = ctx.world().label()
+    echo(f"[{world}] {inst.instance_id} is a one-time spot instance: AWS cannot stop it, only terminate it. "
+         f"Checkpoints were handled above; terminating it now.")
+    ec2.terminate(ctx, inst.instance_id)
+    if wait:
+        ec2.wait_for(ctx, inst.instance_id, "terminated")
+    return ec2.describe(ctx, inst.instance_id)
+
+
+def guard_terminate(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> None:
+    """Refuse while the instance holds checkpoints without a verified copy in S3 (unless --force)."""
+    project = _project_for_instance(ctx, inst, None)
+    bucket = s3.bucket_for(ctx, None, required=False)
+    if inst.state == "running":
+        checkpoints = list_instance_checkpoints(ctx, inst.instance_id, project)
+        verify_copies(ctx, bucket, project, checkpoints)
+        unsaved = [ck for ck in checkpoints if not ck.verified]
+        paths = [f"runctl/{project}/checkpoints/{ck.relpath}" for ck in unsaved]
+    else:  # stopped: SSM cannot reach it; trust what runctl recorded when it stopped it
+        total = int(inst.tags.get("runctl:checkpoints", "0") or 0)
+        verified = int(inst.tags.get("runctl:checkpoints-verified", "0") or 0)
+        checkpoints, unsaved = [], []
+        paths = [f"runctl/{project}/checkpoints/{inst.tags.get('runctl:last-checkpoint', '?')}"] if total > verified else []
+    if not paths:
+        if checkpoints or int(inst.tags.get("runctl:checkpoints", "0") or 0):
+            echo(f"Every checkpoint has a verified copy in s3://{bucket}/{checkpoint_prefix(project)}")
+        return
+    if force:
+        echo(f"⚠️  Terminating with --force: {len(paths)} checkpoint(s) without an S3 copy will be lost.")
+        return
+    details = [f"⚠️  WARNING: Instance {inst.instance_id} has checkpoints that will be lost on termination."]
+    details += [f"   Checkpoint: {p}" for p in paths[:10]]
+    if len(paths) > 10:
+        details.append(f"   … and {len(paths) - 10} more")
+    saved = [ck for ck in checkpoints if ck.verified]
+    if bucket and saved:
+        details.append(f"   Note: {len(saved)} checkpoint(s) already have copies in S3: "
+                       f"s3://{bucket}/{checkpoint_prefix(project)}")
+    details += ["   Consider using 'stop' instead to preserve checkpoints.",
+                "   Use --force to terminate anyway (checkpoints will be lost)."]
+    raise GuardRefused(
+        "Termination blocked: instance has checkpoints. Use --force to override or use 'stop' instead.",
+        [cmd(f"aws stop {inst.instance_id}", "Stop instead (uploads checkpoints to S3 when a bucket is set)"),
+         cmd(f"aws terminate {inst.instance_id} --force", "Or terminate anyway")],
+        details=details)
+
+
+# --- listings -----------------------------------------------------------------------------------
+
+def checkpoints_frame(ctx: Context, instance_id: str, project: str | None = None):
+    import pandas as pd
+
+    inst = ec2.describe(ctx, validate_instance_id(instance_id))
+    project = _project_for_instance(ctx, inst, project)
+    on_instance = list_instance_checkpoints(ctx, instance_id, project) if inst.state == "running" else []
+    bucket = s3.bucket_for(ctx, None, required=False)
+    verify_copies(ctx, bucket, project, on_instance)
+    rows = [{"where": "instance", "checkpoint": ck.relpath, "size": ck.size, "md5": ck.md5,
+             "modified": pd.Timestamp(ck.mtime, unit="s", tz="UTC"), "s3_copy": ck.s3_key or ""}
+            for ck in on_instance]
+    if bucket:
+        for rel, obj in s3.list_objects(ctx, bucket, checkpoint_prefix(project)).items():
+            rows.append({"where": "s3", "checkpoint": rel, "size": obj.size, "md5": obj.md5 or "",
+                         "modified": pd.NaT, "s3_copy": f"s3://{bucket}/{obj.key}"})
+    df = pd.DataFrame(rows, columns=["where", "checkpoint", "size", "md5", "modified", "s3_copy"])
+    df.attrs["runctl_kind"] = "checkpoints"
+    df.attrs["runctl_caption"] = f"Checkpoints of project {project} ({ctx.world().label()})"
+    return df
+
+
+def runs_frame(ctx: Context, instance_id: str, project: str | None = None):
+    import pandas as pd
+
+    inst = _running_instance(ctx, instance_id, "read its run history")
+    project = _project_for_instance(ctx, inst, project)
+    result = ssm.run(ctx, instance_id, "runs", [project], ssm.remote_root_env(ctx))
+    rows = []
+    for r in remote.parse_records(result.stdout, "run"):
+        args = r.get("args_json") or "[]"
+        try:
+            args_list = json.loads(args)
+        except json.JSONDecodeError:
+            args_list = [args]
+        rows.append({"run_id": r["run"], "script": r.get("script", ""), "args": args_list,
+                     "started": pd.to_datetime(r.get("started") or None, utc=True),
+                     "ended": pd.to_datetime(r.get("ended") or None, utc=True),
+                     "state": r.get("state", ""),
+                     "exit_code": pd.to_numeric(r.get("exit_code") or None),
+                     "last_checkpoint": r.get("last_checkpoint", "")})
+    df = pd.DataFrame(rows, columns=["run_id", "script", "args", "started", "ended", "state", "exit_code",
+                                     "last_checkpoint"])
+    df["exit_code"] = df["exit_code"].astype("Int64")
+    df.attrs["runctl_kind"] = "runs"
+    df.attrs["runctl_caption"] = f"Runs of project {project} on {instance_id} ({ctx.world().label()})"
+    return df
+
+
+def wait_for_exit(ctx: Context, launch: Launch, timeout_s: float = 600) -> dict[str, str]:
+    """Poll status until the run has exited (for API users and tests)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        st = run_status(ctx, launch.instance_id, launch.project, launch.run_id)
+        if st.get("state") != "running" or time.monotonic() > deadline:
+            return st
+        time.sleep(0.3 if ctx.is_sandbox else 3)

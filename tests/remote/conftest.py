@@ -1,0 +1,120 @@
+"""Helpers for the remote-script tests: run ``runctl_jupyter/remote/*.sh`` with bash against a
+temporary ``RUNCTL_ROOT`` (one per test), and clean up any training a test leaves running."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runctl_jupyter.remote import parse_fields, script_path
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_SCRIPT = REPO / "training" / "train_with_checkpoints.py"
+PROJECT = "demo"
+
+
+def line_fields(stdout: str) -> list[dict[str, str]]:
+    """Every ``@runctl`` line as its own dict (checkpoint lists repeat keys)."""
+    out = []
+    for line in stdout.splitlines():
+        if line.startswith("@runctl "):
+            out.append(parse_fields(line))
+    return out
+
+
+def wait_for(cond, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Instance:
+    """A fake instance directory: ROOT/runctl/<project>/code holds the example training script."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.runctl = root / "runctl"
+        self.lock = self.runctl / "lock"
+        self.code = self.project_dir() / "code"
+        self.code.mkdir(parents=True)
+        shutil.copy(TRAIN_SCRIPT, self.code / "train.py")
+
+    def project_dir(self, project: str = PROJECT) -> Path:
+        return self.runctl / project
+
+    def run_dir(self, run_id: str, project: str = PROJECT) -> Path:
+        return self.project_dir(project) / "runs" / run_id
+
+    def checkpoints(self, project: str = PROJECT) -> Path:
+        return self.project_dir(project) / "checkpoints"
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["RUNCTL_ROOT"] = str(self.root)
+        env["RUNCTL_PYTHON"] = sys.executable
+        env.update(extra or {})
+        return env
+
+    def run(self, name: str, *args, env: dict[str, str] | None = None, timeout: float = 60):
+        """``bash remote/NAME.sh ARGS…`` (explicit argv list: nothing goes through a shell)."""
+        return subprocess.run(
+            ["bash", script_path(name), *args],
+            env=self.env(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            timeout=timeout,
+        )
+
+    def wait_done(self, run_id: str, project: str = PROJECT, timeout: float = 20.0) -> int:
+        """Wait until the run recorded its exit code and gave the lock back; returns the code."""
+        path = self.run_dir(run_id, project) / "exit_code"
+        wait_for(path.exists, timeout, what=f"{path}")
+        wait_for(lambda: not self.lock.exists(), timeout, what="lock release")
+        return int(path.read_text().strip())
+
+    def log(self, run_id: str, project: str = PROJECT) -> str:
+        return (self.run_dir(run_id, project) / "log").read_text(errors="surrogateescape")
+
+    # helpers, reachable through the fixture (test modules do not import conftest)
+    fields = staticmethod(parse_fields)
+    line_fields = staticmethod(lambda stdout: line_fields(stdout))
+    wait_for = staticmethod(lambda *a, **k: wait_for(*a, **k))
+    args_line = staticmethod(lambda log: args_line(log))
+    proc_starttime = staticmethod(lambda pid: proc_starttime(pid))
+    project = PROJECT
+
+
+def args_line(log: str) -> list[str]:
+    for line in log.splitlines():
+        if line.startswith("args: "):
+            return json.loads(line[len("args: ") :])
+    raise AssertionError(f"no args: line in log:\n{log}")
+
+
+def proc_starttime(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(") ", 1)[1].split()[19]
+
+
+@pytest.fixture
+def inst(tmp_path):
+    instance = Instance(tmp_path / "instance")
+    yield instance
+    # never leave a training running: stop (and kill) whatever holds this instance's lock
+    if instance.lock.exists():
+        instance.run("stop", PROJECT, "5", "--kill")
+
+

@@ -1,0 +1,164 @@
+"""stop.sh, status.sh, checkpoints.sh, runs.sh against real trainings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+from runctl_jupyter.remote import script_path
+
+LONG = ["--sleep", "0.2", "--epochs", "500"]
+
+
+def _epochs_logged(inst, run_id):
+    return re.findall(r"^epoch (\d+)/", inst.log(run_id), re.M)
+
+
+def _checkpoint_lines(inst, stdout):
+    lines = inst.line_fields(stdout)
+    cks = [f for f in lines if "checkpoint" in f]
+    assert lines[-1] == {"count": str(len(cks))}
+    return cks
+
+
+def test_stop_checkpoints_and_lists_them(inst):
+    r = inst.run("launch", inst.project, "s1", "train.py", *LONG)
+    assert r.returncode == 0
+    inst.wait_for(lambda: len(_epochs_logged(inst, "s1")) >= 2, 20, what="two epochs")
+    st = inst.fields(inst.run("status", inst.project).stdout)
+    assert st["state"] == "running" and st["run_id"] == "s1" and st["lock_run_id"] == "s1"
+    assert st["last_checkpoint"].startswith("checkpoint_epoch_")
+
+    r = inst.run("stop", inst.project, "20")
+    assert r.returncode == 0, r.stderr
+    head = inst.line_fields(r.stdout)[0]
+    assert head["stopped"] == "1" and head["run_id"] == "s1" and head["exit_code"] == "0"
+    assert float(head["waited"]) < 20 and "still_running" not in head
+    log = inst.log("s1")
+    m = re.search(r"^received SIGTERM: saved (checkpoint_epoch_(\d+)\.json)$", log, re.M)
+    assert m, log
+    assert int(m.group(2)) == int(_epochs_logged(inst, "s1")[-1])
+    assert log.rstrip("\n").splitlines()[-1] == "[runctl] exit code 0"
+    assert not inst.lock.exists()
+
+    cks = {f["checkpoint"]: f for f in _checkpoint_lines(inst, r.stdout)}
+    saved = inst.checkpoints() / m.group(1)
+    assert m.group(1) in cks
+    assert cks[m.group(1)]["md5"] == hashlib.md5(saved.read_bytes()).hexdigest()
+    assert cks[m.group(1)]["size"] == str(saved.stat().st_size)
+    assert cks[m.group(1)]["mtime"] == str(int(saved.stat().st_mtime))
+    # checkpoints.sh says the same
+    assert _checkpoint_lines(inst, inst.run("checkpoints", inst.project).stdout) == list(cks.values())
+
+    st = inst.fields(inst.run("status", inst.project).stdout)
+    assert st["state"] == "exited" and st["exit_code"] == "0" and st["last_checkpoint"] == m.group(1)
+    assert st["started"] <= st["ended"] and "lock_pid" not in st
+
+    # resume continues at the next epoch
+    r = inst.run("launch", inst.project, "s2", "train.py", "--sleep", "0", "--epochs", str(int(m.group(2)) + 2),
+                 "--resume", "auto")
+    assert inst.wait_done("s2") == 0
+    log2 = inst.log("s2")
+    assert f"resuming from {m.group(1)} (epoch {m.group(2)})" in log2
+    assert _epochs_logged(inst, "s2")[0] == str(int(m.group(2)) + 1)
+
+
+def test_stop_when_nothing_runs(inst):
+    r = inst.run("stop", inst.project, "0")
+    assert r.returncode == 0
+    assert inst.line_fields(r.stdout) == [{"stopped": "0"}, {"count": "0"}]
+
+
+def test_stop_without_wait_then_still_running_then_kill(inst):
+    (inst.code / "stubborn.py").write_text(
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    r = inst.run("launch", inst.project, "k1", "stubborn.py")
+    assert r.returncode == 0
+    pid = inst.fields(r.stdout)["pid"]
+    inst.wait_for(lambda: "ready" in inst.log("k1"), 10, what="ready")
+    r = inst.run("stop", inst.project, "0")
+    head = inst.line_fields(r.stdout)[0]
+    assert head["stopped"] == "1" and head["still_running"] == "1" and head["exit_code"] == ""
+    assert head["waited"] == "0.0" and head["pid"] == pid
+    r = inst.run("stop", inst.project, "1")
+    head = inst.line_fields(r.stdout)[0]
+    assert head["still_running"] == "1" and 1.0 <= float(head["waited"]) < 5
+    assert inst.lock.exists()  # never SIGKILL without --kill
+    r = inst.run("stop", inst.project, "0", "--kill")
+    head = inst.line_fields(r.stdout)[0]
+    assert head["killed"] == "1" and "still_running" not in head and head["exit_code"] == "137"
+    assert not inst.lock.exists()
+    st = inst.fields(inst.run("status", inst.project, "k1").stdout)
+    assert st["state"] == "exited" and st["exit_code"] == "137"
+
+
+def test_failed_run_and_runs_listing(inst):
+    r = inst.run("launch", inst.project, "f1", "train.py", "--sleep", "0", "--epochs", "5", "--fail-at-epoch", "3")
+    assert r.returncode == 0
+    assert inst.wait_done("f1") == 3
+    assert "[runctl] exit code 3" in inst.log("f1")
+    st = inst.fields(inst.run("status", inst.project).stdout)
+    assert st["state"] == "exited" and st["exit_code"] == "3" and st["last_checkpoint"] == "checkpoint_epoch_2.json"
+    r = inst.run("launch", inst.project, "f2", "train.py", "--sleep", "0", "--epochs", "1", "--", "a b", "é=%")
+    assert inst.wait_done("f2") == 0
+    r = inst.run("runs", inst.project)
+    assert r.returncode == 0
+    lines = inst.line_fields(r.stdout)
+    assert [x.get("run") for x in lines] == ["f1", "f2", None] and lines[-1] == {"count": "2"}
+    assert lines[0]["exit_code"] == "3" and lines[1]["exit_code"] == "0"
+    assert lines[0]["script"] == "train.py"
+    assert json.loads(lines[1]["args_json"]) == ["--sleep", "0", "--epochs", "1", "--", "a b", "é=%"]
+    assert all(x["state"] == "exited" for x in lines[:2])
+    # the raw line is %-encoded: one token per key
+    raw = [x for x in r.stdout.splitlines() if x.startswith("@runctl run=f2 ")][0]
+    assert "args_json=" + quote(json.dumps(["--sleep", "0", "--epochs", "1", "--", "a b", "é=%"]), safe="") in raw
+    # status of an explicit run id, and of one that does not exist
+    assert inst.fields(inst.run("status", inst.project, "f1").stdout)["exit_code"] == "3"
+    assert inst.fields(inst.run("status", inst.project, "zzz").stdout)["state"] == "none"
+
+
+def test_status_and_runs_of_an_empty_project(inst):
+    f = inst.fields(inst.run("status", "empty").stdout)
+    assert f["state"] == "none" and f["run_id"] == ""
+    assert inst.line_fields(inst.run("runs", "empty").stdout) == [{"count": "0"}]
+    assert inst.run("status", "../x").returncode == 2
+
+
+def test_lost_run(inst):
+    """A run whose process vanished without an exit code (instance rebooted)."""
+    run = inst.run_dir("lost")
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text("{}")
+    (run / "pid").write_text("999999999 1\n")
+    (run / "started_at").write_text("1700000000\n")
+    f = inst.fields(inst.run("status", inst.project).stdout)
+    assert f["run_id"] == "lost" and f["state"] == "exited" and f["lost"] == "1"
+    assert f["started"] == "2023-11-14T22:13:20Z"
+
+
+def test_checkpoint_names_are_encoded_and_partial_files_skipped(inst):
+    ck = inst.checkpoints()
+    (ck / "sub dir").mkdir(parents=True)
+    (ck / "sub dir" / "a=b%é.pt").write_bytes(b"x" * 10)
+    (ck / ".checkpoint_epoch_9.json.tmp.123").write_bytes(b"partial")
+    (ck / "model.bin").write_bytes(b"")
+    cks = _checkpoint_lines(inst, inst.run("checkpoints", inst.project).stdout)
+    assert [c["checkpoint"] for c in cks] == ["model.bin", "sub dir/a=b%é.pt"]
+    assert cks[0]["md5"] == hashlib.md5(b"").hexdigest() and cks[1]["size"] == "10"
+    out = inst.run("checkpoints", inst.project).stdout
+    assert "checkpoint=sub%20dir%2Fa%3Db%25%C3%A9.pt " in out
+
+
+def test_common_helpers_are_identical_in_every_script():
+    blocks = set()
+    for name in ("launch", "status", "stop", "checkpoints", "runs"):
+        text = Path(script_path(name)).read_text()
+        start = text.index("# --- runctl common begin")
+        end = text.index("# --- runctl common end ---")
+        blocks.add(text[start:end])
+    assert len(blocks) == 1

@@ -1,0 +1,76 @@
+"""Errors render as one line + numbered steps with the front end's prefix; settings know their source."""
+
+import pytest
+
+from runctl_jupyter import config
+from runctl_jupyter.errors import GuardRefused, Step, UsageError, cmd, translate_aws_errors
+from runctl_jupyter.models import validate_instance_id
+
+
+def test_error_renders_steps_with_prefix():
+    err = GuardRefused("Training already running on instance i-01234567 (PID: 42).",
+                       [cmd("aws monitor i-01234567", "Wait for current training to complete"), Step("Breathe")])
+    assert err.render("runctl").splitlines() == [
+        "Error: Training already running on instance i-01234567 (PID: 42).",
+        "To resolve:",
+        "  1. Wait for current training to complete: runctl aws monitor i-01234567",
+        "  2. Breathe",
+    ]
+    assert err._render_traceback_()[2] == "  1. Wait for current training to complete: %runctl aws monitor i-01234567"
+    assert err.exit_code == 3
+
+
+def test_message_must_be_one_line():
+    with pytest.raises(ValueError):
+        UsageError("two\nlines")
+
+
+@pytest.mark.parametrize("bad", ["i-123", "i-0123456789abcdef", "I-01234567", "i-0123456g", "", "sg-01234567"])
+def test_instance_id_validation(bad):
+    with pytest.raises(UsageError) as err:
+        validate_instance_id(bad)
+    assert err.value.steps
+
+
+@pytest.mark.parametrize("good", ["i-01234567", "i-0abc123def4567890"])
+def test_valid_instance_ids(good):
+    assert validate_instance_id(good) == good
+
+
+def test_client_error_translation():
+    from botocore.exceptions import ClientError, NoRegionError
+
+    with pytest.raises(Exception) as err, translate_aws_errors("stop i-01234567", "i-01234567"):
+        raise ClientError({"Error": {"Code": "InvalidInstanceID.NotFound", "Message": "nope"}}, "StopInstances")
+    assert "i-01234567 was not found" in err.value.message
+    with pytest.raises(Exception) as err, translate_aws_errors("list instances"):
+        raise NoRegionError()
+    assert err.value.steps[0].command == "config set region us-east-1"
+
+
+def test_precedence_flag_env_project_user(tmp_path, monkeypatch):
+    user = tmp_path / "user.toml"
+    user.write_text('region = "eu-west-1"\nbucket = "from-user"\nwarn_accrued_usd = "20"\n')
+    monkeypatch.setenv("RUNCTL_CONFIG_FILE", str(user))
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "pyproject.toml").write_text('[tool.runctl]\nbucket = "from-project"\nproject = "demo"\n')
+    s = config.resolve(flags={"region": "ap-southeast-1"}, magic={"warn_hourly_usd": 7},
+                       cwd=proj, environ={"RUNCTL_BUCKET": "from-env"})
+    assert (s.region, s.sources["region"]) == ("ap-southeast-1", "command line")
+    assert (s.bucket, s.sources["bucket"]) == ("from-env", "env RUNCTL_BUCKET")
+    assert s.project == "demo" and "pyproject.toml" in s.sources["project"]
+    assert s.warn_accrued_usd == 20.0 and "user file" in s.sources["warn_accrued_usd"]
+    assert s.warn_hourly_usd == 7.0 and s.sources["warn_hourly_usd"] == "%config RunctlMagics"
+    assert s.warn_uptime_hours == 24.0 and "warn_uptime_hours" not in s.sources
+
+
+def test_bad_config_values_are_usage_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNCTL_CONFIG_FILE", str(tmp_path / "none.toml"))
+    with pytest.raises(UsageError) as err:
+        config.resolve(environ={"RUNCTL_WARN_ACCRUED_USD": "-3"}, cwd=tmp_path)
+    assert "RUNCTL_WARN_ACCRUED_USD" in err.value.message
+    with pytest.raises(UsageError):
+        config.set_user_value("no_such_setting", "1", tmp_path / "c.toml")
+    path = config.set_user_value("warn_hourly_usd", "8.5", tmp_path / "c.toml")
+    assert 'warn_hourly_usd = "8.5"' in path.read_text()

@@ -1,0 +1,86 @@
+"""The one grammar: split at `--`, no abbreviations, short forms, help without SystemExit."""
+
+import pytest
+
+from runctl_jupyter import grammar
+from runctl_jupyter.errors import UsageError
+
+IID = "i-0abc123def4567890"
+
+
+def test_script_args_after_separator_are_never_parsed():
+    c = grammar.parse(["aws", "train", IID, "train.py", "--wait", "--", "--resume", "x", "--wait", "--"])
+    assert c.path == ("aws", "train")
+    assert c.wait is True
+    assert c.resume is None  # the script's --resume is not runctl's
+    assert c.script_args == ["--resume", "x", "--wait", "--"]
+
+
+def test_docs_commands_parse_verbatim():
+    assert grammar.parse(f"aws train {IID} script.py --sync-code -- --epochs 10".split()).sync_code is True
+    assert grammar.parse(f"aws monitor {IID} --follow".split()).follow is True
+    assert grammar.parse(f"aws terminate {IID} --force".split()).force is True
+    assert grammar.parse("resources list --platform aws".split()).path == ("resources", "list")
+
+
+@pytest.mark.parametrize("words,expected", [
+    (["train", IID, "s.py"], ("aws", "train")),
+    (["monitor", IID], ("aws", "monitor")),
+    (["resources"], ("resources", "list")),
+    (["resources", "summary"], ("resources", "summary")),
+    (["--region", "eu-west-1", "status", IID], ("aws", "status")),
+])
+def test_short_forms(words, expected):
+    assert grammar.parse(words).path == expected
+
+
+@pytest.mark.parametrize("flag,expected", [
+    ("--no-sync-code", False), ("--sync-code=false", False), ("--sync-code=no", False),
+    ("--sync-code=true", True), ("--sync-code", True),
+])
+def test_sync_code_spellings(flag, expected):
+    assert grammar.parse(["aws", "train", IID, "s.py", flag]).sync_code is expected
+
+
+def test_no_abbreviations():
+    with pytest.raises(UsageError) as err:
+        grammar.parse(["aws", "create", "t3.micro", "--wai"])
+    assert "--wai" in err.value.message
+    assert err.value.steps[0].command == "aws create --help"
+
+
+def test_missing_separator_is_explained_with_the_fixed_command():
+    with pytest.raises(UsageError) as err:
+        grammar.parse(["aws", "train", IID, "train.py", "--epochs", "5"])
+    assert "after `--`" in err.value.message
+    assert err.value.steps[0].command == f"aws train {IID} train.py -- --epochs 5"
+
+
+def test_unknown_subcommand_points_at_help():
+    with pytest.raises(UsageError) as err:
+        grammar.parse(["aws", "explode", IID])
+    assert "invalid choice" in err.value.message
+    assert err.value.steps[0].command == "aws --help"
+    assert err.value.exit_code == 2
+
+
+def test_help_is_returned_not_exited():
+    text = grammar.help_text(["aws", "train"])
+    assert "--sync-code" in text and "--no-sync-code" in text
+    top = grammar.help_text()
+    for word in ("aws", "resources", "local", "panel", "sandbox", "config"):
+        assert word in top
+
+
+def test_region_before_or_after_command():
+    assert grammar.parse(["--region", "eu-west-1", "aws", "status", IID]).region == "eu-west-1"
+    assert grammar.parse(["aws", "status", IID, "--region", "us-west-2"]).region == "us-west-2"
+
+
+def test_bad_values_are_usage_errors():
+    with pytest.raises(UsageError):
+        grammar.parse(["aws", "create", "t3.micro", "--disk-gb", "-4"])
+    with pytest.raises(UsageError):
+        grammar.parse(["aws", "train", IID, "s.py", "--max-hours", "zero"])
+    with pytest.raises(UsageError):
+        grammar.parse(["aws", "status", IID, "--", "x"])
