@@ -222,11 +222,17 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, BotoConnectionError)
 
 
-def follow_run(ctx: Context, launch: Launch, on_text: Callable[[str], Any], *,
-               should_stop: Callable[[], bool] | None = None, start_offset: int = 0) -> logs.FollowResult:
-    poll = 0.3 if ctx.is_sandbox else 2.0
+Fetch = Callable[[int, int], str]
+
+
+def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any], *,
+               should_stop: Callable[[], bool] | None = None, start_offset: int = 0,
+               fetch: Fetch | None = None) -> logs.FollowResult:
+    """Follow a run's log by byte offset until it ends (``fetch`` overrides the SSM tail, e.g. local runs)."""
+    poll = 0.3 if ctx is None or ctx.is_sandbox else 2.0
+    fetch = fetch or tail_fetcher(ctx, launch.instance_id, launch.log_path)
     try:
-        return logs.follow(tail_fetcher(ctx, launch.instance_id, launch.log_path), on_text,
+        return logs.follow(fetch, on_text,
                            poll_interval=poll, is_transient=_transient, should_stop=should_stop,
                            start_offset=start_offset)
     except BackendError as exc:
@@ -238,9 +244,10 @@ def follow_run(ctx: Context, launch: Launch, on_text: Callable[[str], Any], *,
         raise
 
 
-def finish_run(ctx: Context, launch: Launch, exit_code: int | None, tail: str) -> TrainResult:
+def finish_run(ctx: Context | None, launch: Launch, exit_code: int | None, tail: str) -> TrainResult:
     state = "succeeded" if exit_code == 0 else "failed"
-    _tag_run(ctx, launch.instance_id, launch.run_id, f"exit {exit_code}")
+    if ctx is not None:  # local runs have no instance to tag
+        _tag_run(ctx, launch.instance_id, launch.run_id, f"exit {exit_code}")
     return TrainResult(launch.instance_id, launch.project, launch.run_id, state, exit_code, tail)
 
 
@@ -279,8 +286,8 @@ class _Progress:
             self.bar.close()
 
 
-def wait_in_foreground(ctx: Context, launch: Launch, write: Callable[[str], Any], *,
-                       start_offset: int = 0) -> TrainResult:
+def wait_in_foreground(ctx: Context | None, launch: Launch, write: Callable[[str], Any], *,
+                       start_offset: int = 0, fetch: Fetch | None = None) -> TrainResult:
     """Stream the log to ``write`` with a progress bar until the run ends; Ctrl-C detaches."""
     progress = _Progress()
     collected: list[str] = []
@@ -291,7 +298,7 @@ def wait_in_foreground(ctx: Context, launch: Launch, write: Callable[[str], Any]
         progress.feed(text)
 
     try:
-        result = follow_run(ctx, launch, on_text, start_offset=start_offset)
+        result = follow_run(ctx, launch, on_text, start_offset=start_offset, fetch=fetch)
     except KeyboardInterrupt:
         progress.close()
         write(f"\nDetached from run {launch.run_id}; it goes on. Re-attach with "
@@ -305,10 +312,10 @@ def wait_in_foreground(ctx: Context, launch: Launch, write: Callable[[str], Any]
 class BackgroundFollower:
     """Keeps a notebook display (a display handle) updated from a thread; the cell returns at once."""
 
-    def __init__(self, ctx: Context, launch: Launch, max_lines: int = 200):
+    def __init__(self, ctx: Context | None, launch: Launch, max_lines: int = 200, fetch: Fetch | None = None):
         from IPython.display import display
 
-        self.ctx, self.launch, self.max_lines = ctx, launch, max_lines
+        self.ctx, self.launch, self.max_lines, self.fetch = ctx, launch, max_lines, fetch
         self.lines: list[str] = []
         self.partial = ""
         self.parser = logs.ProgressParser()
@@ -343,7 +350,8 @@ class BackgroundFollower:
 
     def _run(self) -> None:
         try:
-            follow = follow_run(self.ctx, self.launch, self._on_text, should_stop=self._stop.is_set)
+            follow = follow_run(self.ctx, self.launch, self._on_text, should_stop=self._stop.is_set,
+                                fetch=self.fetch)
             if self._stop.is_set():
                 self.handle.update(self._render("detached (the run goes on)"))
                 return
@@ -375,13 +383,19 @@ def train_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
             raise failure(result)
         fe.echo(result.summary())
         return result
+    return stream_or_detach(ctx, launch, fe, f"aws monitor {launch.instance_id} --follow")
+
+
+def stream_or_detach(ctx: Context | None, launch: Launch, fe: Any, monitor: str,
+                     fetch: Fetch | None = None) -> TrainResult | None:
+    """Without --wait: keep a display in this cell updated from a thread (notebook), or say how to follow."""
     if fe.notebook:
         previous = _FOLLOWERS.pop(launch.instance_id, None)
         if previous:
             previous.stop()
-        _FOLLOWERS[launch.instance_id] = BackgroundFollower(ctx, launch)
+        _FOLLOWERS[launch.instance_id] = BackgroundFollower(ctx, launch, fetch=fetch)
         return None
-    fe.echo(f"Follow it with: {fe.prefix} aws monitor {launch.instance_id} --follow")
+    fe.echo(f"Follow it with: {fe.prefix} {monitor}")
     return TrainResult(launch.instance_id, launch.project, launch.run_id, "running")
 
 

@@ -254,6 +254,14 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    # first thing: from now on SIGTERM (runctl stop) means "checkpoint and exit 0"
+    stop = {"signal": False}
+
+    def on_sigterm(_signum, _frame):
+        stop["signal"] = True
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
     argv = sys.argv[1:] if argv is None else list(argv)
     print("args: " + json.dumps(argv), flush=True)
     args = parse_args(argv)
@@ -274,13 +282,6 @@ def main(argv=None):
         )
     ck_dir = args.checkpoint_dir or os.environ.get("RUNCTL_CHECKPOINT_DIR") or "checkpoints"
     resume = args.resume if args.resume is not None else (os.environ.get("RUNCTL_RESUME_FROM") or None)
-
-    stop = {"signal": False}
-
-    def on_sigterm(_signum, _frame):
-        stop["signal"] = True
-
-    signal.signal(signal.SIGTERM, on_sigterm)
 
     xs, ys = make_dataset(args.seed)
     rng = random.Random(args.seed)

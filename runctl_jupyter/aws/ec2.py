@@ -17,6 +17,8 @@ AL2023_ARM_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-d
 _ARM_FAMILIES = ("a1", "t4g", "m6g", "m7g", "c6g", "c7g", "r6g", "r7g", "g5g", "im4gn", "is4gen")
 SSM_ONLINE_TIMEOUT_S = 600
 MANAGED_TAG = "runctl:created"
+SPOT_UNAVAILABLE = {"InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
+                    "InsufficientCapacity", "UnfulfillableCapacity"}
 
 
 def _waiter_config(ctx: Context) -> dict[str, int]:
@@ -99,6 +101,7 @@ def create(
     disk_gb: int = 30,
     spot: bool = False,
     max_price: float | None = None,
+    fallback_on_demand: bool = False,
 ) -> Instance:
     image = ami or default_ami(ctx, instance_type)
     now = ctx.now().replace(microsecond=0).isoformat()
@@ -137,7 +140,18 @@ def create(
         params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
         tags.append({"Key": "runctl:spot-type", "Value": "one-time"})
     with translate_aws_errors(f"launch a {instance_type} instance"):
-        resp = ctx.client("ec2").run_instances(**params)
+        try:
+            resp = ctx.client("ec2").run_instances(**params)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if not (spot and fallback_on_demand and code in SPOT_UNAVAILABLE):
+                raise
+            # Asked for: no spot capacity at this price → on-demand. RunInstances made no request to cancel.
+            params.pop("InstanceMarketOptions")
+            params["ClientToken"] = uuid.uuid4().hex
+            tags[:] = [t for t in tags if t["Key"] != "runctl:spot-type"]
+            tags.append({"Key": "runctl:spot-fallback", "Value": code})
+            resp = ctx.client("ec2").run_instances(**params)
     return instance_from_api(resp["Instances"][0], ctx.region)
 
 

@@ -12,7 +12,7 @@ the warning texts joined by newlines, "" for none).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,34 @@ SORT_KEYS: dict[str, tuple[str, bool]] = {
     "id": ("instance_id", True),
 }
 EXPORT_FORMATS = ("csv", "html", "json")
+
+
+class WarningIndex(Mapping[str, tuple[CostWarning, ...]]):
+    """``{instance_id: warnings}``, immutable. pandas deep-copies ``df.attrs`` on every operation;
+    this is shared instead (``__deepcopy__`` returns itself), so big frames stay fast."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: Mapping[str, tuple[CostWarning, ...]] | None = None):
+        self._d = dict(d or {})
+
+    def __getitem__(self, key: str) -> tuple[CostWarning, ...]:
+        return self._d[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __copy__(self) -> WarningIndex:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> WarningIndex:
+        return self
+
+    def __repr__(self) -> str:
+        return f"WarningIndex({len(self._d)} instances)"
 
 
 def _as_warning(w: Any) -> CostWarning:
@@ -87,7 +115,7 @@ def frame(rows: Iterable[CostRow | Mapping[str, Any]]) -> pd.DataFrame:
         if c not in ("name", "project", "az", "training", "last_checkpoint", "warnings"):
             df[c] = df[c].fillna("")
     df.attrs[ATTR_KIND] = "resources"
-    df.attrs[ATTR_WARNINGS] = {d["instance_id"]: d["warnings"] for d in items}
+    df.attrs[ATTR_WARNINGS] = WarningIndex({d["instance_id"]: d["warnings"] for d in items})
     return df
 
 

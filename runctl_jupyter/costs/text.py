@@ -11,6 +11,8 @@ without a ledger the line says "since last start".
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from . import fmt
@@ -18,7 +20,7 @@ from .caption import CaptionInfo, caption_text
 from .table import row_warnings
 
 
-def _instance_line(r: pd.Series) -> str:
+def _instance_line(r: dict[str, Any]) -> str:
     acc = None if pd.isna(r["accrued_usd"]) else float(r["accrued_usd"])
     basis = "total" if r["accrued_basis"] == "ledger" else "since last start"
     total = f" ({fmt.usd(acc)} {basis})" if acc is not None else ""
@@ -38,16 +40,23 @@ def _instance_line(r: pd.Series) -> str:
 
 def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> str:
     """The listing as runctl prints it in a shell, ending with a totals line."""
-    warnings = dict(zip(df.index, row_warnings(df), strict=True))
+    groups: dict[str, list[str]] = {}
+    totals: dict[str, list[float]] = {}  # type -> [running count, $/hr of running]
+    for r, warns in zip(df.to_dict("records"), row_warnings(df), strict=True):
+        itype = str(r["instance_type"])
+        block = groups.setdefault(itype, [])
+        total = totals.setdefault(itype, [0, 0.0])
+        if r["state"] == "running":
+            total[0] += 1
+            if pd.notna(r["usd_per_hour"]):
+                total[1] += float(r["usd_per_hour"])
+        block.append(_instance_line(r))
+        block.extend(f"      {w.text}" for w in warns)
     lines: list[str] = []
-    for itype in pd.unique(df["instance_type"]):
-        group = df[df["instance_type"] == itype]
-        running = group["state"].eq("running")
-        hourly = float(group.loc[running, "usd_per_hour"].sum(min_count=0))
-        lines.append(f"  {itype} ({int(running.sum())} running, {fmt.hourly(hourly)}/hr)")
-        for idx, r in group.iterrows():
-            lines.append(_instance_line(r))
-            lines.extend(f"      {w.text}" for w in warnings[idx])
+    for itype, block in groups.items():
+        count, hourly = totals[itype]
+        lines.append(f"  {itype} ({int(count)} running, {fmt.hourly(hourly)}/hr)")
+        lines.extend(block)
     if df.empty:
         lines.append("  No instances.")
     lines.append(f"  Total: {caption_text(df, caption_info)}")

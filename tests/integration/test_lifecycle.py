@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from itest_helpers import run_cli
 
 from runctl_jupyter import api
 from runctl_jupyter.errors import GuardRefused, UsageError
-
-from .conftest import run_cli
 
 
 def _cell(shell, code: str):

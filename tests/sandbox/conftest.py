@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -28,10 +29,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         try:
             control.stop(directory)
         finally:
-            try:
-                os.kill(info.pid, signal.SIGKILL)  # only if stop() did not end it
-            except ProcessLookupError:
-                pass
+            if control.status(directory) is not None:  # stop() failed: do not leave it behind
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(info.pid, signal.SIGKILL)
             os.environ.update(saved)
 
 

@@ -18,7 +18,7 @@ AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 class Sandbox:
     def __init__(self, info: SandboxInfo) -> None:
         self.info = info
-        self._ami: str | None = None
+        self._amis: dict[str, str] = {}
 
     @property
     def dir(self) -> Path:
@@ -29,17 +29,16 @@ class Sandbox:
                             aws_access_key_id="testing", aws_secret_access_key="testing",
                             config=config or Config(retries={"mode": "standard", "max_attempts": 3}))
 
-    def ami(self) -> str:
-        if self._ami is None:
-            param = self.client("ssm").get_parameter(Name=AL2023)["Parameter"]
-            self._ami = str(param["Value"])
-        return self._ami
+    def ami(self, region: str = "us-east-1") -> str:
+        if region not in self._amis:
+            param = self.client("ssm", region).get_parameter(Name=AL2023)["Parameter"]
+            self._amis[region] = str(param["Value"])
+        return self._amis[region]
 
     def launch(self, region: str = "us-east-1", wait_online: bool = True, **kwargs: Any) -> str:
         ec2 = self.client("ec2", region)
         kwargs.setdefault("InstanceType", "t3.micro")
-        image = self.ami() if region == "us-east-1" else ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        iid = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, **kwargs)["Instances"][0]["InstanceId"]
+        iid = ec2.run_instances(ImageId=self.ami(region), MinCount=1, MaxCount=1, **kwargs)["Instances"][0]["InstanceId"]
         if wait_online:
             ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 0.1})
             self.wait_online(iid, region)

@@ -1,0 +1,82 @@
+"""``local train``: the same launcher (claim, run layout, logs) on this machine.
+
+Runs ``remote/launch.sh`` with bash locally, with ROOT = ``~/.runctl/local`` (or
+``$RUNCTL_LOCAL_ROOT``) and the project folder itself as the code directory (nothing is copied).
+Logs are followed with the same byte-offset reader as remote runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import remote, training
+from .errors import BackendError, GuardRefused, Step, UsageError, cmd
+
+
+def local_root() -> Path:
+    return Path(os.environ.get("RUNCTL_LOCAL_ROOT") or Path.home() / ".runctl" / "local")
+
+
+def _bash(script: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", remote.script_path(script), *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def fetcher(log_path: str) -> training.Fetch:
+    def fetch(offset: int, max_bytes: int) -> str:
+        done = _bash("tail", [log_path, str(offset), str(max_bytes)], {})
+        if done.returncode != 0:
+            raise BackendError(f"Could not read {log_path}: {done.stderr.strip()}", [Step("Check the file exists")])
+        return done.stdout
+
+    return fetch
+
+
+def start(script: str | Path, args: list[str], project: str | None = None) -> training.Launch:
+    from .sync import project_root
+
+    path = Path(script).expanduser()
+    if not path.is_file():
+        raise UsageError(f"Training script not found: {script}",
+                         [Step("Check the path (it is relative to the notebook's folder)")])
+    code_dir = project_root(path.resolve())
+    rel = path.resolve().relative_to(code_dir).as_posix()
+    name = project or code_dir.name
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    root = local_root()
+    root.mkdir(parents=True, exist_ok=True)
+    env = {"RUNCTL_ROOT": str(root), "RUNCTL_CODE_DIR": str(code_dir), "RUNCTL_PYTHON": sys.executable,
+           "RUNCTL_META_JSON": json.dumps({"run_id": run_id, "script": rel, "args": args, "project": name,
+                                           "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                                           "world": "local"})}
+    done = _bash("launch", [name, run_id, rel, *args], env)
+    fields = remote.parse_fields(done.stdout)
+    if done.returncode == 3:
+        raise GuardRefused(f"Training already running on this machine (PID: {fields.get('pid', '?')}).",
+                           [Step(f"Wait for it to finish (its log: {root}/runctl/{fields.get('project', name)}/runs/)"),
+                            Step(f"Or stop it: kill -TERM -- -{fields.get('pid', 'PID')}")])
+    if fields.get("started") != "1":
+        raise BackendError(f"Training did not start: {done.stderr.strip().splitlines()[-1:] or done.returncode}",
+                           [cmd(f"local train {script} --help", "Check the command")])
+    return training.Launch("local", name, run_id, int(fields.get("pid", 0)), fields["log"])
+
+
+def train_command(c: Any, fe: Any):
+    launch = start(c.script, c.script_args, c.project)
+    fe.echo(f"[local] Started run {launch.run_id} (PID {launch.pid}, project {launch.project}); log {launch.log_path}")
+    fetch = fetcher(launch.log_path)
+    if c.wait:
+        result = training.wait_in_foreground(None, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
+                                             fetch=fetch)
+        if result.state == "failed":
+            raise training.failure(result)
+        fe.echo(result.summary())
+        return result
+    return training.stream_or_detach(None, launch, fe, f"tail -f {launch.log_path}", fetch=fetch)
