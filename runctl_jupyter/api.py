@@ -95,6 +95,10 @@ def stop(ctx: Context, instance_id: str, *, force: bool = False, wait: bool = Fa
         return inst
     if inst.state in ("terminated", "shutting-down"):
         ec2.refuse_unless_state(inst, "running", "stop it")
+    if inst.state == "pending":
+        echo(f"[{world}] {instance_id} is still starting; waiting until it runs, then stopping it…")
+        ec2.wait_for(ctx, instance_id, "running")
+        inst = ec2.describe(ctx, instance_id)
     from . import training  # the training-aware part (checkpoint, upload) lives there
 
     training.before_stop(ctx, inst, force=force, echo=echo)

@@ -195,7 +195,7 @@ def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlEr
             )
         if code == "IncorrectInstanceState":
             return BackendError(
-                f"Instance {instance_id} is in the wrong state to {action}: {msg}",
+                f"Cannot {action}: {msg}",
                 [cmd(f"aws status {instance_id}", "Check its state"),
                  cmd(f"aws wait {instance_id}", "Wait until it settles, then retry")],
             )

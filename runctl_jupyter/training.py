@@ -62,13 +62,9 @@ class TrainResult:
 
 
 def project_name(ctx: Context, script: Path, explicit: str | None) -> str:
-    from .sync import project_root
+    from .sync import check_project_name, project_root
 
-    name = explicit or ctx.settings.project or project_root(script).name
-    if not name or "/" in name or name.startswith(".") or len(name) > 128:
-        raise UsageError(f"'{name}' cannot be used as a project name.",
-                         [Step("Pass --project with a plain name (letters, digits, - _ .)")])
-    return name
+    return check_project_name(explicit or ctx.settings.project or project_root(script).name)
 
 
 def new_run_id(ctx: Context) -> str:
@@ -109,20 +105,13 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     world = ctx.world().label()
     env = ssm.remote_root_env(ctx)
 
-    # Round trip 1 (read-only): is a training running there, and what code does it hold?
-    probe = ssm.run(ctx, instance_id, "sync_manifest", [name], env)
-    fields = remote.parse_fields(probe.stdout)
-    if fields.get("lock_pid") and fields.get("lock_alive") == "1":
-        raise _already_running(instance_id, {"pid": fields["lock_pid"]})
-    if not probe.ok:
-        raise BackendError(f"Could not read the instance's state: {_first_line(probe.stderr)}",
-                           [cmd(f"aws status {instance_id}", "Check the instance")])
-
     launch_env = dict(env)
     extra_scripts: list[str] = []
     synced: dict[str, str] = {}
+    applied: dict[str, str] | None = None
     if sync_code:
-        bundle_env, synced = _prepare_sync(ctx, root, name, fields, bucket, echo)
+        # Round trip 1 (read-only): which code does the instance hold?
+        bundle_env, synced, applied = _prepare_sync(ctx, instance_id, root, name, env, bucket, echo)
         if bundle_env:
             launch_env.update(bundle_env)
             extra_scripts.append("sync_apply")
@@ -132,8 +121,6 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
          "started": ctx.now().isoformat(timespec="seconds"), "world": world})
     if resume:
         launch_env["RUNCTL_RESUME_FROM"] = resume
-    if not sync_code:
-        launch_env["RUNCTL_CODE_DIR_MUST_EXIST"] = "1"
 
     # Round trip 2: claim first, then sync, then launch.
     result = ssm.run(ctx, instance_id, "launch", [name, run_id, rel_script, *script_args], launch_env,
@@ -142,11 +129,24 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     out = remote.parse_fields(result.stdout)
     if result.exit_code == 3 or out.get("refused") == "running":
         raise _already_running(instance_id, out)
+    if out.get("sync_failed") == "1":
+        raise BackendError(f"Code sync to {instance_id} failed, so training was not started: "
+                           f"{_first_line(result.stderr)}",
+                           [Step("Check the bucket is reachable from the instance (outbound HTTPS)"),
+                            Step("Run the command again, or use --no-sync-code")])
+    if out.get("started") != "1" and "code directory not found" in result.stderr:
+        raise GuardRefused(f"The project '{name}' has never been synced to {instance_id}, so there is nothing to run.",
+                           [cmd(f"aws train {instance_id} {script} --sync-code", "Sync it (drop --no-sync-code)")])
+    if out.get("started") != "1" and "script not found" in result.stderr:
+        raise GuardRefused(f"{rel_script} is not in the code on {instance_id} (it was started with --no-sync-code).",
+                           [cmd(f"aws train {instance_id} {script} --sync-code", "Sync the project first")])
     if out.get("started") != "1":
         raise BackendError(
             f"Training did not start on {instance_id}: {_first_line(result.stderr) or result.status}",
             [cmd(f"aws monitor {instance_id}", "Look at the instance's last log"),
              Step("Check the script path is inside the project folder that is synced")])
+    if applied is not None:
+        _manifest_cache().put(instance_id, name, applied)
     _tag_run(ctx, instance_id, run_id, "running")
     launch = Launch(instance_id, name, run_id, int(out.get("pid", "0")), out.get("log", ""), synced)
     pieces = [f"[{world}] Started run {run_id} on {instance_id} (PID {launch.pid}, project {name})"]
@@ -170,25 +170,46 @@ def _send_with(ctx: Context, instance_id: str, script: str, args, env, extra_scr
     return resp["Command"]["CommandId"]
 
 
-def _prepare_sync(ctx: Context, root: Path, project: str, fields: dict[str, str], bucket: str | None,
-                  echo: Echo) -> tuple[dict[str, str], dict[str, str]]:
-    """Plan against the instance's manifest; upload one bundle with only what changed."""
+def _manifest_cache():
+    import os
+
+    from .sync import ManifestCache
+
+    folder = os.environ.get("RUNCTL_SANDBOX_DIR") if os.environ.get("RUNCTL_SANDBOX_ENDPOINT") else None
+    base = Path(folder) if folder else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
+    return ManifestCache(base / "manifests.json")
+
+
+def _prepare_sync(ctx: Context, instance_id: str, root: Path, project: str, env: dict[str, str],
+                  bucket: str | None, echo: Echo) -> tuple[dict[str, str], dict[str, str], dict[str, str] | None]:
+    """Plan against the instance's manifest; upload one bundle with only what changed.
+
+    Returns the launch environment for the bundle (empty when nothing changed), a summary, and the
+    manifest the instance will hold once the bundle is applied.
+    """
     from . import sync
 
-    remote_manifest = json.loads(fields.get("manifest") or "{}")
+    def fetch(known: str, offset: int) -> str:
+        result = ssm.run(ctx, instance_id, "sync_manifest", [project, known, str(offset)], env)
+        if result.exit_code != 0:
+            raise BackendError(f"Could not read the code manifest on {instance_id}: {_first_line(result.stderr)}",
+                               [cmd(f"aws status {instance_id}", "Check the instance")])
+        return result.stdout
+
+    remote_manifest = sync.read_remote_manifest(fetch, _manifest_cache().get(instance_id, project))
     local = sync.collect_files(root)
     plan = sync.plan(local, remote_manifest)
-    if not plan.upload and not plan.delete:
-        return {}, {"uploaded": "0", "deleted": "0", "unchanged": str(plan.unchanged)}
+    if plan.empty:
+        return {}, {"uploaded": "0", "deleted": "0", "unchanged": str(plan.unchanged)}, None
     bundle = sync.make_bundle(root, plan, local)
     name = s3.bucket_for(ctx, bucket)
     digest = sync.sha256_bytes(bundle)
     key = f"runctl/{project}/code/bundle-{digest[:16]}.tar.gz"
     s3.put_bytes(ctx, name, key, bundle)
-    echo(f"Code bundle: {len(plan.upload)} changed file(s), {len(plan.delete)} deletion(s), "
-         f"{len(bundle):,} bytes → s3://{name}/{key}")
+    echo(f"Code sync: {len(plan.upload)} changed file(s), {len(plan.delete)} deletion(s), "
+         f"{len(bundle):,} bytes via s3://{name}/{key}")
     env = {"RUNCTL_SYNC_URL": s3.presign_get(ctx, name, key), "RUNCTL_SYNC_SHA256": digest}
-    return env, {"uploaded": str(len(plan.upload)), "deleted": str(len(plan.delete))}
+    return env, {"uploaded": str(len(plan.upload)), "deleted": str(len(plan.delete))}, plan.manifest
 
 
 def _first_line(text: str) -> str:
@@ -521,6 +542,10 @@ def upload_checkpoints(ctx: Context, instance_id: str, project: str, run_id: str
 def before_stop(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> list[Checkpoint]:
     """SIGTERM the training, wait (bounded) for its checkpoint, upload checkpoints to S3."""
     if inst.state != "running":
+        return []
+    if inst.instance_id not in ec2.ssm_online(ctx, [inst.instance_id]):
+        echo(f"⚠️  {inst.instance_id}'s SSM agent is not Online: runctl cannot ask a training there to "
+             "checkpoint or upload its checkpoints before stopping.")
         return []
     project = _project_for_instance(ctx, inst, None)
     wait_s = 0 if force else ctx.settings.stop_wait_seconds

@@ -19,6 +19,7 @@ Examples::
     python train_with_checkpoints.py --resume checkpoints/checkpoint_epoch_5.json
 """
 
+# ruff: noqa: B905  (zip(strict=) needs Python 3.10; this script runs on 3.8+)
 from __future__ import annotations
 
 import argparse
@@ -109,7 +110,7 @@ def gradient_step(weights, bias, xs, ys, batch, lr):
 
 
 def checkpoint_name(epoch):
-    return "checkpoint_epoch_%d.json" % epoch
+    return f"checkpoint_epoch_{epoch}.json"
 
 
 def canonical_payload(data):
@@ -132,7 +133,7 @@ def save_checkpoint(directory, epoch, weights, bias, loss, acc, seed):
     }
     data["sha256"] = hashlib.sha256(canonical_payload(data)).hexdigest()
     final = os.path.join(directory, checkpoint_name(epoch))
-    tmp = os.path.join(directory, ".%s.tmp.%d" % (checkpoint_name(epoch), os.getpid()))
+    tmp = os.path.join(directory, f".{checkpoint_name(epoch)}.tmp.{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, sort_keys=True)
@@ -162,22 +163,22 @@ def load_checkpoint(path):
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except OSError as exc:
-        raise CheckpointError("cannot read: %s" % exc.strerror) from exc
+        raise CheckpointError(f"cannot read: {exc.strerror}") from exc
     except ValueError as exc:
-        raise CheckpointError("not valid JSON (%s)" % exc) from exc
+        raise CheckpointError(f"not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise CheckpointError("not a JSON object")
     if data.get("format") != FORMAT:
-        raise CheckpointError("unknown format %r (expected %r)" % (data.get("format"), FORMAT))
+        raise CheckpointError(f"unknown format {data.get('format')!r} (expected {FORMAT!r})")
     expected = hashlib.sha256(canonical_payload(data)).hexdigest()
     if data.get("sha256") != expected:
         raise CheckpointError("sha256 mismatch (file corrupted or edited)")
     epoch = data.get("epoch")
     weights = data.get("weights")
     if not isinstance(epoch, int) or epoch < 0:
-        raise CheckpointError("bad epoch %r" % (epoch,))
+        raise CheckpointError(f"bad epoch {epoch!r}")
     if not isinstance(weights, list) or len(weights) != N_FEATURES:
-        raise CheckpointError("weights must be a list of %d numbers" % N_FEATURES)
+        raise CheckpointError(f"weights must be a list of {N_FEATURES} numbers")
     if not all(isinstance(w, (int, float)) for w in weights + [data.get("bias")]):
         raise CheckpointError("weights and bias must be numbers")
     return data
@@ -204,7 +205,7 @@ def newest_valid_checkpoint(directory, warn):
         try:
             return path, load_checkpoint(path)
         except CheckpointError as exc:
-            warn("Warning: skipping invalid checkpoint %s: %s" % (os.path.basename(path), exc))
+            warn(f"Warning: skipping invalid checkpoint {os.path.basename(path)}: {exc}")
     return None
 
 
@@ -277,8 +278,8 @@ def main(argv=None):
         return EXIT_USAGE
     if args.checkpoint_interval > 5:
         warn(
-            "Warning: checkpoint interval %d > 5 epochs: up to %d epochs of work can be lost"
-            % (args.checkpoint_interval, args.checkpoint_interval)
+            f"Warning: checkpoint interval {args.checkpoint_interval} > 5 epochs: "
+            f"up to {args.checkpoint_interval} epochs of work can be lost"
         )
     ck_dir = args.checkpoint_dir or os.environ.get("RUNCTL_CHECKPOINT_DIR") or "checkpoints"
     resume = args.resume if args.resume is not None else (os.environ.get("RUNCTL_RESUME_FROM") or None)
@@ -293,7 +294,7 @@ def main(argv=None):
         if resume == "auto":
             found = newest_valid_checkpoint(ck_dir, warn)
             if found is None:
-                print("no valid checkpoint in %s: starting from epoch 1" % ck_dir, flush=True)
+                print(f"no valid checkpoint in {ck_dir}: starting from epoch 1", flush=True)
                 loaded = None
             else:
                 path, loaded = found
@@ -306,14 +307,14 @@ def main(argv=None):
             try:
                 loaded = load_checkpoint(path)
             except CheckpointError as exc:
-                warn("error: cannot resume from %s: %s" % (resume, exc))
+                warn(f"error: cannot resume from {resume}: {exc}")
                 return EXIT_USAGE
         if loaded is not None:
             weights = [float(w) for w in loaded["weights"]]
             bias = float(loaded["bias"])
             start_epoch = loaded["epoch"] + 1
             print(
-                "resuming from %s (epoch %d)" % (os.path.basename(path), loaded["epoch"]),
+                f"resuming from {os.path.basename(path)} (epoch {loaded['epoch']})",
                 flush=True,
             )
 
@@ -333,14 +334,14 @@ def main(argv=None):
             print("received SIGTERM: no completed epoch to save", flush=True)
         else:
             path = save_done()
-            print("received SIGTERM: saved %s" % os.path.basename(path), flush=True)
+            print(f"received SIGTERM: saved {os.path.basename(path)}", flush=True)
         return 0
 
     for epoch in range(start_epoch, args.epochs + 1):
         if stop["signal"]:
             return on_stop()
         if args.fail_at_epoch is not None and epoch == args.fail_at_epoch:
-            warn("simulated failure at epoch %d (--fail-at-epoch)" % epoch)
+            warn(f"simulated failure at epoch {epoch} (--fail-at-epoch)")
             return EXIT_FAILED
         interrupted = False
         for batch in batches_for_epoch(args.seed, epoch, len(xs)):
@@ -352,7 +353,7 @@ def main(argv=None):
             return on_stop()
         loss, acc = evaluate(weights, bias, xs, ys)
         done.update(epoch=epoch, weights=list(weights), bias=bias, loss=loss, acc=acc)
-        print("epoch %d/%d loss=%.6f acc=%.4f" % (epoch, args.epochs, loss, acc), flush=True)
+        print(f"epoch {epoch}/{args.epochs} loss={loss:.6f} acc={acc:.4f}", flush=True)
         if epoch % args.checkpoint_interval == 0 or epoch == args.epochs:
             save_done()
         remaining = args.sleep
@@ -365,8 +366,8 @@ def main(argv=None):
 
     if loss is None:  # resumed at or past the last epoch: nothing left to train
         loss, acc = evaluate(weights, bias, xs, ys)
-        print("nothing to train: checkpoint is at epoch %d of %d" % (start_epoch - 1, args.epochs))
-    print("training complete: %d epochs, final loss=%.6f" % (args.epochs, loss), flush=True)
+        print(f"nothing to train: checkpoint is at epoch {start_epoch - 1} of {args.epochs}")
+    print(f"training complete: {args.epochs} epochs, final loss={loss:.6f}", flush=True)
     return 0
 
 

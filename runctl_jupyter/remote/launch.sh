@@ -7,7 +7,13 @@
 #      wins when it exists), RUNCTL_CODE_DIR (default ROOT/runctl/PROJECT/code), RUNCTL_META_JSON
 #      (written as meta.json), RUNCTL_RESUME_FROM (passed on to the training's environment),
 #      RUNCTL_LOCK_WAIT (seconds to wait for a starting launcher's pid, default 5),
-#      RUNCTL_LOCK_GRACE (age in seconds after which a lock without a pid is stale, default 30).
+#      RUNCTL_LOCK_GRACE (age in seconds after which a lock without a pid is stale, default 30),
+#      RUNCTL_START_WAIT (seconds to wait for the started wrapper to record its pid, default 10).
+# The training runs as: setsid bash RUN_DIR/wrapper.sh PY SCRIPT ARGS… (cwd = code dir, stdin
+# /dev/null, stdout+stderr appended to RUN_DIR/log, env RUNCTL_RUN_ID, RUNCTL_PROJECT,
+# RUNCTL_CHECKPOINT_DIR, PYTHONUNBUFFERED=1). The wrapper records RUN_DIR/pid ("PID STARTTIME",
+# also in the lock), started_at/ended_at (epoch seconds), exit_code, appends
+# "[runctl] exit code N" to the log and releases the lock if it still owns it.
 # stdout: @runctl started=1 run_id=… pid=… log=… project=…          (exit 0)
 #         @runctl refused=running pid=N run_id=… project=…            (exit 3, nothing changed)
 # errors: one line on stderr; exit 2 (bad arguments, missing script/python), 4 (could not claim/start)
@@ -339,6 +345,24 @@ while :; do
   esac
 done
 
+# --- code sync, only now that the claim is ours (a losing launch changes nothing) -------------
+# RUNCTL_SYNC_URL (a presigned GET, never printed) + RUNCTL_SYNC_SHA256: apply that bundle with
+# sync_apply.sh, shipped beside this script in $RUNCTL_SCRIPTS_DIR. Its full output (pip's too)
+# goes into the run's log below; only its @runctl lines are printed.
+SYNC_OUT=""
+if [ -n "${RUNCTL_SYNC_URL:-}" ]; then
+  [ -f "${RUNCTL_SCRIPTS_DIR:-}/sync_apply.sh" ] || die 4 "sync_apply.sh was not shipped with launch.sh"
+  SYNC_OUT="$(mktemp "${TMPDIR:-/tmp}/runctl-sync.XXXXXX")" || die 4 "cannot create a temp file"
+  if ! bash "$RUNCTL_SCRIPTS_DIR/sync_apply.sh" "$PROJECT" - "${RUNCTL_SYNC_SHA256:-}" >"$SYNC_OUT" 2>&1; then
+    grep '^@runctl ' "$SYNC_OUT"
+    printf '@runctl sync_failed=1\n'
+    tail -n 3 -- "$SYNC_OUT" >&2
+    rm -f -- "$SYNC_OUT"
+    die 4 "code sync failed"
+  fi
+  grep '^@runctl ' "$SYNC_OUT"
+fi
+
 # --- checks that need the claim (failing them gives it back: see release_claim) ----------------
 [ -d "$CODE_DIR" ] || die 2 "code directory not found: $CODE_DIR (sync the project first)"
 [ -f "$CODE_DIR/$SCRIPT_REL" ] || die 2 "script not found: $SCRIPT_REL in $CODE_DIR"
@@ -359,10 +383,14 @@ mkdir -p -- "$PROJECT_DIR/runs" "$CK_DIR" || die 4 "cannot create directories un
 mkdir -- "$RUN_DIR" || die 4 "cannot create $RUN_DIR"
 LOG="$RUN_DIR/log"
 : >>"$LOG" || die 4 "cannot write $LOG"
+if [ -n "$SYNC_OUT" ]; then
+  { printf '[runctl] code sync\n'; grep -v '^@runctl' "$SYNC_OUT"; } >>"$LOG"
+  rm -f -- "$SYNC_OUT"
+fi
 if [ -n "${RUNCTL_META_JSON:-}" ]; then
   META="$RUNCTL_META_JSON"
 else
-  META="$("$PY" -c 'import json, sys
+  META="$("$PY" -I -S -c 'import json, sys
 print(json.dumps({"run_id": sys.argv[1], "project": sys.argv[2], "script": sys.argv[3], "args": sys.argv[4:]}))' \
     "$RUN_ID" "$PROJECT" "$SCRIPT_REL" "$@" 2>/dev/null)" || META='{}'
 fi

@@ -312,7 +312,7 @@ for id in ${RUNS_SORTED[@]+"${RUNS_SORTED[@]}"}; do
   run_state "$dir"
   meta="script= args_json="
   if [ -n "$PY" ] && [ -f "$dir/meta.json" ]; then
-    meta="$("$PY" -c "$META_PY" "$dir/meta.json" 2>/dev/null)" || meta="script= args_json="
+    meta="$("$PY" -I -S -c "$META_PY" "$dir/meta.json" 2>/dev/null)" || meta="script= args_json="
   fi
   printf '@runctl run=%s %s %s\n' "$(pct "$id")" "$(run_fields "$PROJECT" "$id")" "$meta"
   count=$((count + 1))

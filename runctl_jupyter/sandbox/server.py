@@ -63,6 +63,8 @@ class Server:
     def run(self) -> None:
         world = self.world
         world.instances_dir.mkdir(parents=True, exist_ok=True)
+        # Processes left by an earlier server of this folder (killed -9) belong to no instance now.
+        processes.kill_all(world.root, None, 0.5)
         _write_bin(world)
         self.app.preload(PRELOAD_REGIONS)
         _write_json(self.state_file, {"pid": os.getpid(), "port": world.port, "endpoint": world.endpoint,

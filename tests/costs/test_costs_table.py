@@ -127,3 +127,13 @@ def test_plot_without_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RunctlError, match="needs matplotlib") as err:
         plot(frame(mixed_rows()))
     assert "pip install" in err.value.render()
+
+
+def test_warning_index_is_shared_not_deep_copied() -> None:
+    import copy
+
+    df = frame(mixed_rows())
+    idx = df.attrs[ATTR_WARNINGS]
+    assert copy.deepcopy(idx) is idx  # pandas deep-copies attrs on every operation
+    assert sort_rows(df, "cost").attrs[ATTR_WARNINGS] is idx
+    assert dict(idx) == {r.instance_id: r.warnings for r in mixed_rows()}

@@ -118,3 +118,17 @@ def inst(tmp_path):
         instance.run("stop", PROJECT, "5", "--kill")
 
 
+@pytest.fixture
+def make_inst(tmp_path):
+    """Instances at chosen paths under tmp_path (e.g. with spaces and quotes in ROOT)."""
+    made = []
+
+    def make(name: str) -> Instance:
+        instance = Instance(tmp_path / name)
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        if instance.lock.exists():
+            instance.run("stop", PROJECT, "5", "--kill")

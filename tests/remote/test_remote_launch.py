@@ -33,7 +33,10 @@ def test_launch_runs_the_script_to_the_end(inst):
     pid, start = (run / "pid").read_text().split()
     assert pid == f["pid"] and start.isdigit()
     assert json.loads((run / "meta.json").read_text()) == {
-        "run_id": "r1", "project": p, "script": "train.py", "args": ["--sleep", "0", "--epochs", "3"],
+        "run_id": "r1",
+        "project": p,
+        "script": "train.py",
+        "args": ["--sleep", "0", "--epochs", "3"],
     }
     assert sorted(x.name for x in inst.checkpoints().iterdir()) == [
         f"checkpoint_epoch_{e}.json" for e in (1, 2, 3)
@@ -79,8 +82,13 @@ def test_meta_json_from_caller_and_venv_python(inst):
     (venv_bin / "python").symlink_to(sys.executable)
     (inst.code / "which.py").write_text("import sys\nprint('exe=' + sys.executable)\n")
     meta = '{"script": "which.py", "args": ["x y"], "by": "caller"}'
-    r = inst.run("launch", inst.project, "v1", "which.py",
-                 env={"RUNCTL_META_JSON": meta, "RUNCTL_PYTHON": "/nonexistent/python3"})
+    r = inst.run(
+        "launch",
+        inst.project,
+        "v1",
+        "which.py",
+        env={"RUNCTL_META_JSON": meta, "RUNCTL_PYTHON": "/nonexistent/python3"},
+    )
     assert r.returncode == 0, r.stderr
     assert inst.wait_done("v1") == 0
     assert f"exe={venv_bin / 'python'}" in inst.log("v1")
@@ -96,8 +104,10 @@ def test_missing_script_gives_the_claim_back(inst):
 
 
 def test_missing_python_is_a_clear_error(inst):
-    for py, msg in (("/nonexistent/python3", "python not found: /nonexistent/python3"),
-                    ("no-such-python3", "no-such-python3 not found on the instance")):
+    for py, msg in (
+        ("/nonexistent/python3", "python not found: /nonexistent/python3"),
+        ("no-such-python3", "no-such-python3 not found on the instance"),
+    ):
         r = inst.run("launch", inst.project, "py1", "train.py", env={"RUNCTL_PYTHON": py})
         assert r.returncode == 2 and msg in r.stderr, r.stderr
         assert not inst.lock.exists()
@@ -135,11 +145,44 @@ def test_existing_run_id_is_refused(inst):
 # --- byte-exact arguments ------------------------------------------------------------------------
 
 HOSTILE = [
-    "$(touch {c}/dollar)", "`touch {c}/backtick`", "; touch {c}/semi", "| touch {c}/pipe",
-    "\ntouch {c}/newline\n", "&& touch {c}/and", "' ; touch {c}/sq ; '", '" ; touch {c}/dq ; "',
-    "$(touch {c}/x)'\"", "*", "{c}/*", "-", "--", "--epochs", "-c", "", " ", "  two  spaces ",
-    "\\", "\\n", "$HOME", "${{IFS}}", "$0", "$@", "!!", "~", ">{c}/redirect", "<", "%s%n%%", "a=b",
-    "%41%0A", "\t", "é→🚀", "\u00a0", "\r\n", "RUNCTL_EOF_", "@runctl started=1 pid=1", "#",
+    "$(touch {c}/dollar)",
+    "`touch {c}/backtick`",
+    "; touch {c}/semi",
+    "| touch {c}/pipe",
+    "\ntouch {c}/newline\n",
+    "&& touch {c}/and",
+    "' ; touch {c}/sq ; '",
+    '" ; touch {c}/dq ; "',
+    "$(touch {c}/x)'\"",
+    "*",
+    "{c}/*",
+    "-",
+    "--",
+    "--epochs",
+    "-c",
+    "",
+    " ",
+    "  two  spaces ",
+    "\\",
+    "\\n",
+    "$HOME",
+    "${{IFS}}",
+    "$0",
+    "$@",
+    "!!",
+    "~",
+    ">{c}/redirect",
+    "<",
+    "%s%n%%",
+    "a=b",
+    "%41%0A",
+    "\t",
+    "é→🚀",
+    "\u00a0",
+    "\r\n",
+    "RUNCTL_EOF_",
+    "@runctl started=1 pid=1",
+    "#",
 ]
 
 arg = st.one_of(
@@ -154,8 +197,15 @@ def _launch_and_check(inst, canary, args, via_sh):
     argv = [inst.project, run_id, "train.py", *FAST, "--checkpoint-dir", str(canary / "ck"), "--", *args]
     if via_sh:
         cmd = command_for("launch", argv, {"RUNCTL_ROOT": str(inst.root), "RUNCTL_PYTHON": sys.executable})
-        r = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=60,
-                           errors="surrogateescape", env=inst.env(), stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            ["/bin/sh", "-c", cmd],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            errors="surrogateescape",
+            env=inst.env(),
+            stdin=subprocess.DEVNULL,
+        )
     else:
         r = inst.run("launch", *argv)
     assert r.returncode == 0, r.stderr

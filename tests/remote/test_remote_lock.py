@@ -39,7 +39,7 @@ def test_twenty_concurrent_launches_start_exactly_one(inst):
         t.join(60)
     fields = [inst.fields(r.stdout) for r in results]
     started = [f for f in fields if f.get("started") == "1"]
-    refused = [(r, f) for r, f in zip(results, fields) if f.get("refused") == "running"]
+    refused = [(r, f) for r, f in zip(results, fields, strict=True) if f.get("refused") == "running"]
     assert len(started) == 1, [r.stdout + r.stderr for r in results]
     assert len(refused) == 19
     assert all(r.returncode == 3 for r, _ in refused)
@@ -122,8 +122,12 @@ def test_lock_of_a_launcher_still_starting(inst):
     _write_lock(inst, "starting")
     r = inst.run("launch", inst.project, "x", "train.py", env={"RUNCTL_LOCK_WAIT": "0"})
     assert r.returncode == 3
-    assert inst.fields(r.stdout) == {"refused": "running", "pid": "0", "run_id": "starting",
-                                     "project": inst.project}
+    assert inst.fields(r.stdout) == {
+        "refused": "running",
+        "pid": "0",
+        "run_id": "starting",
+        "project": inst.project,
+    }
     old = time.time() - 120
     os.utime(inst.lock, (old, old))
     r = inst.run("launch", inst.project, "x", "train.py", "--sleep", "0", "--epochs", "1")
@@ -135,6 +139,7 @@ def test_starting_lock_gets_its_pid_while_we_wait(inst):
     _write_lock(inst, "slow")
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
+
         def later():
             time.sleep(0.5)
             (inst.lock / "pid").write_text(f"{sleeper.pid} {inst.proc_starttime(sleeper.pid)}\n")

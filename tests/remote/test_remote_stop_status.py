@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from runctl_jupyter.remote import script_path
+from runctl_jupyter.remote import command_for, parse_fields, script_path
 
 LONG = ["--sleep", "0.2", "--epochs", "500"]
 
@@ -58,8 +60,18 @@ def test_stop_checkpoints_and_lists_them(inst):
     assert st["started"] <= st["ended"] and "lock_pid" not in st
 
     # resume continues at the next epoch
-    r = inst.run("launch", inst.project, "s2", "train.py", "--sleep", "0", "--epochs", str(int(m.group(2)) + 2),
-                 "--resume", "auto")
+    r = inst.run(
+        "launch",
+        inst.project,
+        "s2",
+        "train.py",
+        "--sleep",
+        "0",
+        "--epochs",
+        str(int(m.group(2)) + 2),
+        "--resume",
+        "auto",
+    )
     assert inst.wait_done("s2") == 0
     log2 = inst.log("s2")
     assert f"resuming from {m.group(1)} (epoch {m.group(2)})" in log2
@@ -98,13 +110,21 @@ def test_stop_without_wait_then_still_running_then_kill(inst):
 
 
 def test_failed_run_and_runs_listing(inst):
-    r = inst.run("launch", inst.project, "f1", "train.py", "--sleep", "0", "--epochs", "5", "--fail-at-epoch", "3")
+    r = inst.run(
+        "launch", inst.project, "f1", "train.py", "--sleep", "0", "--epochs", "5", "--fail-at-epoch", "3"
+    )
     assert r.returncode == 0
     assert inst.wait_done("f1") == 3
     assert "[runctl] exit code 3" in inst.log("f1")
     st = inst.fields(inst.run("status", inst.project).stdout)
-    assert st["state"] == "exited" and st["exit_code"] == "3" and st["last_checkpoint"] == "checkpoint_epoch_2.json"
-    r = inst.run("launch", inst.project, "f2", "train.py", "--sleep", "0", "--epochs", "1", "--", "a b", "é=%")
+    assert (
+        st["state"] == "exited"
+        and st["exit_code"] == "3"
+        and st["last_checkpoint"] == "checkpoint_epoch_2.json"
+    )
+    r = inst.run(
+        "launch", inst.project, "f2", "train.py", "--sleep", "0", "--epochs", "1", "--", "a b", "é=%"
+    )
     assert inst.wait_done("f2") == 0
     r = inst.run("runs", inst.project)
     assert r.returncode == 0
@@ -116,7 +136,10 @@ def test_failed_run_and_runs_listing(inst):
     assert all(x["state"] == "exited" for x in lines[:2])
     # the raw line is %-encoded: one token per key
     raw = [x for x in r.stdout.splitlines() if x.startswith("@runctl run=f2 ")][0]
-    assert "args_json=" + quote(json.dumps(["--sleep", "0", "--epochs", "1", "--", "a b", "é=%"]), safe="") in raw
+    assert (
+        "args_json=" + quote(json.dumps(["--sleep", "0", "--epochs", "1", "--", "a b", "é=%"]), safe="")
+        in raw
+    )
     # status of an explicit run id, and of one that does not exist
     assert inst.fields(inst.run("status", inst.project, "f1").stdout)["exit_code"] == "3"
     assert inst.fields(inst.run("status", inst.project, "zzz").stdout)["state"] == "none"
@@ -162,3 +185,29 @@ def test_common_helpers_are_identical_in_every_script():
         end = text.index("# --- runctl common end ---")
         blocks.add(text[start:end])
     assert len(blocks) == 1
+
+
+def test_hostile_root_path_end_to_end_through_command_for(make_inst):
+    """A RUNCTL_ROOT with spaces, quotes and $: every script through command_for + /bin/sh."""
+    inst = make_inst("it's a $HOME `x` dir")
+
+    def sh(name, *args):
+        cmd = command_for(name, list(args), {"RUNCTL_ROOT": str(inst.root), "RUNCTL_PYTHON": sys.executable})
+        return subprocess.run(
+            ["/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+
+    r = sh("launch", inst.project, "q1", "train.py", "--sleep", "0.2", "--epochs", "300")
+    assert r.returncode == 0, r.stderr
+    f = parse_fields(r.stdout)
+    assert f["log"] == str(inst.run_dir("q1") / "log")
+    inst.wait_for(lambda: "epoch 1/" in inst.log("q1"), 20, what="first epoch")
+    st = parse_fields(sh("status", inst.project).stdout)
+    assert st["state"] == "running" and st["pid"] == f["pid"]
+    r = sh("stop", inst.project, "20")
+    assert parse_fields(r.stdout.splitlines()[0])["exit_code"] == "0"
+    assert int(parse_fields(r.stdout)["count"]) >= 1
+    r = sh("runs", inst.project)
+    assert parse_fields(r.stdout)["run"] == "q1"
+    r = sh("checkpoints", inst.project)
+    assert r.returncode == 0 and "checkpoint=checkpoint_epoch_" in r.stdout

@@ -30,8 +30,14 @@ def run(tmp_path, *args, env=None):
     e.pop("RUNCTL_CHECKPOINT_DIR", None)
     e.pop("RUNCTL_RESUME_FROM", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, str(SCRIPT), "--sleep", "0", *args], cwd=tmp_path, env=e,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--sleep", "0", *args],
+        cwd=tmp_path,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def epochs(out):
@@ -151,9 +157,12 @@ def test_fail_at_epoch_exits_3(tmp_path):
 
 
 def test_sigterm_saves_the_last_completed_epoch(tmp_path, train):
-    p = subprocess.Popen([sys.executable, str(SCRIPT), "--epochs", "1000", "--sleep", "0.3",
-                          "--checkpoint-interval", "50"],
-                         cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--epochs", "1000", "--sleep", "0.3", "--checkpoint-interval", "50"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     for line in p.stdout:
         seen.append(line)
@@ -169,8 +178,12 @@ def test_sigterm_saves_the_last_completed_epoch(tmp_path, train):
 
 
 def test_sigterm_before_any_epoch(tmp_path):
-    p = subprocess.Popen([sys.executable, str(SCRIPT), "--epochs", "10", "--sleep", "0"], cwd=tmp_path,
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--epochs", "10", "--sleep", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert p.stdout.readline().startswith("args: ")
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=30)

@@ -23,7 +23,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("sandbox")
     info = control.start(directory)
     try:
-        control.set_delays(info, pending=0.2, stopping=0.2, ssm_online=0.3, kill_grace=0.5)
+        control.set_delays(info, pending=0.1, stopping=0.1, ssm_online=0.15, kill_grace=0.3)
         yield Sandbox(info)
     finally:
         try:

@@ -19,8 +19,12 @@ def test_stop_kills_every_process_even_setsid_nohup_and_keeps_the_disk(sb: Sandb
     pid = int(inv["StandardOutputContent"].split()[-1])
     assert pid_alive(pid)
     ec2 = sb.client("ec2")
-    ec2.stop_instances(InstanceIds=[iid])
-    assert sb.state(iid)["State"]["Name"] == "stopping"
+    control.set_delays(sb.info, stopping=1.0)
+    try:
+        ec2.stop_instances(InstanceIds=[iid])
+        assert sb.state(iid)["State"]["Name"] == "stopping"
+    finally:
+        control.set_delays(sb.info, stopping=0.1)
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 0.1})
     assert wait_for(lambda: not pid_alive(pid), timeout=3)
     assert (sb.dir / "instances" / iid / "data.txt").read_text() == "kept\n"
@@ -47,8 +51,12 @@ def test_launch_time_is_the_sandbox_clock_and_resets_on_start(sb: Sandbox) -> No
     ec2.stop_instances(InstanceIds=[iid])
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 0.1})
     control.advance_clock(sb.info, 3600)
-    ec2.start_instances(InstanceIds=[iid])
-    assert sb.state(iid)["State"]["Name"] == "pending"
+    control.set_delays(sb.info, pending=1.0)
+    try:
+        ec2.start_instances(InstanceIds=[iid])
+        assert sb.state(iid)["State"]["Name"] == "pending"
+    finally:
+        control.set_delays(sb.info, pending=0.1)
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 0.1})
     assert sb.state(iid)["LaunchTime"] == t0 + timedelta(hours=1)
 
@@ -56,14 +64,14 @@ def test_launch_time_is_the_sandbox_clock_and_resets_on_start(sb: Sandbox) -> No
 def test_wrong_state_refusals(sb: Sandbox) -> None:
     iid = sb.launch()
     ec2 = sb.client("ec2")
-    control.set_delays(sb.info, stopping=2.0)
+    control.set_delays(sb.info, stopping=1.0)
     try:
         ec2.stop_instances(InstanceIds=[iid])
         with pytest.raises(ClientError) as err:
             ec2.start_instances(InstanceIds=[iid])
         assert err.value.response["Error"]["Code"] == "IncorrectInstanceState"
     finally:
-        control.set_delays(sb.info, stopping=0.2)
+        control.set_delays(sb.info, stopping=0.1)
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 0.1})
 
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from botocore.config import Config
-from sandbox_helpers import Sandbox, wait_for
+from sandbox_helpers import Sandbox, pid_alive, wait_for
 
 from runctl_jupyter.sandbox import control
 
@@ -61,7 +61,6 @@ def test_interrupt_posts_a_notice_then_reclaims_the_spot_instance(sb: Sandbox) -
     assert status == 200 and json.loads(body)["action"] == "terminate"
     assert wait_for(lambda: sb.state(iid)["State"]["Name"] == "terminated", timeout=10)
     assert not (sb.dir / "instances" / iid).exists()
-    from sandbox_helpers import pid_alive
     assert not pid_alive(pid)
 
 
@@ -69,7 +68,7 @@ def test_throttling_is_survived_with_standard_retries(sb: Sandbox) -> None:
     sb.launch()
     control.set_faults(sb.info, throttle=0.3, seed=1, services=["ec2"])
     ec2 = sb.client("ec2", config=Config(retries={"mode": "standard", "max_attempts": 10}))
-    for _ in range(20):
+    for _ in range(8):
         assert ec2.describe_instances()["Reservations"]
     state = control.faults(sb.info)
     assert state["counters"]["throttle"] > 0

@@ -1,0 +1,84 @@
+"""What a panel does, as plain calls into the Python API (injectable for tests).
+
+The panels hold no logic of their own: every action is one of these callables. The defaults call
+:mod:`runctl_jupyter.api`, :mod:`runctl_jupyter.training` and :mod:`runctl_jupyter.resources`
+(imported lazily); tests may pass a :class:`PanelActions` with some of them replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def _list_frame(ctx: Any, **filters: Any) -> Any:
+    from .. import resources
+
+    return resources.list_frame(ctx, **filters)
+
+
+def _start(ctx: Any, instance_id: str, **kw: Any) -> Any:
+    from .. import api
+
+    return api.start(ctx, instance_id, **kw)
+
+
+def _stop(ctx: Any, instance_id: str, **kw: Any) -> Any:
+    from .. import api
+
+    return api.stop(ctx, instance_id, **kw)
+
+
+def _terminate(ctx: Any, instance_id: str, **kw: Any) -> Any:
+    from .. import api
+
+    return api.terminate(ctx, instance_id, **kw)
+
+
+def _start_training(ctx: Any, instance_id: str, script: str, script_args: list[str], **kw: Any) -> Any:
+    from .. import training
+
+    return training.start_training(ctx, instance_id, script, script_args, **kw)
+
+
+def _follow_run(ctx: Any, launch: Any, on_text: Callable[[str], Any], **kw: Any) -> Any:
+    from .. import training
+
+    return training.follow_run(ctx, launch, on_text, **kw)
+
+
+def _finish_run(ctx: Any, launch: Any, exit_code: int | None, tail: str) -> Any:
+    from .. import training
+
+    return training.finish_run(ctx, launch, exit_code, tail)
+
+
+def _hourly_price(ctx: Any, instance_id: str) -> tuple[float | None, str]:
+    """The instance's on-demand $/hr (None when unknown) and a short description of it."""
+    from .. import api, resources
+
+    inst = api.status(ctx, instance_id)
+    quote = resources.price_book(ctx).on_demand(inst.region, inst.instance_type)
+    return quote.usd_per_hour, f"{inst.instance_type} on-demand, {quote.source}"
+
+
+def _make_context(magic_config: dict[str, Any] | None) -> Any:
+    from .. import api
+
+    return api.context(magic=magic_config)
+
+
+@dataclass
+class PanelActions:
+    """The API calls a panel makes. Replace any of them to test a panel without AWS."""
+
+    context: Callable[[dict[str, Any] | None], Any] = _make_context
+    list_frame: Callable[..., Any] = _list_frame
+    start: Callable[..., Any] = _start
+    stop: Callable[..., Any] = _stop
+    terminate: Callable[..., Any] = _terminate
+    start_training: Callable[..., Any] = _start_training
+    follow_run: Callable[..., Any] = _follow_run
+    finish_run: Callable[..., Any] = _finish_run
+    hourly_price: Callable[[Any, str], tuple[float | None, str]] = _hourly_price
