@@ -60,6 +60,7 @@ def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str
 
 def status(ctx: Context, instance_id: str) -> Instance:
     inst = ec2.describe(ctx, validate_instance_id(instance_id))
+    inst.world = ctx.world().label()
     if inst.state == "running":
         inst.ssm_online = inst.instance_id in ec2.ssm_online(ctx, [inst.instance_id])
     return inst
@@ -159,6 +160,9 @@ class SandboxStatus:
             return f"No sandbox is running for {self.directory}."
         return f"Sandbox running at {self.endpoint} (pid {self.pid}, folder {self.directory})."
 
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
 
 def sandbox_start(directory: str | None = None, *, fresh: bool = False, freeze_clock: str | None = None,
                   echo: Echo = _quiet) -> SandboxStatus:
@@ -251,7 +255,9 @@ def sandbox_interrupt(instance_id: str, notice_seconds: int = 120, echo: Echo = 
     echo(f"[sandbox] Spot interruption notice posted to {instance_id}; it is reclaimed in {notice_seconds} s")
 
 
-def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfreeze: bool = False) -> str:
+def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfreeze: bool = False,
+                  echo: Echo = _quiet):
+    """Show, freeze, move or release the sandbox clock; returns its current instant."""
     from .sandbox import control
 
     info = attached_sandbox()
@@ -261,7 +267,9 @@ def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfre
         control.advance_clock(info, advance)
     if unfreeze:
         control.unfreeze_clock(info)
-    return str(control.clock(info))
+    now = control.clock(info)
+    echo(f"[sandbox] clock: {now.isoformat(timespec='seconds')}")
+    return now
 
 
 # --- config ------------------------------------------------------------------------------------

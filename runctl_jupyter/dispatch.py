@@ -48,10 +48,7 @@ def _create(c: Command, fe: Frontend) -> str:
 
 
 def _status(c: Command, fe: Frontend):
-    ctx = _ctx(c, fe)
-    inst = api.status(ctx, c.instance_id)
-    fe.echo(f"[{ctx.world().label()}]")
-    return inst
+    return api.status(_ctx(c, fe), c.instance_id)
 
 
 def _start(c: Command, fe: Frontend):
@@ -128,9 +125,11 @@ def _panel(c: Command, fe: Frontend):
 def _sandbox(c: Command, fe: Frontend):
     verb = c.path[1]
     if verb == "start":
-        return api.sandbox_start(c.dir, fresh=c.fresh, freeze_clock=c.freeze_clock, echo=fe.echo)
+        api.sandbox_start(c.dir, fresh=c.fresh, freeze_clock=c.freeze_clock, echo=fe.echo)
+        return None
     if verb == "stop":
-        return api.sandbox_stop(c.dir, echo=fe.echo)
+        api.sandbox_stop(c.dir, echo=fe.echo)
+        return None
     if verb == "status":
         return api.sandbox_status(c.dir)
     if verb == "age":
@@ -138,7 +137,8 @@ def _sandbox(c: Command, fe: Frontend):
     if verb == "interrupt":
         return api.sandbox_interrupt(c.instance_id, c.notice_seconds, echo=fe.echo)
     if verb == "clock":
-        return api.sandbox_clock(c.freeze, c.advance, c.unfreeze)
+        api.sandbox_clock(c.freeze, c.advance, c.unfreeze, echo=fe.echo)
+        return None
     raise AssertionError(verb)
 
 

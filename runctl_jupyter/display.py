@@ -12,11 +12,11 @@ from typing import Any
 
 def _html(df: Any) -> str | None:
     kind = df.attrs.get("runctl_kind")
-    if kind == "resources":
+    if kind == "resources" and _is_full_resources_frame(df):
         from .costs import style
 
         return style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds")).to_html()
-    if kind:
+    if kind and kind != "resources":
         styler = df.style.hide(axis="index").set_uuid(f"runctl-{kind}")
         caption = df.attrs.get("runctl_caption")
         if caption:
@@ -25,6 +25,15 @@ def _html(df: Any) -> str | None:
     return df._repr_html_()
 
 
+def _is_full_resources_frame(df: Any) -> bool:
+    # attrs survive df[[...]] / df.head(): only the whole table is styled, a selection shows plain.
+    from .costs.table import COLUMNS
+
+    return list(df.columns) == list(COLUMNS)
+
+
 def register_formatters(ipython: Any) -> None:
     formatter = ipython.display_formatter.formatters["text/html"]
-    formatter.for_type_by_name("pandas.core.frame", "DataFrame", _html)
+    # Registered by name so pandas is not imported here; pandas ≥ 3 reports its module as "pandas".
+    for module in ("pandas.core.frame", "pandas"):
+        formatter.for_type_by_name(module, "DataFrame", _html)

@@ -53,6 +53,7 @@ class Instance:
     private_ip: str | None = None
     iam_instance_profile: str | None = None
     ssm_online: bool | None = None
+    world: str | None = None  # where it was seen, e.g. "sandbox · us-east-1"
 
     @property
     def name(self) -> str:
@@ -74,7 +75,8 @@ class Instance:
         lines = [f"{self.instance_id}  {self.instance_type}  {self.state}"
                  + (f"  ({self.lifecycle}{', ' + self.spot_request_type if self.spot_request_type else ''})"
                     if self.lifecycle == "spot" else "")]
-        lines.append(f"  region {self.region}" + (f" / {self.availability_zone}" if self.availability_zone else ""))
+        lines.append(f"  region {self.region}" + (f" / {self.availability_zone}" if self.availability_zone else "")
+                     + (f"  [{self.world}]" if self.world else ""))
         if self.launch_time:
             lines.append(f"  last started {self.launch_time.isoformat(timespec='seconds')}")
         if self.project:

@@ -7,12 +7,11 @@ AZ's price history). Training status and the cost ledger come from runctl's tags
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .aws.session import Context, sandbox_endpoint
+from .aws.session import Context, client_cache_dir, sandbox_endpoint
 from .errors import Step, UsageError, cmd, translate_aws_errors
 
 _BOOKS: dict[str, Any] = {}
@@ -26,11 +25,7 @@ def price_book(ctx: Context):
     key = sandbox_endpoint() or "aws"
     book = _BOOKS.get(key)
     if book is None:
-        if sandbox_endpoint():
-            cache = Path(os.environ.get("RUNCTL_SANDBOX_DIR") or Path.home() / ".runctl" / "sandbox") / "price-cache"
-        else:
-            cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
-        book = PriceBook(ctx.client_factory(), cache, ttl_hours=ctx.settings.price_cache_ttl_hours)
+        book = PriceBook(ctx.client_factory(), client_cache_dir(), ttl_hours=ctx.settings.price_cache_ttl_hours)
         _BOOKS[key] = book
     return book
 

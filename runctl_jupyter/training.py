@@ -171,13 +171,10 @@ def _send_with(ctx: Context, instance_id: str, script: str, args, env, extra_scr
 
 
 def _manifest_cache():
-    import os
-
+    from .aws.session import client_cache_dir
     from .sync import ManifestCache
 
-    folder = os.environ.get("RUNCTL_SANDBOX_DIR") if os.environ.get("RUNCTL_SANDBOX_ENDPOINT") else None
-    base = Path(folder) if folder else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
-    return ManifestCache(base / "manifests.json")
+    return ManifestCache(client_cache_dir() / "manifests.json")
 
 
 def _prepare_sync(ctx: Context, instance_id: str, root: Path, project: str, env: dict[str, str],

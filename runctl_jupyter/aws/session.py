@@ -14,6 +14,7 @@ import threading
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ..config import Settings
@@ -26,6 +27,13 @@ SANDBOX_ENV = "RUNCTL_SANDBOX_ENDPOINT"
 def sandbox_endpoint() -> str | None:
     """The sandbox endpoint when this process is attached to the embedded sandbox."""
     return os.environ.get(SANDBOX_ENV) or None
+
+
+def client_cache_dir() -> Path:
+    """Where this machine caches prices and code manifests: per sandbox world, or ~/.cache/runctl."""
+    if sandbox_endpoint() and os.environ.get("RUNCTL_SANDBOX_DIR"):
+        return Path(os.environ["RUNCTL_SANDBOX_DIR"]) / "client"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
 
 
 class Context:

@@ -31,7 +31,8 @@ STATE_FILE = "server.json"
 LOG_FILE = "server.log"
 LOCK_FILE = ".start.lock"
 # What a sandbox folder may contain; --fresh refuses to wipe a folder holding anything else.
-_OWN_ENTRIES = {STATE_FILE, LOG_FILE, LOCK_FILE, "instances", "ssm", "bin"}
+CLIENT_DIR = "client"  # the notebook side's caches for this world (code manifests, prices)
+_OWN_ENTRIES = {STATE_FILE, LOG_FILE, LOCK_FILE, "instances", "ssm", "bin", CLIENT_DIR}
 _spawned: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started (to reap them)
 
 

@@ -264,3 +264,11 @@ def test_front_end_closing_the_comm_stops_the_threads(world):
     panel.comm = None          # what happens when the widget's comm goes away
     assert panel.stopped
     wait_until(lambda: not panel_threads("resources"), what="threads gone")
+
+
+def test_comm_close_message_from_the_front_end_stops_the_threads(world):
+    panel = ResourcesPanel(refresh_seconds=1, actions=world.actions())
+    loaded(panel)
+    panel.comm.handle_close({"content": {"data": {}}})   # the front end closed the widget's comm
+    assert panel.stopped and registered("resources", "all") is None
+    wait_until(lambda: not panel_threads("resources"), what="threads gone")
