@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD := build
 export RUNCTL_SANDBOX_DIR ?= $(CURDIR)/$(BUILD)/sandbox
+# Tools installed in the venv (shellcheck, jupyter) are found by the tests.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: demo test test-fast soak bench lint clean venv browser-deps
 

@@ -64,3 +64,20 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def run(bench=None):  # type: ignore[no-untyped-def]
+    """5. Table build + style for 1,000 rows (the ``python -m benchmarks`` entry)."""
+    from .common import Metric
+
+    rows = make_rows(1000)
+    df = frame(rows)
+    t_style = timed(lambda: style(frame(rows))._compute())  # noqa: SLF001
+    t_html = timed(lambda: style(frame(rows)).to_html())
+    t_text = timed(lambda: render_text(df))
+    group = "resources table (1,000 rows)"
+    return [
+        Metric("table build + style (CSS computed), median of 5", round(t_style * 1000, 1), "ms", 150, group=group),
+        Metric("table build + style + to_html()", round(t_html * 1000, 1), "ms", None, group=group),
+        Metric("shell text rendering", round(t_text * 1000, 1), "ms", None, group=group),
+    ]

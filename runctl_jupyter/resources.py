@@ -114,13 +114,17 @@ def command(ctx: Context, c: Any, fe: Any):
         result.attrs["runctl_kind"] = "summary"
         result.attrs["runctl_caption"] = f"Cost summary by {', '.join(by)} ({df.attrs['runctl_caption_info'].world})"
         if c.plot:
-            from .costs import plot
+            from .costs.plot import plot
 
             figure = plot(df)
             if fe.notebook:
-                from IPython.display import display
+                import io
 
-                display(figure)
+                from IPython.display import Image, display
+
+                png = io.BytesIO()
+                figure.savefig(png, format="png", bbox_inches="tight")  # no pyplot backend needed
+                display(Image(png.getvalue()))
             else:
                 path = Path(c.export_file or "runctl-costs.png").with_suffix(".png")
                 figure.savefig(path)

@@ -363,6 +363,15 @@ if [ -n "${RUNCTL_SYNC_URL:-}" ]; then
   grep '^@runctl ' "$SYNC_OUT"
 fi
 
+# --- resume (runctl guardian.py): fetch the checkpoint to resume from, now that the claim is ours ----
+# RUNCTL_FETCH_URL (a presigned GET, never printed) + RUNCTL_FETCH_NAME: fetch_checkpoint.sh puts it in
+# the checkpoint dir; the training gets its path as RUNCTL_RESUME_FROM.
+if [ -n "${RUNCTL_FETCH_URL:-}" ]; then
+  RUNCTL_RESUME_FROM="$(bash "${RUNCTL_SCRIPTS_DIR:-}/fetch_checkpoint.sh" "$PROJECT" "${RUNCTL_FETCH_NAME:-}")" ||
+    die 4 "could not fetch the checkpoint to resume from"
+  unset RUNCTL_FETCH_URL
+fi
+
 # --- checks that need the claim (failing them gives it back: see release_claim) ----------------
 [ -d "$CODE_DIR" ] || die 2 "code directory not found: $CODE_DIR (sync the project first)"
 [ -f "$CODE_DIR/$SCRIPT_REL" ] || die 2 "script not found: $SCRIPT_REL in $CODE_DIR"
@@ -442,6 +451,12 @@ fi
 exit "$rc"
 RUNCTL_WRAPPER_END
 
+# --- guardian (runctl guardian.py), part 1: its secrets go into files, out of the training's env ---
+if [ -n "${RUNCTL_GUARDIAN:-}" ]; then
+  bash "${RUNCTL_SCRIPTS_DIR:-}/guardian.sh" --install "$PROJECT" "$RUN_ID" || die 4 "cannot set up the guardian"
+  unset RUNCTL_G_S3POST RUNCTL_G_STOP RUNCTL_G_TERMINATE
+fi
+
 # --- start it: own session (setsid), cwd = code dir, stdin /dev/null, output appended to log --
 (
   cd -- "$CODE_DIR" || exit 97
@@ -462,6 +477,11 @@ while [ ! -f "$RUN_DIR/pid" ] && [ "$tries" -gt 0 ]; do
 done
 [ -f "$RUN_DIR/pid" ] || die 4 "training did not start (see $LOG)"
 read -r PID _ 2>/dev/null <"$RUN_DIR/pid" || true
+# --- guardian, part 2: started beside the training, detached (its copy in the run dir) -------------
+if [ -n "${RUNCTL_GUARDIAN:-}" ]; then
+  (cd / && exec setsid bash "$RUN_DIR/guardian.sh" "$PROJECT" "$RUN_ID") </dev/null >>"$RUN_DIR/guardian.log" 2>&1 9>&- &
+  printf '@runctl guardian=1\n'
+fi
 printf '@runctl started=1 run_id=%s pid=%s log=%s project=%s\n' \
   "$(pct "$RUN_ID")" "$PID" "$(pct "$LOG")" "$(pct "$PROJECT")"
 exit 0

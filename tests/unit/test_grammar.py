@@ -20,7 +20,7 @@ def test_docs_commands_parse_verbatim():
     assert grammar.parse(f"aws train {IID} script.py --sync-code -- --epochs 10".split()).sync_code is True
     assert grammar.parse(f"aws monitor {IID} --follow".split()).follow is True
     assert grammar.parse(f"aws terminate {IID} --force".split()).force is True
-    assert grammar.parse("resources list --platform aws".split()).path == ("resources", "list")
+    assert grammar.parse(["resources", "list", "--platform", "aws"]).path == ("resources", "list")
 
 
 @pytest.mark.parametrize("words,expected", [
