@@ -62,7 +62,7 @@ def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float) and not value.is_integer():
-        text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+        text = f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
     else:
         text = f"{int(value):,}"
     return f"{text} {unit}".strip()

@@ -38,6 +38,14 @@ def _retry_mode(text: str) -> str:
     return text
 
 
+def _bucket(text: str) -> str:
+    # Checked up front: a train whose code is unchanged never reaches S3, so it would not notice.
+    if not (3 <= len(text) <= 63 and all(c.islower() or c.isdigit() or c in ".-" for c in text)
+            and text[0].isalnum() and text[-1].isalnum()):
+        raise ValueError("an S3 bucket name is 3-63 lowercase letters, digits, dots or hyphens")
+    return text
+
+
 def _name(text: str) -> str:
     if not text or "/" in text or text.startswith(".") or len(text) > 128:
         raise ValueError("must be a plain name without '/' (at most 128 characters)")
@@ -48,7 +56,7 @@ def _name(text: str) -> str:
 class Settings:
     region: str | None = field(default=None, metadata={"help": "AWS region (else boto3's chain)"})
     profile: str | None = field(default=None, metadata={"help": "AWS profile (else boto3's chain)"})
-    bucket: str | None = field(default=None, metadata={"help": "S3 bucket for code bundles and checkpoint copies"})
+    bucket: str | None = field(default=None, metadata={"help": "S3 bucket for code bundles and checkpoint copies", "parse": _bucket})
     project: str | None = field(default=None, metadata={"help": "project name (default: the project folder's name)", "parse": _name})
     remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home)"})
     warn_uptime_hours: float = field(default=24.0, metadata={"help": "warn when a running instance is up longer (hours)", "parse": _positive_float})

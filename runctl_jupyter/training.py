@@ -121,6 +121,9 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
          "started": ctx.now().isoformat(timespec="seconds"), "world": world})
     if resume:
         launch_env["RUNCTL_RESUME_FROM"] = resume
+    from . import guardian  # hook: guardian env/scripts, `--resume auto` fetch from S3 (guardian.py)
+
+    guardian.before_launch(ctx, instance_id, name, run_id, resume, launch_env, extra_scripts, echo)
 
     # Round trip 2: claim first, then sync, then launch.
     result = ssm.run(ctx, instance_id, "launch", [name, run_id, rel_script, *script_args], launch_env,
@@ -387,12 +390,12 @@ _FOLLOWERS: dict[str, BackgroundFollower] = {}
 
 
 def train_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
-    if c.autostop or c.max_hours or c.max_cost:
-        raise UsageError("--autostop, --max-hours and --max-cost need the on-instance guardian, which is not built yet.",
-                         [Step("Leave them out for now, and stop the instance yourself"),
-                          cmd(f"aws stop {c.instance_id}", "Stop (checkpoints are uploaded first)")])
-    launch = start_training(ctx, c.instance_id, c.script, c.script_args, project=c.project,
-                            sync_code=c.sync_code, bucket=c.bucket, resume=c.resume, echo=fe.echo)
+    from . import guardian  # --autostop/--max-hours/--max-cost: the on-instance guardian (guardian.py)
+
+    with guardian.requested(guardian.request_from_command(c)):
+        launch = start_training(ctx, c.instance_id, c.script, c.script_args, project=c.project,
+                                sync_code=c.sync_code, bucket=c.bucket, resume=c.resume, echo=fe.echo)
+    guardian.after_launch(ctx, launch.instance_id, launch.run_id)
     if c.wait:
         import sys
 

@@ -385,7 +385,7 @@ WATCHING=""
 [ -n "$AUTOSTOP" ] && WATCHING+="autostop ${AUTOSTOP}s, "
 [ -n "$MAX_SECONDS" ] && WATCHING+="max ${MAX_SECONDS}s, "
 [ -n "$MAX_COST" ] && WATCHING+="max \$${MAX_COST}, "
-WATCHING="${WATCHING%, }"
+WATCHING="${RUNCTL_GUARDIAN_WATCHING:-${WATCHING%, }}"
 
 # the record: every key/value pair set so far, written as guardian.json and guardian.fields
 declare -A REC=()
@@ -530,9 +530,10 @@ end_instance() {
   # stop (or terminate) this instance: a presigned EC2 call, else (AWS only) shutdown
   local f="$SECRETS/$END.curl" body
   if [ -f "$f" ]; then
+    # recorded first: a stopping instance kills this process as soon as EC2 accepts the call
+    rec instance "$END requested (presigned EC2 call)"
+    write_record
     if body="$(curl -sS -f -m 30 --retry 2 --retry-delay 1 -K "$f" </dev/null 2>/dev/null)"; then
-      rec instance "$END requested (presigned EC2 call)"
-      write_record
       : "$body"
       return 0
     fi
@@ -635,7 +636,8 @@ while :; do
     IDLE_SINCE=""
   elif [ -z "$IDLE_SINCE" ]; then
     IDLE_SINCE="$(read_first "$RUN_DIR/ended_at")"
-    is_uint "$IDLE_SINCE" || IDLE_SINCE="$now"
+    # whole seconds, rounded up: autostop never acts early
+    if is_uint "$IDLE_SINCE"; then IDLE_SINCE=$((IDLE_SINCE + 1)); else IDLE_SINCE="$now"; fi
     rec training ended
     write_record
   fi

@@ -1,0 +1,388 @@
+"""The notebook side of the on-instance guardian (``remote/guardian.sh``) and of ``--resume auto``.
+
+At ``train`` time this module decides what the guardian watches (spot notices, ``--autostop``,
+``--max-hours``, ``--max-cost``), how it will upload checkpoints when nobody is watching, and hands it
+what it needs in the launch command (round trip 2, no extra SSM call):
+
+- **uploads**: with the instance role when the instance has an instance profile (and the AWS CLI is
+  on it), else with a *presigned S3 POST* whose policy allows any key under
+  ``runctl/<project>/checkpoints/<run-id>/`` — so the guardian uploads checkpoints under their real
+  names (the same keys ``stop`` uses; ``terminate``'s guard and ``--resume auto`` see them). The
+  POST is kept as a fallback in role mode too.
+- **stopping the instance**: a presigned EC2 ``StopInstances`` (``TerminateInstances`` for a one-time
+  spot instance) GET for this instance only: no instance role needed. On AWS, once it has expired,
+  the guardian falls back to ``shutdown -h now`` (instance-initiated shutdown behaviour = stop).
+- Presigned URLs die with temporary (SSO / assumed-role) credentials and SigV4 caps them at 7 days:
+  :func:`url_window` works out until when they are valid; :func:`check_coverage` refuses an
+  ``--autostop`` / ``--max-hours`` / ``--max-cost`` horizon they cannot cover, unless a role is there.
+
+URLs are secrets: they travel in the launch command's environment, ``launch.sh`` moves them into
+mode-600 files in the run directory before the training starts, and nothing prints or logs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .errors import GuardRefused, Step, UsageError, cmd
+
+Echo = Callable[[str], None]
+MAX_URL_SECONDS = 7 * 24 * 3600          # SigV4 presigned URLs cannot outlive 7 days
+UNKNOWN_TEMPORARY_SECONDS = 3600         # temporary credentials whose expiry boto3 does not tell
+MARGIN_SECONDS = 300                     # a URL must still be valid this long after the guardian acts
+SANDBOX_POLL = "0.5"
+FETCH_URL_SECONDS = 3600
+
+
+@dataclass
+class Request:
+    """What ``train`` asked the guardian for (flags), before it is planned against an instance."""
+
+    autostop_s: float | None = None
+    max_hours: float | None = None
+    max_cost: float | None = None
+    poll: str | None = None               # seconds between IMDS polls (default: 5 on AWS, 0.5 in the sandbox)
+
+
+@dataclass
+class Plan:
+    spot: bool
+    autostop_s: float | None
+    max_seconds: float | None
+    max_cost: float | None
+    price_per_hour: float | None
+    price_source: str | None
+    mode: str                             # "instance-role" | "presigned"
+    urls_valid_until: datetime
+    end: str                              # "stop" | "terminate"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.spot or bool(self.autostop_s or self.max_seconds or self.max_cost)
+
+    def watching(self) -> str:
+        """``watching: spot, autostop 30m, max 12h/$20`` — the runctl:guardian tag (≤ 256 chars)."""
+        parts = ["spot"] if self.spot else []
+        if self.autostop_s:
+            parts.append(f"autostop {_fmt_duration(self.autostop_s)}")
+        caps = []
+        if self.max_seconds:
+            caps.append(_fmt_duration(self.max_seconds))
+        if self.max_cost:
+            caps.append(f"${self.max_cost:g}")
+        if caps:
+            parts.append("max " + "/".join(caps))
+        return "watching: " + ", ".join(parts)
+
+
+_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar("runctl_guardian_request", default=None)
+_PLANS: dict[str, Plan] = {}              # run id → plan (for the tag written once the run started)
+
+
+@contextlib.contextmanager
+def requested(request: Request | None) -> Iterator[None]:
+    """Within this block, ``training.start_training`` starts a guardian with ``request``."""
+    token = _REQUEST.set(request)
+    try:
+        yield
+    finally:
+        _REQUEST.reset(token)
+
+
+def request_from_command(c: Any) -> Request | None:
+    """The guardian request of a parsed ``train`` command (None when it asked for nothing)."""
+    autostop, max_hours, max_cost = getattr(c, "autostop", None), getattr(c, "max_hours", None), \
+        getattr(c, "max_cost", None)
+    if not (autostop or max_hours or max_cost):
+        return None
+    return Request(autostop_s=autostop, max_hours=max_hours, max_cost=max_cost)
+
+
+# --- pure decisions (unit-tested with fake credentials) ---------------------------------------------
+
+def url_window(credentials: Any, now: datetime) -> tuple[bool, datetime]:
+    """(temporary?, until when presigned URLs signed with ``credentials`` stay valid)."""
+    cap = now + timedelta(seconds=MAX_URL_SECONDS)
+    token = getattr(credentials, "token", None)
+    if token is None:
+        return False, cap
+    expiry = getattr(credentials, "_expiry_time", None)
+    if expiry is None:
+        return True, min(cap, now + timedelta(seconds=UNKNOWN_TEMPORARY_SECONDS))
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=UTC)
+    return True, min(cap, expiry)
+
+
+def horizon_seconds(request: Request, price_per_hour: float | None) -> float:
+    """How long after the start the guardian may still need to upload.
+
+    The budget caps end the run at the first one reached; ``--autostop`` counts from the end of the
+    training, so at least its own duration is needed.
+    """
+    caps = []
+    if request.max_hours:
+        caps.append(request.max_hours * 3600)
+    if request.max_cost and price_per_hour:
+        caps.append(request.max_cost / price_per_hour * 3600)
+    return max(request.autostop_s or 0.0, min(caps) if caps else 0.0)
+
+
+def check_coverage(request: Request, *, instance_id: str, has_role: bool, temporary: bool,
+                   valid_until: datetime, now: datetime, price_per_hour: float | None = None) -> None:
+    """Refuse limits the presigned URLs cannot cover (no refusal when the instance has a role)."""
+    if has_role:
+        return
+    need = horizon_seconds(request, price_per_hour)
+    have = (valid_until - now).total_seconds() - MARGIN_SECONDS
+    if need <= have:
+        return
+    flags = ", ".join(f for f, v in (("--autostop", request.autostop_s), ("--max-hours", request.max_hours),
+                                     ("--max-cost", request.max_cost)) if v)
+    why = ("your AWS credentials are temporary (SSO / assumed role) and expire at "
+           f"{valid_until.isoformat(timespec='minutes')}" if temporary
+           else "presigned URLs cannot outlive 7 days")
+    raise GuardRefused(
+        f"The guardian could not upload checkpoints that late: {flags} reaches "
+        f"{_fmt_duration(need)} after the start, but its presigned URLs stop working in "
+        f"{_fmt_duration(max(0.0, have + MARGIN_SECONDS))} ({why}).",
+        [Step(f"Give {instance_id} an instance profile allowing s3:PutObject on the bucket (and the AWS CLI "
+              "on the image): the guardian then uploads with the instance role"),
+         Step(f"Or ask for less: a limit under {_fmt_duration(max(0.0, have))}"),
+         Step("Or use credentials that last longer (`aws sso login` again just before, or long-term keys)")],
+    )
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds:g}s"
+
+
+# --- planning against an instance -----------------------------------------------------------------
+
+def plan(ctx: Any, inst: Any, request: Request | None) -> Plan | None:
+    """What the guardian of a run on ``inst`` does; None when there is nothing to watch."""
+    request = request or Request()
+    spot = inst.lifecycle == "spot"
+    if not (spot or request.autostop_s or request.max_hours or request.max_cost):
+        return None
+    from .resources import price_book
+
+    price = source = None
+    if request.max_cost:
+        book = price_book(ctx)
+        quote = (book.spot(inst.region, inst.availability_zone, inst.instance_type) if spot
+                 else book.on_demand(inst.region, inst.instance_type))
+        price, source = quote.usd_per_hour, str(getattr(quote, "source", "") or "")
+        if price is None:
+            raise UsageError(f"--max-cost needs the hourly price of {inst.instance_type}, which is unknown here.",
+                             [Step("Use --max-hours instead"), cmd("resources list", "See which prices are known")])
+    credentials = ctx.session.get_credentials()
+    now = datetime.now(UTC)  # URLs expire by the real clock, not the sandbox's
+    temporary, until = url_window(credentials, now)
+    if ctx.is_sandbox:
+        temporary, until = False, now + timedelta(seconds=MAX_URL_SECONDS)
+    has_role = bool(inst.iam_instance_profile)
+    check_coverage(request, instance_id=inst.instance_id, has_role=has_role, temporary=temporary,
+                   valid_until=until, now=now, price_per_hour=price)
+    return Plan(spot=spot, autostop_s=request.autostop_s,
+                max_seconds=request.max_hours * 3600 if request.max_hours else None,
+                max_cost=request.max_cost, price_per_hour=price, price_source=source,
+                mode="instance-role" if has_role else "presigned", urls_valid_until=until,
+                end="terminate" if inst.one_time_spot else "stop",
+                extra_env={"RUNCTL_GUARDIAN_POLL": request.poll} if request.poll else {})
+
+
+def _curl_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: str) -> dict[str, str]:
+    """The launch command's environment for the guardian (secrets included: never print it)."""
+    from botocore.config import Config
+
+    from .training import checkpoint_prefix
+
+    ttl = max(60, int((p.urls_valid_until - datetime.now(UTC)).total_seconds()) - 60)
+    prefix = checkpoint_prefix(project, run_id)
+    s3v4 = ctx.session.client("s3", region_name=ctx.region, config=Config(signature_version="s3v4"))
+    post = s3v4.generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
+                                        Conditions=[["content-length-range", 0, 5 * 1024 ** 3]])
+    s3post = [f"url = {_curl_quote(post['url'])}"]
+    s3post += [f"form-string = {_curl_quote(f'{k}={v}')}" for k, v in post["fields"].items() if k != "key"]
+    ec2_client = ctx.client("ec2")
+    action = "terminate_instances" if p.end == "terminate" else "stop_instances"
+    end_url = ec2_client.generate_presigned_url(action, Params={"InstanceIds": [inst.instance_id]}, ExpiresIn=ttl)
+    env = {
+        "RUNCTL_GUARDIAN": "1",
+        "RUNCTL_GUARDIAN_SPOT": "1" if p.spot else "0",
+        "RUNCTL_GUARDIAN_END": p.end,
+        "RUNCTL_GUARDIAN_BUCKET": bucket,
+        "RUNCTL_GUARDIAN_ROLE": "1" if p.mode == "instance-role" else "0",
+        "RUNCTL_GUARDIAN_WATCHING": p.watching().removeprefix("watching: "),
+        "RUNCTL_G_S3POST": "\n".join(s3post),
+        ("RUNCTL_G_TERMINATE" if p.end == "terminate" else "RUNCTL_G_STOP"): f"url = {_curl_quote(end_url)}",
+    }
+    if ctx.is_sandbox:
+        env["RUNCTL_GUARDIAN_POLL"] = SANDBOX_POLL
+    else:
+        env["RUNCTL_GUARDIAN_ALLOW_SHUTDOWN"] = "1"
+    if p.autostop_s:
+        env["RUNCTL_GUARDIAN_AUTOSTOP"] = f"{p.autostop_s:g}"
+    if p.max_seconds:
+        env["RUNCTL_GUARDIAN_MAX_SECONDS"] = f"{p.max_seconds:.3f}"
+    if p.max_cost and p.price_per_hour:
+        env["RUNCTL_GUARDIAN_MAX_COST"] = f"{p.max_cost:.4f}"
+        env["RUNCTL_PRICE_PER_HOUR"] = f"{p.price_per_hour:.6f}"
+    env.update(p.extra_env)
+    return env
+
+
+def before_launch(ctx: Any, instance_id: str, project: str, run_id: str, resume: str | None,
+                  launch_env_: dict[str, str], extra_scripts: list[str], echo: Echo) -> None:
+    """``training.start_training``'s hook before round trip 2: guardian env/scripts, resume fetch."""
+    from .aws import ec2, s3
+
+    request = _REQUEST.get()
+    inst = ec2.describe(ctx, instance_id)
+    if resume == "auto":
+        _resume_auto(ctx, project, launch_env_, extra_scripts, echo)
+    p = plan(ctx, inst, request)
+    if p is None:
+        return
+    bucket = s3.bucket_for(ctx, None, required=False)
+    if bucket is None:  # nowhere to upload checkpoints to
+        if request is None:  # only spot watching was implied: say so, train anyway
+            echo("Guardian: not started on this spot instance (no S3 bucket configured for checkpoint copies: "
+                 "`runctl config set bucket NAME`)")
+            return
+        raise UsageError("The guardian needs an S3 bucket for checkpoint copies.",
+                         [cmd("config set bucket NAME", "Set one"), Step("Or pass --bucket NAME")])
+    launch_env_.update(launch_env(ctx, inst, p, project, run_id, bucket))
+    extra_scripts.append("guardian")
+    _PLANS[run_id] = p
+    if p.mode == "instance-role":
+        echo(f"Guardian: uploads with the instance role ({inst.iam_instance_profile}); presigned URLs as "
+             f"fallback until {p.urls_valid_until.isoformat(timespec='minutes')}")
+    else:
+        echo(f"Guardian: uploads with presigned URLs valid until {p.urls_valid_until.isoformat(timespec='minutes')}")
+    extra = ""
+    if p.max_cost:
+        extra = f" (price ${p.price_per_hour:.4f}/h from {p.price_source})"
+    ending = ("terminates it (one-time spot: it cannot be stopped)" if p.end == "terminate" else "stops it")
+    said = [f"Guardian {p.watching()}{extra}"]
+    if p.spot:
+        said.append("on a spot notice it checkpoints and uploads")
+    if p.autostop_s or p.max_seconds or p.max_cost:
+        said.append(f"when a limit is reached it checkpoints, uploads and {ending}")
+    echo("; ".join(said))
+
+
+def after_launch(ctx: Any, instance_id: str, run_id: str) -> None:
+    """Write the runctl:guardian tag once the run started."""
+    from .aws import ec2
+
+    p = _PLANS.pop(run_id, None)
+    if p is not None:
+        ec2.set_tags(ctx, instance_id, {"runctl:guardian": p.watching()[:256]})
+
+
+# --- resume ----------------------------------------------------------------------------------------
+
+_NUM = re.compile(r"(\d+)")
+
+
+def _natural(key: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in _NUM.split(key)]
+
+
+def newest_checkpoint(ctx: Any, bucket: str, project: str) -> dict[str, Any] | None:
+    """The newest object under ``runctl/<project>/checkpoints/`` by LastModified (ties: natural key order)."""
+    from .errors import translate_aws_errors
+    from .training import checkpoint_prefix
+
+    prefix = checkpoint_prefix(project)
+    best = None
+    paginator = ctx.client("s3").get_paginator("list_objects_v2")
+    with translate_aws_errors(f"list s3://{bucket}/{prefix}"):
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rank = (obj["LastModified"], _natural(obj["Key"]))
+                if best is None or rank > best[0]:
+                    best = (rank, obj)
+    return None if best is None else best[1]
+
+
+def _resume_auto(ctx: Any, project: str, env: dict[str, str], extra_scripts: list[str], echo: Echo) -> None:
+    from .aws import s3
+    from .training import checkpoint_prefix
+
+    bucket = s3.bucket_for(ctx, None, required=False)
+    obj = newest_checkpoint(ctx, bucket, project) if bucket else None
+    if obj is None:
+        echo("Resume: no checkpoint of this project in S3; the script resumes from its own checkpoint dir, if any")
+        return
+    rest = obj["Key"][len(checkpoint_prefix(project)):]
+    rel = rest.split("/", 1)[1] if "/" in rest else rest   # drop the run id
+    env["RUNCTL_FETCH_URL"] = s3.presign_get(ctx, bucket, obj["Key"], FETCH_URL_SECONDS)
+    env["RUNCTL_FETCH_NAME"] = rel
+    etag = obj.get("ETag", "").strip('"')
+    if etag and "-" not in etag:
+        env["RUNCTL_FETCH_MD5"] = etag
+    extra_scripts.append("fetch_checkpoint")
+    echo(f"Resume: fetching s3://{bucket}/{obj['Key']} onto the instance before the run starts")
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+def refresh(ctx: Any, inst: Any) -> dict[str, str]:
+    """Read the newest guardian record on a running instance and update the runctl:guardian tag."""
+    from . import remote
+    from .aws import ec2, ssm
+
+    if inst.state != "running" or not inst.project:
+        return {}
+    args = [inst.project] + ([inst.tags["runctl:run-id"]] if inst.tags.get("runctl:run-id") else [])
+    result = ssm.run(ctx, inst.instance_id, "guardian_status", args, ssm.remote_root_env(ctx))
+    fields = remote.parse_fields(result.stdout)
+    if fields.get("guardian") != "1":
+        return fields
+    text = describe_record(fields)
+    ec2.set_tags(ctx, inst.instance_id, {"runctl:guardian": text[:256]})
+    inst.tags["runctl:guardian"] = text[:256]
+    return fields
+
+
+def describe_record(fields: dict[str, str]) -> str:
+    """One line for the tag / status from a guardian record."""
+    state = fields.get("state", "?")
+    watching = fields.get("watching", "")
+    if state == "watching" and fields.get("guardian_alive", "1") == "1":
+        return f"watching: {watching}" if watching else "watching"
+    if state in ("acted", "acting"):
+        what = fields.get("action", "?")
+        ck = fields.get("checkpoint")
+        up = fields.get("upload")
+        tail = f", {ck} {'uploaded' if up == 'ok' else 'NOT uploaded'}" if ck else ", no checkpoint"
+        return f"{state}: {what}{tail} at {fields.get('at', '?')}"
+    return f"{state}: {fields.get('action', '')}".rstrip(": ")
+
+
+def read_record_json(text: str) -> dict[str, Any]:
+    return json.loads(text)

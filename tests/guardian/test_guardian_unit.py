@@ -1,0 +1,128 @@
+"""Pure decisions of guardian.py (fake credentials) and guardian.sh's static properties."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from runctl_jupyter import guardian
+from runctl_jupyter.errors import GuardRefused
+from runctl_jupyter.remote import script_path, script_text
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def creds(token=None, expiry=None):
+    c = SimpleNamespace(access_key="AKIA", secret_key="s", token=token)
+    if expiry is not None:
+        c._expiry_time = expiry
+    return c
+
+
+def test_static_keys_give_seven_days():
+    assert guardian.url_window(creds(), NOW) == (False, NOW + timedelta(days=7))
+
+
+def test_temporary_credentials_end_the_urls_with_them():
+    assert guardian.url_window(creds("tok", NOW + timedelta(hours=2)), NOW) == (True, NOW + timedelta(hours=2))
+    assert guardian.url_window(creds("tok", NOW + timedelta(days=30)), NOW) == (True, NOW + timedelta(days=7))
+    naive = (NOW + timedelta(hours=3)).replace(tzinfo=None)
+    assert guardian.url_window(creds("tok", naive), NOW) == (True, NOW + timedelta(hours=3))
+    # temporary without a known expiry: assume the STS default hour
+    assert guardian.url_window(creds("tok"), NOW) == (True, NOW + timedelta(hours=1))
+
+
+def _check(request, until, *, role=False, temporary=True, price=None):
+    guardian.check_coverage(request, instance_id="i-0123456789abcdef0", has_role=role, temporary=temporary,
+                            valid_until=until, now=NOW, price_per_hour=price)
+
+
+def test_autostop_beyond_temporary_credentials_is_refused_with_steps():
+    with pytest.raises(GuardRefused) as err:
+        _check(guardian.Request(autostop_s=3 * 3600), NOW + timedelta(hours=2))
+    assert err.value.exit_code == 3
+    assert "--autostop reaches 3h after the start" in err.value.message
+    assert "temporary (SSO / assumed role)" in err.value.message
+    assert "instance profile" in err.value.steps[0].text
+
+
+def test_max_hours_and_max_cost_horizons():
+    with pytest.raises(GuardRefused):
+        _check(guardian.Request(max_hours=12), NOW + timedelta(hours=1))
+    # $20 at $1/h = 20 h > 8 h
+    with pytest.raises(GuardRefused):
+        _check(guardian.Request(max_cost=20), NOW + timedelta(hours=8), price=1.0)
+    _check(guardian.Request(max_cost=2), NOW + timedelta(hours=8), price=1.0)
+    # the first cap reached ends the run: 12 h, although $20 at $0.01/h would take 2000 h
+    _check(guardian.Request(max_hours=12, max_cost=20), NOW + timedelta(days=7), temporary=False, price=0.01)
+
+
+def test_within_the_lifetime_or_with_a_role_is_allowed():
+    _check(guardian.Request(autostop_s=1800), NOW + timedelta(hours=2))
+    _check(guardian.Request(autostop_s=30 * 86400, max_hours=500), NOW + timedelta(hours=1), role=True)
+
+
+def test_static_keys_cannot_go_past_seven_days():
+    with pytest.raises(GuardRefused) as err:
+        _check(guardian.Request(max_hours=8 * 24), NOW + timedelta(days=7), temporary=False)
+    assert "cannot outlive 7 days" in err.value.message
+
+
+class FakeCtx:
+    is_sandbox = False
+
+    def __init__(self, credentials):
+        self.session = SimpleNamespace(get_credentials=lambda: credentials)
+
+
+def test_plan_refuses_with_sso_credentials_and_uses_the_role_when_there_is_one():
+    inst = SimpleNamespace(instance_id="i-0123456789abcdef0", lifecycle="on-demand", one_time_spot=False,
+                           iam_instance_profile=None, region="us-east-1", availability_zone="us-east-1a",
+                           instance_type="t3.micro")
+    soon = datetime.now(UTC) + timedelta(minutes=50)
+    with pytest.raises(GuardRefused):
+        guardian.plan(FakeCtx(creds("tok", soon)), inst, guardian.Request(autostop_s=3600))
+    inst.iam_instance_profile = "arn:aws:iam::123456789012:instance-profile/train"
+    p = guardian.plan(FakeCtx(creds("tok", soon)), inst, guardian.Request(autostop_s=3600))
+    assert p.mode == "instance-role" and p.end == "stop"
+    assert guardian.plan(FakeCtx(creds()), inst, None) is None  # on-demand, nothing asked
+
+
+def test_watching_text():
+    p = guardian.Plan(spot=True, autostop_s=1800, max_seconds=12 * 3600, max_cost=20, price_per_hour=1.0,
+                      price_source="spot-history", mode="presigned", urls_valid_until=NOW, end="terminate")
+    assert p.watching() == "watching: spot, autostop 30m, max 12h/$20"
+
+
+def test_describe_record():
+    assert guardian.describe_record({"state": "acted", "action": "spot-notice", "checkpoint": "c_5.json",
+                                     "upload": "ok", "at": "2025-01-01T00:00:00Z"}) == \
+        "acted: spot-notice, c_5.json uploaded at 2025-01-01T00:00:00Z"
+    assert guardian.describe_record({"state": "watching", "watching": "spot", "guardian_alive": "1"}) == \
+        "watching: spot"
+
+
+@pytest.mark.parametrize("name", ["guardian", "fetch_checkpoint", "guardian_status"])
+def test_scripts_syntax_and_style(name):
+    r = subprocess.run(["bash", "-n", script_path(name)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = script_text(name)
+    assert text.startswith("#!/usr/bin/env bash\n") and "\nset -u\n" in text and "eval " not in text
+
+
+def test_guardian_shares_the_common_block_with_launch():
+    def block(name):
+        text = Path(script_path(name)).read_text()
+        return text[text.index("# --- runctl common begin"):text.index("# --- runctl common end ---")]
+
+    assert block("guardian") == block("launch")
+
+
+def test_guardian_usage_exits_2(tmp_path):
+    r = subprocess.run(["bash", script_path("guardian")], capture_output=True, text=True,
+                       env={"RUNCTL_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2 and r.stderr.startswith("runctl: usage:")
