@@ -63,6 +63,10 @@ def status(ctx: Context, instance_id: str) -> Instance:
     inst.world = ctx.world().label()
     if inst.state == "running":
         inst.ssm_online = inst.instance_id in ec2.ssm_online(ctx, [inst.instance_id])
+        if inst.ssm_online and inst.tags.get("runctl:guardian"):
+            from . import guardian  # one SSM call, only for instances a guardian watches
+
+            guardian.refresh(ctx, inst)  # updates inst.tags["runctl:guardian"] and the tag
     return inst
 
 

@@ -178,17 +178,22 @@ done < "$extract/.runctl-delete"
 
 # 5. move new files into place
 uploaded=0
+declare -A checked_dirs=()
 if [ -d "$extract/files" ]; then
     while IFS= read -r -d '' src; do
         rel=${src#"$extract/files/"}
         safe_rel "$rel" || die 3 "refusing code bundle member '$rel'"
         dest="$code/$rel"
-        dest_dir=$(dirname -- "$dest")
-        anc=$dest_dir
-        while [ ! -e "$anc" ] && [ ! -L "$anc" ]; do anc=$(dirname -- "$anc"); done
-        inside_code "$anc" || die 3 "refusing to write $rel: its directory leads outside the code directory"
-        mkdir -p -- "$dest_dir" || die 1 "cannot create the directory for $rel (a file is in the way?)"
-        inside_code "$dest_dir" || die 3 "refusing to write $rel: its directory leads outside the code directory"
+        dest_dir=${dest%/*}
+        # Each distinct directory is checked and created once (a 1,000-file project has few).
+        if [ -z "${checked_dirs[$dest_dir]+x}" ]; then
+            anc=$dest_dir
+            while [ -n "$anc" ] && [ ! -e "$anc" ] && [ ! -L "$anc" ]; do anc=${anc%/*}; done
+            inside_code "$anc" || die 3 "refusing to write $rel: its directory leads outside the code directory"
+            mkdir -p -- "$dest_dir" || die 1 "cannot create the directory for $rel (a file is in the way?)"
+            inside_code "$dest_dir" || die 3 "refusing to write $rel: its directory leads outside the code directory"
+            checked_dirs[$dest_dir]=1
+        fi
         if [ -d "$dest" ] && [ ! -L "$dest" ]; then
             die 1 "cannot place $rel: a directory of that name is in the way on the instance"
         fi
