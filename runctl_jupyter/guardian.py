@@ -22,11 +22,9 @@ mode-600 files in the run directory before the training starts, and nothing prin
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,18 +81,7 @@ class Plan:
         return "watching: " + ", ".join(parts)
 
 
-_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar("runctl_guardian_request", default=None)
 _PLANS: dict[str, Plan] = {}              # run id → plan (for the tag written once the run started)
-
-
-@contextlib.contextmanager
-def requested(request: Request | None) -> Iterator[None]:
-    """Within this block, ``training.start_training`` starts a guardian with ``request``."""
-    token = _REQUEST.set(request)
-    try:
-        yield
-    finally:
-        _REQUEST.reset(token)
 
 
 def request_from_command(c: Any) -> Request | None:
@@ -255,11 +242,11 @@ def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: 
 
 
 def before_launch(ctx: Any, instance_id: str, project: str, run_id: str, resume: str | None,
-                  launch_env_: dict[str, str], extra_scripts: list[str], echo: Echo) -> None:
+                  launch_env_: dict[str, str], extra_scripts: list[str], echo: Echo,
+                  request: Request | None = None) -> None:
     """``training.start_training``'s hook before round trip 2: guardian env/scripts, resume fetch."""
     from .aws import ec2, s3
 
-    request = _REQUEST.get()
     inst = ec2.describe(ctx, instance_id)
     if resume == "auto":
         _resume_auto(ctx, project, launch_env_, extra_scripts, echo)

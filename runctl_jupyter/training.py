@@ -90,7 +90,8 @@ def _already_running(instance_id: str, fields: dict[str, str]) -> GuardRefused:
 
 def start_training(ctx: Context, instance_id: str, script: str | Path, script_args: Sequence[str] = (), *,
                    project: str | None = None, sync_code: bool = True, bucket: str | None = None,
-                   resume: str | None = None, echo: Echo = _quiet) -> Launch:
+                   resume: str | None = None, echo: Echo = _quiet, guardian_request: Any = None) -> Launch:
+    """Start ``script`` on the instance; ``guardian_request`` (guardian.Request) adds autostop/budget caps."""
     script_path = Path(script).expanduser()
     if not script_path.is_file():
         raise UsageError(f"Training script not found: {script}",
@@ -123,7 +124,8 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
         launch_env["RUNCTL_RESUME_FROM"] = resume
     from . import guardian  # hook: guardian env/scripts, `--resume auto` fetch from S3 (guardian.py)
 
-    guardian.before_launch(ctx, instance_id, name, run_id, resume, launch_env, extra_scripts, echo)
+    guardian.before_launch(ctx, instance_id, name, run_id, resume, launch_env, extra_scripts, echo,
+                           request=guardian_request)
 
     # Round trip 2: claim first, then sync, then launch.
     result = ssm.run(ctx, instance_id, "launch", [name, run_id, rel_script, *script_args], launch_env,
@@ -392,9 +394,9 @@ _FOLLOWERS: dict[str, BackgroundFollower] = {}
 def train_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
     from . import guardian  # --autostop/--max-hours/--max-cost: the on-instance guardian (guardian.py)
 
-    with guardian.requested(guardian.request_from_command(c)):
-        launch = start_training(ctx, c.instance_id, c.script, c.script_args, project=c.project,
-                                sync_code=c.sync_code, bucket=c.bucket, resume=c.resume, echo=fe.echo)
+    launch = start_training(ctx, c.instance_id, c.script, c.script_args, project=c.project,
+                            sync_code=c.sync_code, bucket=c.bucket, resume=c.resume, echo=fe.echo,
+                            guardian_request=guardian.request_from_command(c))
     guardian.after_launch(ctx, launch.instance_id, launch.run_id)
     if c.wait:
         import sys
