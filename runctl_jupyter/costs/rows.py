@@ -25,6 +25,15 @@ from .warnings import CostWarning, Thresholds, warnings_for
 PROJECT_TAG = "runctl:project"
 RUN_STATE_TAG = "runctl:run-state"
 LAST_CHECKPOINT_TAG = "runctl:last-checkpoint"
+GUARDIAN_TAG = "runctl:guardian"
+
+
+def training_text(tags: Mapping[str, str]) -> str | None:
+    """The run state from runctl's tags, with the on-instance guardian's state when one watches."""
+    run_state, guardian = tags.get(RUN_STATE_TAG), tags.get(GUARDIAN_TAG)
+    if guardian:
+        return f"{run_state or 'none'} · guardian {guardian}"
+    return run_state
 
 Lifecycle = Literal["on-demand", "spot"]
 
@@ -99,7 +108,7 @@ def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: da
         accrued_basis=accrual.basis,
         price_source=quote.source,
         price_as_of=quote.as_of,
-        training=tags.get(RUN_STATE_TAG),
+        training=training_text(tags),
         last_checkpoint=tags.get(LAST_CHECKPOINT_TAG),
         ebs_usd_per_hour=ebs,
         project=tags.get(PROJECT_TAG),

@@ -80,3 +80,13 @@ def test_spot_instance_priced_from_spot_history(stubbed: Any, tmp_path: Path, cl
     assert book.api_calls == 1  # the spot instance needed no on-demand lookup
     for s in ("pricing", "ec2"):
         stub(s, "us-east-1").assert_no_pending_responses()
+
+
+def test_training_column_carries_the_guardian_state():
+    from runctl_jupyter.costs.rows import training_text
+
+    assert training_text({"runctl:run-state": "running"}) == "running"
+    assert training_text({"runctl:run-state": "exit 0", "runctl:guardian": "acted: spot-notice, "
+                          "checkpoint_epoch_4.json uploaded at 09:00"}) == (
+        "exit 0 · guardian acted: spot-notice, checkpoint_epoch_4.json uploaded at 09:00")
+    assert training_text({}) is None

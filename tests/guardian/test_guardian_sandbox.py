@@ -125,6 +125,10 @@ def test_autostop_stops_an_idle_instance_and_leaves_no_guardian(ctx, instance, s
     training.train_command(ctx, _train_cmd(instance, "--epochs", "2", "--sleep", "0", autostop=3.0), _fe(lines))
     assert "runctl:guardian" in api.status(ctx, instance).tags
     assert api.status(ctx, instance).tags["runctl:guardian"] == "watching: autostop 3s"
+    from runctl_jupyter import resources  # the cost table shows the guardian too (from tags, no SSM)
+
+    table = resources.list_frame(ctx)
+    assert "guardian watching: autostop 3s" in table.loc[table.instance_id == instance, "training"].item()
     _wait_until(lambda: api.status(ctx, instance).state == "stopped", timeout=20, what="autostop")
     assert not _instance_processes(sandbox, instance)
     run_id = api.status(ctx, instance).tags["runctl:run-id"]
