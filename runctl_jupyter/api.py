@@ -15,7 +15,7 @@ from typing import Any
 from . import config
 from .aws import ec2
 from .aws.session import Context
-from .errors import Step, UsageError, cmd
+from .errors import BackendError, Step, UsageError, cmd
 from .models import Instance, validate_instance_id
 
 Echo = Callable[[str], None]
@@ -66,7 +66,13 @@ def status(ctx: Context, instance_id: str) -> Instance:
         if inst.ssm_online and inst.tags.get("runctl:guardian"):
             from . import guardian  # one SSM call, only for instances a guardian watches
 
-            guardian.refresh(ctx, inst)  # updates inst.tags["runctl:guardian"] and the tag
+            try:
+                guardian.refresh(ctx, inst)  # updates inst.tags["runctl:guardian"] and the tag
+            except BackendError:
+                # It stopped between the two calls (a guardian may stop its own instance): the
+                # status shows the guardian's last recorded tag instead.
+                inst = ec2.describe(ctx, instance_id)
+                inst.world = ctx.world().label()
     return inst
 
 
