@@ -170,7 +170,7 @@ def test_monitor_reattaches_from_a_new_shell(sandbox, instance, capsys):
     from IPython.core.interactiveshell import InteractiveShell
 
     ctx = api.context()
-    training.start_training(ctx, instance, SCRIPT, ["--epochs", "4", "--sleep", "0.3"], project="itest")
+    training.start_training(ctx, instance, SCRIPT, ["--epochs", "4", "--sleep", "1.5"], project="itest")
     InteractiveShell.clear_instance()
     ip = InteractiveShell.instance()  # a "restarted kernel": nothing in memory about the run
     ip.run_line_magic("load_ext", "runctl_jupyter")

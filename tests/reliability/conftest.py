@@ -17,9 +17,14 @@ from runctl_jupyter.sandbox import control
 
 def _record_disk_logs(folder: Path) -> None:
     """Every run's log and meta.json on every instance disk, plus the server's own log."""
-    for path in sorted(folder.glob("instances/*/runctl/*/runs/*/*")):
-        if path.name in ("log", "meta.json") and path.is_file():
-            record(str(path), path.read_bytes())
+    for disk in sorted(folder.glob("instances/*")):
+        try:
+            paths = sorted(disk.glob("runctl/*/runs/*/*"))
+            contents = [(p, p.read_bytes()) for p in paths if p.name in ("log", "meta.json") and p.is_file()]
+        except FileNotFoundError:
+            continue  # the instance was terminated while we read: its disk, logs included, is gone
+        for path, data in contents:
+            record(str(path), data)
     if (folder / "server.log").is_file():
         record("sandbox server.log", (folder / "server.log").read_bytes())
 
