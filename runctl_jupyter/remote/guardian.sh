@@ -570,8 +570,9 @@ finish() {
   else
     what="no checkpoint to upload"
   fi
-  write_record
+  # the log line first: whoever sees the final record can rely on the log already saying it
   say "$3: $what"
+  write_record
 }
 
 act() {
