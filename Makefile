@@ -25,7 +25,7 @@ demo: venv
 
 # Whole suite: lint, unit, sandbox integration, notebooks (nbval), browser (Playwright + chromium).
 test: venv browser-deps
-	$(PY) -m ruff check runctl_jupyter tests benchmarks training
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
@@ -42,7 +42,7 @@ browser-deps:
 	bash scripts/ensure-chromium.sh
 
 lint: venv
-	$(PY) -m ruff check runctl_jupyter tests benchmarks training
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

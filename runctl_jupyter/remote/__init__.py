@@ -18,6 +18,7 @@ from importlib import resources
 from urllib.parse import unquote
 
 FIELD_PREFIX = "@runctl "
+COMMON_SOURCE_LINE = '. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97'
 
 
 @cache
@@ -37,10 +38,11 @@ def command_for(name: str, args: Sequence[str] = (), env: Mapping[str, str] | No
 
     ``with_scripts`` ships more packaged scripts beside it; the main script finds them in
     ``$RUNCTL_SCRIPTS_DIR`` (e.g. launch.sh runs sync_apply.sh only once it holds the claim).
+    ``common.sh``, the helpers most scripts source from their own folder, goes with them once.
     """
     marker = f"RUNCTL_EOF_{secrets.token_hex(8)}"
     lines = ['d=$(mktemp -d "${TMPDIR:-/tmp}/runctl.XXXXXX") || exit 97']
-    for script in (name, *with_scripts):
+    for script in scripts_to_ship(name, with_scripts):
         text = script_text(script)
         assert marker not in text
         body = text if text.endswith("\n") else text + "\n"
@@ -50,6 +52,19 @@ def command_for(name: str, args: Sequence[str] = (), env: Mapping[str, str] | No
     run = " ".join(p for p in ('RUNCTL_SCRIPTS_DIR="$d"', assignments, f'bash "$d/{name}.sh"', quoted_args) if p)
     lines += [f"{run} </dev/null", "rc=$?", 'rm -rf "$d"', "exit $rc"]
     return "\n".join(lines) + "\n"
+
+
+def sources_common(name: str) -> bool:
+    """Whether script ``name`` sources ``common.sh`` from its own folder."""
+    return COMMON_SOURCE_LINE in script_text(name)
+
+
+def scripts_to_ship(name: str, with_scripts: Sequence[str] = ()) -> list[str]:
+    """``name``, ``with_scripts`` and, once, ``common`` when any of them sources it."""
+    scripts = list(dict.fromkeys((name, *with_scripts)))
+    if any(sources_common(s) for s in scripts):
+        scripts.append("common")
+    return scripts
 
 
 def parse_fields(stdout: str) -> dict[str, str]:

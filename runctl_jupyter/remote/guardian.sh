@@ -26,279 +26,10 @@
 #   RUNCTL_G_STOP, RUNCTL_G_TERMINATE   curl config: a presigned EC2 StopInstances/TerminateInstances GET
 # Records: RUN_DIR/guardian.json (what it watches, what it did), RUN_DIR/guardian.fields (the same as one
 #   "@runctl k=v …" line for guardian_status.sh), a "[runctl guardian] …" line in RUN_DIR/log per action.
-# shellcheck disable=SC2329 # shared helpers
 set -u
-# --- runctl common begin (identical in every remote script; tests check that) ---
-# (the helpers are shared: not every script calls every one of them)
-ROOT="${RUNCTL_ROOT:-${HOME:-}}"
-RUNCTL_DIR="$ROOT/runctl"
-LOCK="$RUNCTL_DIR/lock"
-GUARD="$RUNCTL_DIR/.lock.guard"
-if [ -z "$ROOT" ]; then
-  printf 'runctl: neither RUNCTL_ROOT nor HOME is set\n' >&2
-  exit 2
-fi
-
-die() {
-  # die EXIT_CODE MESSAGE… : one line on stderr, then exit
-  local code="$1"
-  shift
-  printf 'runctl: %s\n' "$*" >&2
-  exit "$code"
-}
-
-pct() {
-  # %-encode like urllib.parse.quote(s, safe=""): every byte outside [A-Za-z0-9_.~-] becomes %XX
-  local LC_ALL=C
-  local s="$1" out="" c n i
-  for ((i = 0; i < ${#s}; i++)); do
-    c="${s:i:1}"
-    case "$c" in
-      [ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.~-]) out+="$c" ;;
-      *)
-        printf -v n '%d' "'$c"
-        if ((n < 0)); then n=$((n + 256)); fi
-        printf -v c '%%%02X' "$n"
-        out+="$c"
-        ;;
-    esac
-  done
-  printf '%s' "$out"
-}
-
-valid_name() {
-  # a project name or run id: one path component of [A-Za-z0-9._-], at most 128 bytes, not . or ..
-  local LC_ALL=C
-  case "$1" in
-    '' | . | .. | -* | *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-]*) return 1 ;;
-  esac
-  [ "${#1}" -le 128 ]
-}
-
-is_uint() {
-  case "$1" in
-    '' | *[!0123456789]*) return 1 ;;
-  esac
-  return 0
-}
-
-proc_start() {
-  # proc_start PID: print the process start time (/proc/PID/stat field 22); fail if the
-  # process does not exist or is a zombie
-  local pid="$1" stat rest
-  is_uint "$pid" && [ "$pid" -gt 0 ] || return 1
-  stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
-  [ -n "$stat" ] || return 1
-  rest="${stat##*) }"
-  local -a f
-  read -r -a f <<<"$rest"
-  # f[0] is field 3 (state), so field 22 (starttime) is f[19]
-  case "${f[0]:-}" in Z | X | x | '') return 1 ;; esac
-  [ -n "${f[19]:-}" ] || return 1
-  printf '%s' "${f[19]}"
-}
-
-pid_alive() {
-  # pid_alive PID STARTTIME: the process runs and is the same one (not a reused PID)
-  local now
-  now="$(proc_start "$1")" || return 1
-  [ -n "$2" ] && [ "$now" = "$2" ]
-}
-
-now_epoch() { date +%s; }
-
-iso() {
-  # iso EPOCH -> 2024-01-02T03:04:05Z (empty for empty input)
-  is_uint "${1:-}" || return 0
-  date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ
-}
-
-read_first() {
-  # read_first FILE: print the first line of FILE (empty if missing)
-  local line=""
-  [ -f "$1" ] || return 0
-  IFS= read -r line 2>/dev/null <"$1" || true
-  printf '%s' "$line"
-}
-
-write_atomic() {
-  # write_atomic FILE TEXT: write TEXT to FILE.tmp.$$ then rename over FILE
-  local tmp="$1.tmp.$$"
-  printf '%s' "$2" >"$tmp" && mv -f -- "$tmp" "$1"
-}
-
-guard_lock() {
-  # serialize lock cleaning/releasing between runctl scripts (flock on fd 9, if flock exists)
-  if command -v flock >/dev/null 2>&1 && [ -d "$RUNCTL_DIR" ]; then
-    exec 9>>"$GUARD" || return 0
-    flock -w 10 9 || true
-  fi
-}
-
-guard_unlock() { exec 9>&-; }
-
-# shellcheck disable=SC2034 # L_* are results for the caller
-lock_inspect() {
-  # sets L_STATE (absent|running|starting|stale), L_PID, L_ST, L_RUN, L_PROJECT
-  L_STATE=absent L_PID="" L_ST="" L_RUN="" L_PROJECT=""
-  [ -d "$LOCK" ] || return 0
-  if [ -f "$LOCK/owner" ]; then
-    { IFS= read -r L_RUN || true; IFS= read -r L_PROJECT || true; } 2>/dev/null <"$LOCK/owner"
-  fi
-  if [ -f "$LOCK/pid" ]; then
-    read -r L_PID L_ST _ 2>/dev/null <"$LOCK/pid" || true
-    if pid_alive "$L_PID" "$L_ST"; then L_STATE=running; else L_STATE=stale; fi
-  else
-    local mtime age
-    mtime="$(stat -c %Y -- "$LOCK" 2>/dev/null)" || { L_STATE=absent; return 0; }
-    age=$(($(now_epoch) - mtime))
-    if [ "$age" -lt "${RUNCTL_LOCK_GRACE:-30}" ]; then L_STATE=starting; else L_STATE=stale; fi
-  fi
-  [ -d "$LOCK" ] || L_STATE=absent
-  return 0
-}
-
-lock_remove() {
-  # rename the lock aside (atomic) and delete it
-  local aside
-  aside="$RUNCTL_DIR/.lock.removed.$$.$RANDOM$RANDOM"
-  mv -T -- "$LOCK" "$aside" 2>/dev/null || return 1
-  rm -rf -- "$aside"
-}
-
-lock_clean_stale() {
-  # remove the lock if (re-checked under the guard) it is still stale and still the same one
-  local run="$L_RUN" pid="$L_PID" rc=1
-  guard_lock
-  lock_inspect
-  if [ "$L_STATE" = stale ] && [ "$L_RUN" = "$run" ] && [ "$L_PID" = "$pid" ]; then
-    lock_remove && rc=0
-  fi
-  guard_unlock
-  return "$rc"
-}
-
-lock_wait_pid() {
-  # a lock without a pid belongs to a launcher that is starting: give it a moment
-  local tries=$((${RUNCTL_LOCK_WAIT:-5} * 20))
-  while [ "$tries" -gt 0 ] && [ -d "$LOCK" ] && [ ! -f "$LOCK/pid" ]; do
-    sleep 0.05
-    tries=$((tries - 1))
-  done
-  lock_inspect
-}
-
-checkpoint_dir() { printf '%s' "$RUNCTL_DIR/$1/checkpoints"; }
-
-is_partial() {
-  # a temporary file of an atomic write in progress (.NAME.tmp…)
-  case "${1##*/}" in .*.tmp*) return 0 ;; esac
-  return 1
-}
-
-newest_checkpoint() {
-  # newest_checkpoint DIR [FROM_EPOCH [TO_EPOCH]]: relpath of the newest checkpoint file whose
-  # mtime lies in [FROM, TO] (empty if none)
-  local dir="$1" from="${2:-0}" to="${3:-}" best="" best_t=-1 rec t p s frac
-  [ -d "$dir" ] || return 0
-  while IFS= read -r -d '' rec; do
-    t="${rec%% *}"
-    p="${rec#* }"
-    is_partial "$p" && continue
-    s="${t%%.*}"
-    frac=""
-    case "$t" in *.*) frac="${t#*.}" ;; esac
-    frac="${frac}000000"
-    frac="${frac:0:6}"
-    if ! is_uint "$s" || ! is_uint "$frac"; then continue; fi
-    if [ -n "$from" ] && [ "$s" -lt "$from" ]; then continue; fi
-    if [ -n "$to" ] && [ "$s" -gt "$to" ]; then continue; fi
-    t=$((s * 1000000 + 10#$frac))
-    if [ "$t" -ge "$best_t" ]; then
-      best_t="$t"
-      best="$p"
-    fi
-  done < <(find "$dir" -type f -printf '%T@ %P\0' 2>/dev/null)
-  printf '%s' "$best"
-}
-
-list_checkpoints() {
-  # list_checkpoints PROJECT: @runctl checkpoint=… size=… md5=… mtime=… lines, then count=N
-  local dir p f size mtime sum count=0
-  dir="$(checkpoint_dir "$1")"
-  if [ -d "$dir" ]; then
-    while IFS= read -r -d '' p; do
-      is_partial "$p" && continue
-      f="$dir/$p"
-      [ -f "$f" ] || continue
-      read -r size mtime < <(stat -c '%s %Y' -- "$f") || continue
-      read -r sum _ < <(md5sum <"$f") || continue
-      printf '@runctl checkpoint=%s size=%s md5=%s mtime=%s\n' "$(pct "$p")" "$size" "$sum" "$mtime"
-      count=$((count + 1))
-    done < <(find "$dir" -type f -printf '%P\0' 2>/dev/null | LC_ALL=C sort -z)
-  fi
-  printf '@runctl count=%s\n' "$count"
-}
-
-# shellcheck disable=SC2034 # R_* are results for the caller
-run_state() {
-  # run_state RUN_DIR: sets R_STATE (running|exited|none), R_PID, R_EXIT, R_LOST
-  local dir="$1" st=""
-  R_STATE=none R_PID="" R_EXIT="" R_LOST=""
-  [ -d "$dir" ] || return 0
-  R_EXIT="$(read_first "$dir/exit_code")"
-  if [ -f "$dir/pid" ]; then read -r R_PID st _ <"$dir/pid" || true; fi
-  if [ -n "$R_PID" ] && pid_alive "$R_PID" "$st"; then
-    R_STATE=running
-  elif [ -n "$R_EXIT" ]; then
-    R_STATE=exited
-  elif [ -z "$R_PID" ] && [ -d "$LOCK" ] && [ "$(read_first "$LOCK/owner")" = "${dir##*/}" ]; then
-    R_STATE=running # its launcher is still starting it
-  else
-    R_STATE=exited
-    R_LOST=1 # the process is gone without recording an exit code (killed, instance rebooted)
-  fi
-}
-runs_sorted() {
-  # runs_sorted PROJECT: RUNS_SORTED=(run ids, oldest first by meta.json mtime, else dir mtime)
-  local runs="$RUNCTL_DIR/$1/runs" t id
-  RUNS_SORTED=()
-  [ -d "$runs" ] || return 0
-  while read -r t id; do
-    RUNS_SORTED+=("$id")
-  done < <(
-    find "$runs" -mindepth 1 -maxdepth 1 -type d -printf '%f\0' 2>/dev/null |
-      while IFS= read -r -d '' id; do
-        valid_name "$id" || continue
-        if [ -f "$runs/$id/meta.json" ]; then
-          t="$(find "$runs/$id/meta.json" -maxdepth 0 -printf '%T@' 2>/dev/null)"
-        else
-          t="$(find "$runs/$id" -maxdepth 0 -printf '%T@' 2>/dev/null)"
-        fi
-        printf '%s %s\n' "${t:-0}" "$id"
-      done | LC_ALL=C sort -n -k1,1 -k2,2
-  )
-}
-
-run_fields() {
-  # run_fields PROJECT RUN_ID: the common part of a run's @runctl line (after run_state)
-  local dir="$RUNCTL_DIR/$1/runs/$2" started ended size=0 last
-  started="$(read_first "$dir/started_at")"
-  ended="$(read_first "$dir/ended_at")"
-  if [ -f "$dir/log" ]; then size="$(stat -c %s -- "$dir/log" 2>/dev/null || printf 0)"; fi
-  last=""
-  if [ -n "$started" ]; then
-    if [ "$R_STATE" = running ]; then
-      last="$(newest_checkpoint "$(checkpoint_dir "$1")" "$started")"
-    else
-      last="$(newest_checkpoint "$(checkpoint_dir "$1")" "$started" "${ended:-$started}")"
-    fi
-  fi
-  printf 'state=%s pid=%s exit_code=%s log_size=%s started=%s ended=%s last_checkpoint=%s' \
-    "$R_STATE" "$R_PID" "$R_EXIT" "$size" "$(iso "$started")" "$(iso "$ended")" "$(pct "$last")"
-  if [ -n "$R_LOST" ]; then printf ' lost=1'; fi
-}
-# --- runctl common end ---
+# the helpers every runctl script shares, shipped beside it (command_for) or found next to it
+# shellcheck source=common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
 
 INSTALL=0
 if [ "${1:-}" = --install ]; then
@@ -320,7 +51,9 @@ KEY_PREFIX="runctl/$PROJECT/checkpoints/$RUN_ID/"
 
 if [ "$INSTALL" = 1 ]; then
   [ -d "$RUN_DIR" ] || die 2 "run directory not found: $RUN_DIR"
-  cp -- "$0" "$RUN_DIR/guardian.sh" || die 4 "cannot copy the guardian into $RUN_DIR"
+  if ! cp -- "$0" "$(dirname -- "$0")/common.sh" "$RUN_DIR/"; then
+    die 4 "cannot copy the guardian into $RUN_DIR"
+  fi
   (
     umask 077
     mkdir -p -- "$SECRETS" && chmod 700 -- "$SECRETS" || exit 4
@@ -367,7 +100,7 @@ json_str() {
     c="${s:i:1}"
     case "$c" in
       '"') out+='\"' ;;
-      '\') out+='\\' ;;
+      \\) out+="\\\\" ;;
       *)
         printf -v n '%d' "'$c"
         if ((n >= 0 && n < 32)); then
@@ -649,7 +382,7 @@ while :; do
     if [ -n "$AUTOSTOP" ]; then
       if fge "$(fsub "$now" "$IDLE_SINCE")" "$AUTOSTOP"; then act autostop; fi
     elif [ -z "$MAX_SECONDS" ] && [ -z "$MAX_COST" ]; then
-      rec state done
+      rec state "done"
       rec action "training ended; nothing left to watch"
       rec at "$(iso "$(now_epoch)")"
       write_record

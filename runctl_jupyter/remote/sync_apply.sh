@@ -142,7 +142,7 @@ if [ -f "$old_manifest" ]; then
         fi
     done < "$old_manifest"
 fi
-bs='\'
+bs="\\"
 dq='"'
 deleted=0
 refused=0

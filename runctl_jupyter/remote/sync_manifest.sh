@@ -99,7 +99,7 @@ if [ "$avail" -gt 0 ]; then
         if [ "$gsize" -le "$max" ]; then
             count=$try; payload="$tmpdir/gz"; enc="gzip+base64"; break
         fi
-        next=$((try * max / gsize * 7 / 8))
+        next=$((try * max * 7 / (gsize * 8)))
         if [ "$tries" -ge 4 ] || [ "$next" -le "$max" ]; then next=$max; fi
         [ "$next" -lt "$try" ] || next=$((try / 2))
         [ "$next" -ge 1 ] || next=1

@@ -117,7 +117,7 @@ if [ "$avail" -gt 0 ]; then
                 break
             fi
             # Too big: shrink in proportion (with a margin), and fall back to raw after 4 tries.
-            next=$((try * max / gsize * 7 / 8))
+            next=$((try * max * 7 / (gsize * 8)))
             if [ "$tries" -ge 4 ] || [ "$next" -le "$max" ]; then
                 next=$max
             fi

@@ -95,7 +95,7 @@ def root(tmp_path):
     shutil.copy(REPO / "training" / "train_with_checkpoints.py", code / "train.py")
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    for name in ("guardian", "fetch_checkpoint"):
+    for name in ("guardian", "fetch_checkpoint", "common"):
         shutil.copy(script_path(name), scripts / f"{name}.sh")
     return tmp_path
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -112,14 +111,6 @@ def test_scripts_syntax_and_style(name):
     assert r.returncode == 0, r.stderr
     text = script_text(name)
     assert text.startswith("#!/usr/bin/env bash\n") and "\nset -u\n" in text and "eval " not in text
-
-
-def test_guardian_shares_the_common_block_with_launch():
-    def block(name):
-        text = Path(script_path(name)).read_text()
-        return text[text.index("# --- runctl common begin"):text.index("# --- runctl common end ---")]
-
-    assert block("guardian") == block("launch")
 
 
 def test_guardian_usage_exits_2(tmp_path):

@@ -7,10 +7,9 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import quote
 
-from runctl_jupyter.remote import command_for, parse_fields, script_path
+from runctl_jupyter.remote import command_for, parse_fields
 
 LONG = ["--sleep", "0.2", "--epochs", "500"]
 
@@ -175,16 +174,6 @@ def test_checkpoint_names_are_encoded_and_partial_files_skipped(inst):
     assert cks[0]["md5"] == hashlib.md5(b"").hexdigest() and cks[1]["size"] == "10"
     out = inst.run("checkpoints", inst.project).stdout
     assert "checkpoint=sub%20dir%2Fa%3Db%25%C3%A9.pt " in out
-
-
-def test_common_helpers_are_identical_in_every_script():
-    blocks = set()
-    for name in ("launch", "status", "stop", "checkpoints", "runs"):
-        text = Path(script_path(name)).read_text()
-        start = text.index("# --- runctl common begin")
-        end = text.index("# --- runctl common end ---")
-        blocks.add(text[start:end])
-    assert len(blocks) == 1
 
 
 def test_hostile_root_path_end_to_end_through_command_for(make_inst):
