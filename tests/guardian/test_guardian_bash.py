@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from sandbox_env import REPO
 
 from runctl_jupyter.remote import parse_fields, script_path
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO
+from sandbox_env import REPO
 
 from runctl_jupyter import api, guardian, resources, training
 from runctl_jupyter.aws import s3

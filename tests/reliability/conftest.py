@@ -1,15 +1,14 @@
-"""Reliability fixtures: one sandbox for the session (its own temp folder), a small project holding
+"""Reliability fixtures: one sandbox per module (its own temp folder), a small project holding
 the example training script, and a transcript of every output the tests capture (scanned for
 credentials and presigned URLs by test_zz_no_secrets.py, which runs last)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from rel_helpers import REPO, record
+from rel_helpers import record
+from sandbox_env import make_project, running_sandbox
 
 from runctl_jupyter import api
 from runctl_jupyter.sandbox import control
@@ -31,34 +30,20 @@ def _record_disk_logs(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    """A sandbox per test module (so the environment is put back between modules)."""
+    """A sandbox per test module (so the environment is put back between modules), short delays."""
     folder = tmp_path_factory.mktemp("rel-sandbox")
-    saved = dict(os.environ)
-    os.environ["RUNCTL_SANDBOX_DIR"] = str(folder)
-    os.environ["RUNCTL_CONFIG_FILE"] = str(folder.parent / "rel-no-user-config.toml")
-    for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        os.environ.pop(key, None)
-    for key in [k for k in os.environ if k.startswith("RUNCTL_") and k not in ("RUNCTL_SANDBOX_DIR",
-                                                                                "RUNCTL_CONFIG_FILE",
-                                                                                "RUNCTL_SOAK_EXAMPLES")]:
-        os.environ.pop(key)
-    api.sandbox_start(str(folder))
-    info = control.status(folder)
-    control.set_delays(info, pending=0.1, stopping=0.1, ssm_online=0.15, kill_grace=0.3)
-    yield info
-    _record_disk_logs(folder)
-    api.sandbox_stop(str(folder))
-    os.environ.clear()
-    os.environ.update(saved)
+    with running_sandbox(folder):
+        info = control.status(folder)
+        control.set_delays(info, pending=0.1, stopping=0.1, ssm_online=0.15, kill_grace=0.3)
+        yield info
+        _record_disk_logs(folder)
 
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory) -> Path:
-    """A small project (pyproject.toml + the example script) so that syncing it is quick."""
+    """A small project (pyproject.toml + training/ the example script) so that syncing it is quick."""
     root = tmp_path_factory.mktemp("relproj") / "relproj"
-    (root / "training").mkdir(parents=True)
-    (root / "pyproject.toml").write_text('[project]\nname = "relproj"\nversion = "0.1.0"\n')
-    shutil.copy(REPO / "training" / "train_with_checkpoints.py", root / "training" / "train_with_checkpoints.py")
+    make_project(root, "relproj", "training")
     return root
 
 
