@@ -176,8 +176,10 @@ class LogFollower:
     starts after it (a gap) is ignored too — the next read from :attr:`offset` fetches the gap.
     """
 
-    def __init__(self, offset: int = 0) -> None:
+    def __init__(self, offset: int = 0, *, from_line_start: bool = False) -> None:
         self.offset = offset
+        # starting mid-log (re-attaching): skip the bytes before the first line break
+        self._skip_partial_line = from_line_start and offset > 0
         self.size = 0
         self.exit_code: int | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -191,6 +193,12 @@ class LogFollower:
             return ""
         new = chunk.data[self.offset - chunk.offset:]
         self.offset += len(new)
+        if self._skip_partial_line:
+            newline = new.find(b"\n")
+            if newline < 0:
+                return ""
+            self._skip_partial_line = False
+            new = new[newline + 1:]
         return self._decoder.decode(new)
 
     @property
@@ -229,6 +237,7 @@ def follow(
     is_transient: Callable[[BaseException], bool] = _never_transient,
     max_bytes: int = MAX_CHUNK_BYTES,
     start_offset: int = 0,
+    from_line_start: bool = False,
     should_stop: Callable[[], bool] | None = None,
     backoff_base: float | None = None,
     backoff_max: float = 30.0,
@@ -241,8 +250,9 @@ def follow(
     for which ``is_transient(exc)`` is true is retried with exponential backoff from the same offset
     (``max_consecutive_errors`` in a row re-raise it; ``None`` retries forever); anything else —
     including a malformed chunk — propagates. ``should_stop()`` returning true detaches early.
+    ``from_line_start`` (when ``start_offset`` is mid-log) begins at the next whole line.
     """
-    follower = LogFollower(start_offset)
+    follower = LogFollower(start_offset, from_line_start=from_line_start)
     fetches = chars = retries = errors_in_row = 0
     base = backoff_base if backoff_base is not None else max(poll_interval, 0.1)
     while True:

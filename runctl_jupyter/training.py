@@ -250,14 +250,14 @@ Fetch = Callable[[int, int], str]
 
 def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any], *,
                should_stop: Callable[[], bool] | None = None, start_offset: int = 0,
-               fetch: Fetch | None = None) -> logs.FollowResult:
+               from_line_start: bool = False, fetch: Fetch | None = None) -> logs.FollowResult:
     """Follow a run's log by byte offset until it ends (``fetch`` overrides the SSM tail, e.g. local runs)."""
     poll = 0.3 if ctx is None or ctx.is_sandbox else 2.0
     fetch = fetch or tail_fetcher(ctx, launch.instance_id, launch.log_path)
     try:
         return logs.follow(fetch, on_text,
                            poll_interval=poll, is_transient=_transient, should_stop=should_stop,
-                           start_offset=start_offset)
+                           start_offset=start_offset, from_line_start=from_line_start)
     except BackendError as exc:
         if "credential" in exc.message.lower() or "expired" in exc.message.lower():
             raise BackendError(
@@ -267,10 +267,25 @@ def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any
         raise
 
 
+REATTACH_CONTEXT_BYTES = 4096  # `monitor --follow` shows this much of the log before the live part
+
+# What launch.sh's wrapper writes into the log when the run is sent SIGTERM (`stop`, the guardian,
+# an instance shutting down): the run ended because it was told to, whatever its exit code.
+STOP_SIGNAL_LINE = "[runctl] received SIGTERM (stop requested)"
+
+
+def run_state(exit_code: int | None, tail: str) -> str:
+    """succeeded / failed / stopped, from the exit code and the last lines of the log."""
+    if STOP_SIGNAL_LINE in tail:
+        return "stopped"
+    return "succeeded" if exit_code == 0 else "failed"
+
+
 def finish_run(ctx: Context | None, launch: Launch, exit_code: int | None, tail: str) -> TrainResult:
-    state = "succeeded" if exit_code == 0 else "failed"
+    state = run_state(exit_code, tail)
     if ctx is not None:  # local runs have no instance to tag
-        _tag_run(ctx, launch.instance_id, launch.run_id, f"exit {exit_code}")
+        # a stopped run keeps the tag `stop` gave it (the guard and the cost table read it)
+        _tag_run(ctx, launch.instance_id, launch.run_id, "stopped" if state == "stopped" else f"exit {exit_code}")
     return TrainResult(launch.instance_id, launch.project, launch.run_id, state, exit_code, tail)
 
 
@@ -310,7 +325,8 @@ class _Progress:
 
 
 def wait_in_foreground(ctx: Context | None, launch: Launch, write: Callable[[str], Any], *,
-                       start_offset: int = 0, fetch: Fetch | None = None) -> TrainResult:
+                       start_offset: int = 0, from_line_start: bool = False,
+                       fetch: Fetch | None = None) -> TrainResult:
     """Stream the log to ``write`` with a progress bar until the run ends; Ctrl-C detaches."""
     progress = _Progress()
     collected: list[str] = []
@@ -321,7 +337,8 @@ def wait_in_foreground(ctx: Context | None, launch: Launch, write: Callable[[str
         progress.feed(text)
 
     try:
-        result = follow_run(ctx, launch, on_text, start_offset=start_offset, fetch=fetch)
+        result = follow_run(ctx, launch, on_text, start_offset=start_offset, from_line_start=from_line_start,
+                            fetch=fetch)
     except KeyboardInterrupt:
         progress.close()
         write(f"\nDetached from run {launch.run_id}; it goes on. Re-attach with "
@@ -455,9 +472,9 @@ def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
         header += f" (exit code {st.get('exit_code')})"
     fe.echo(header)
     if c.follow and state == "running":
-        start = max(0, size - 4096)
+        # re-attach with the last few KB of context, from a whole line
         result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
-                                    start_offset=_line_start(ctx, launch, start))
+                                    start_offset=max(0, size - REATTACH_CONTEXT_BYTES), from_line_start=True)
         fe.echo(result.summary())
         return result
     # A finished run asked by --run shows its whole log; otherwise the tail.
@@ -467,10 +484,6 @@ def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
     shown = lines if c.run_id else lines[-c.lines:]
     sys.stdout.write("\n".join(shown) + "\n")
     return None
-
-
-def _line_start(ctx: Context, launch: Launch, offset: int) -> int:
-    return offset  # a partial first line is acceptable when re-attaching mid-log
 
 
 def _read_range(ctx: Context, launch: Launch, start: int, end: int) -> str:

@@ -242,7 +242,11 @@ class TrainingPanel(PanelBase):
                 self.result = self.actions.finish_run(self.ctx, launch, exit_code, self.tail())
             except Exception as exc:
                 self.show_error(exc)
-            if exit_code == 0:
+            state = self.result.state if self.result is not None else None
+            if state == "stopped":  # stopped from elsewhere: `%runctl aws stop`, the guardian
+                self._final(f"stopped (exit code {exit_code})", "warn")
+                self.progress.bar_style = "warning"
+            elif exit_code == 0:
                 self._final("succeeded", "ok")
                 self.progress.bar_style = "success"
             else:

@@ -198,3 +198,23 @@ def _wait_until(predicate, timeout: float = 60.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.1)
+
+
+def test_a_follower_reports_a_run_ended_by_stop_as_stopped(ctx, instance, sandbox):
+    """`train` without --wait keeps following in the background; `stop` from elsewhere ends the run."""
+    launch = training.start_training(ctx, instance, SCRIPT, ["--epochs", "100", "--sleep", "0.2"], project="itest")
+    outcome: dict[str, training.TrainResult] = {}
+
+    def follow() -> None:
+        outcome["result"] = training.wait_in_foreground(api.context(), launch, lambda _t: None)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    disk = _disk(sandbox, instance) / "runctl" / "itest" / "checkpoints"
+    _wait_until(lambda: len(list(disk.glob("checkpoint_epoch_*.json"))) >= 1)
+    api.stop(ctx, instance, wait=True, echo=lambda _line: None)
+    follower.join(timeout=60)
+    result = outcome["result"]
+    assert result.state == "stopped" and result.exit_code == 0, result
+    assert result.summary().endswith(": stopped (exit code 0)")
+    assert api.status(ctx, instance).tags["runctl:run-state"] == "stopped"

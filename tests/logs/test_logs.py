@@ -237,6 +237,21 @@ def test_follow_stops_when_asked() -> None:
     assert res.fetches == 2 and res.exit_code is None
 
 
+@pytest.mark.parametrize("max_bytes", [3, 7, 4096])
+def test_reattaching_mid_log_starts_at_a_whole_line(max_bytes: int) -> None:
+    data = "epoch 1/3 ✓ loss=0.5\nepoch 2/3 ✓ loss=0.4\nepoch 3/3 ✓ loss=0.3\n[runctl] exit code 0\n".encode()
+    out: list[str] = []
+    start = data.index(b"\xe2\x9c\x93", 20) + 1  # mid-way through the second line's "✓"
+    follow(lambda o, m: py_tail(data, o, m, 0), out.append, poll_interval=0, sleep=lambda s: None,
+           max_bytes=max_bytes, start_offset=start, from_line_start=True)
+    assert "".join(out) == "epoch 3/3 ✓ loss=0.3\n[runctl] exit code 0\n"
+    # from the very start there is nothing to skip
+    out.clear()
+    follow(lambda o, m: py_tail(data, o, m, 0), out.append, poll_interval=0, sleep=lambda s: None,
+           max_bytes=max_bytes, from_line_start=True)
+    assert "".join(out).encode() == data
+
+
 # ---------------------------------------------------------------- tail.sh itself
 
 def test_tail_sh_missing_log_and_exit_code(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 from panel_helpers import FakeInstance, FakeLaunch, Recorder, scripted_follow, wait_until
 
 from runctl_jupyter.errors import BackendError, GuardRefused, UsageError, cmd
+from runctl_jupyter.training import STOP_SIGNAL_LINE, TrainResult, run_state
 from runctl_jupyter.widgets import PanelActions, TrainingPanel, panel_threads, registered
 
 IID = "i-0123456789abcdef0"
@@ -36,7 +37,7 @@ class FakeTraining:
 
     def finish_run(self, ctx, launch, exit_code, tail):
         self.rec.record("finish_run", launch, exit_code, tail)
-        return f"result {exit_code}"
+        return TrainResult(launch.instance_id, "proj", "run-1", run_state(exit_code, tail), exit_code, tail)
 
     def stop(self, ctx, iid, *, echo):
         self.rec.record("stop", iid)
@@ -89,7 +90,7 @@ def test_start_follows_the_log_and_records_success():
     assert panel.progress_label.value == "epoch 3/3"
     (launch, code, tail), _ = fake.rec.of("finish_run")[0]
     assert code == 0 and "epoch 3/3" in tail and launch.instance_id == IID
-    assert panel.result == "result 0" and panel.exit_code == 0
+    assert panel.result.state == "succeeded" and panel.exit_code == 0
     assert "Started run on " + IID in panel.message_text
     assert not panel.start_button.disabled and panel.stop_button.disabled
     wait_until(lambda: "cost so far $" in panel.cost.value and "/hr" in panel.cost.value, what="cost line")
@@ -162,6 +163,16 @@ def test_stop_is_graceful_and_ends_in_stopped():
     assert "checkpoint and stop (SIGTERM)" in panel.message_text and f"{IID} is stopping" in panel.message_text
     assert not panel.running
     wait_until(lambda: not panel_threads("training", IID), what="threads end")
+
+
+def test_a_run_stopped_from_elsewhere_ends_as_stopped_not_succeeded():
+    """`%runctl aws stop` in another cell (or the guardian) SIGTERMs the run: it exits 0, but stopped."""
+    fake = FakeTraining()
+    fake.follow = scripted_follow([*EPOCHS[:2], STOP_SIGNAL_LINE, "[runctl] exit code 0"], 0)
+    panel = panel_for(fake)
+    panel.start()
+    assert finished(panel) == "stopped (exit code 0)"
+    assert panel.result.state == "stopped" and panel.progress.bar_style == "warning"
 
 
 def test_stop_error_is_shown_and_the_run_keeps_going():
