@@ -3,20 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sandbox_env import fresh_instance, running_sandbox
-
-from runctl_jupyter import api
-
-
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory):
-    with running_sandbox(tmp_path_factory.mktemp("gsandbox")) as status:
-        yield status
-
-
-@pytest.fixture()
-def ctx(sandbox):
-    return api.context()
+from sandbox_env import fresh_instance
 
 
 @pytest.fixture()

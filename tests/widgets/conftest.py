@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sandbox_env import make_project, running_sandbox
+from sandbox_env import make_project
 
 from runctl_jupyter.widgets import _base
 
@@ -23,20 +23,6 @@ def _close_panels() -> Iterator[None]:
     for thread in threading.enumerate():
         if thread.name.startswith(_base.THREAD_PREFIX):
             thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def sandbox(tmp_path_factory):
-    """The embedded sandbox for the whole session (its own temp folder, no user config)."""
-    with running_sandbox(tmp_path_factory.mktemp("widgets-sandbox")) as status:
-        yield status
-
-
-@pytest.fixture()
-def ctx(sandbox):
-    from runctl_jupyter import api
-
-    return api.context()
 
 
 @pytest.fixture(scope="session")
