@@ -79,6 +79,17 @@ class PanelBase(widgets.VBox):
         self.observe(self._on_comm_changed, names="comm")
         self._watch_comm(self.comm)
 
+    def _open_context(self, ctx: Any, magic_config: Any) -> None:
+        """``self.ctx``: the given one, else one from the config; a config error is kept in
+        ``self._ctx_error`` and shown in the panel (not raised from the constructor)."""
+        self.ctx = ctx
+        self._ctx_error: BaseException | None = None
+        if ctx is None:
+            try:
+                self.ctx = self.actions.context(magic_config)
+            except Exception as exc:
+                self._ctx_error = exc
+
     # --- registry -------------------------------------------------------------------------------
 
     def _register(self) -> PanelBase | None:

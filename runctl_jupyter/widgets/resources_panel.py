@@ -106,13 +106,7 @@ class ResourcesPanel(PanelBase):
         self._refresh_lock = threading.Lock()
         self._auto_wake = threading.Event()
         self._auto_thread: threading.Thread | None = None
-        self._ctx_error: BaseException | None = None
-        self.ctx = ctx
-        if ctx is None:
-            try:
-                self.ctx = self.actions.context(magic_config)
-            except Exception as exc:
-                self._ctx_error = exc
+        self._open_context(ctx, magic_config)
 
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.start_button.on_click(lambda _b: self.ask("start"))

@@ -97,13 +97,7 @@ class TrainingPanel(PanelBase):
         self._run_done.set()
         self._stop_requested = False
         self._messages: list[str] = []
-        self._ctx_error: BaseException | None = None
-        self.ctx = ctx
-        if ctx is None:
-            try:
-                self.ctx = self.actions.context(magic_config)
-            except Exception as exc:
-                self._ctx_error = exc
+        self._open_context(ctx, magic_config)
 
         self.start_button.on_click(lambda _b: self.start())
         self.stop_button.on_click(lambda _b: self.stop())
