@@ -112,9 +112,9 @@ def stop(ctx: Context, instance_id: str, *, force: bool = False, wait: bool = Fa
         inst = ec2.describe(ctx, instance_id)
     from . import training  # the training-aware part (checkpoint, upload) lives there
 
-    training.before_stop(ctx, inst, force=force, echo=echo)
+    checkpoints = training.before_stop(ctx, inst, force=force, echo=echo)
     if inst.one_time_spot:
-        return training.end_spot_instance(ctx, inst, wait=wait, echo=echo)
+        return training.end_spot_instance(ctx, inst, wait=wait, echo=echo, checkpoints=len(checkpoints))
     ec2.stop(ctx, instance_id)
     training.record_stop(ctx, inst)
     echo(f"[{world}] Stopping {instance_id} (its disk and checkpoints stay; EBS keeps billing)")

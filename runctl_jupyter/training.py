@@ -61,10 +61,12 @@ class TrainResult:
         p.text(self.summary())
 
 
-def project_name(ctx: Context, script: Path, explicit: str | None) -> str:
+def project_name(ctx: Context, script: Path, explicit: str | None, instance_project: str | None = None) -> str:
+    """--project, else the configured project, else the instance's (its runctl:project tag, so that
+    `create --project X` then `train` agree), else the script's project folder."""
     from .sync import check_project_name, project_root
 
-    return check_project_name(explicit or ctx.settings.project or project_root(script).name)
+    return check_project_name(explicit or ctx.settings.project or instance_project or project_root(script).name)
 
 
 def new_run_id(ctx: Context) -> str:
@@ -95,14 +97,14 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     script_path = Path(script).expanduser()
     if not script_path.is_file():
         raise UsageError(f"Training script not found: {script}",
-                         [Step("Check the path (it is relative to the notebook's folder)"),
+                         [Step("Check the path (it is relative to the current folder: the notebook's, in Jupyter)"),
                           Step(f"Current folder: {Path.cwd()}")])
     from .sync import project_root
 
     root = project_root(script_path.resolve())
     rel_script = script_path.resolve().relative_to(root).as_posix()
-    name = project_name(ctx, script_path.resolve(), project)
-    _running_instance(ctx, instance_id, "start training")
+    inst = _running_instance(ctx, instance_id, "start training")
+    name = project_name(ctx, script_path.resolve(), project, inst.project)
     world = ctx.world().label()
     env = ssm.remote_root_env(ctx)
 
@@ -152,7 +154,7 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
              Step("Check the script path is inside the project folder that is synced")])
     if applied is not None:
         _manifest_cache().put(instance_id, name, applied)
-    _tag_run(ctx, instance_id, run_id, "running")
+    _tag_run(ctx, instance_id, run_id, "running", project=name)
     launch = Launch(instance_id, name, run_id, int(out.get("pid", "0")), out.get("log", ""), synced)
     pieces = [f"[{world}] Started run {run_id} on {instance_id} (PID {launch.pid}, project {name})"]
     if synced:
@@ -218,8 +220,12 @@ def _first_line(text: str) -> str:
     return next((line for line in text.splitlines() if line.strip()), "")
 
 
-def _tag_run(ctx: Context, instance_id: str, run_id: str, state: str) -> None:
-    ec2.set_tags(ctx, instance_id, {"runctl:run-id": run_id, "runctl:run-state": state})
+def _tag_run(ctx: Context, instance_id: str, run_id: str, state: str, *, project: str | None = None) -> None:
+    # the project tag follows the newest training: monitor, stop and the guards read it
+    tags = {"runctl:run-id": run_id, "runctl:run-state": state}
+    if project:
+        tags["runctl:project"] = project
+    ec2.set_tags(ctx, instance_id, tags)
 
 
 # --- following a log ----------------------------------------------------------------------------
@@ -510,15 +516,18 @@ class Checkpoint:
     mtime: int
     s3_key: str | None = None
     verified: bool = False
+    project: str = ""
 
 
 def checkpoint_prefix(project: str, run_id: str | None = None) -> str:
     return f"runctl/{project}/checkpoints/" + (f"{run_id}/" if run_id else "")
 
 
-def list_instance_checkpoints(ctx: Context, instance_id: str, project: str) -> list[Checkpoint]:
-    result = ssm.run(ctx, instance_id, "checkpoints", [project], ssm.remote_root_env(ctx))
-    return [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)))
+def list_instance_checkpoints(ctx: Context, instance_id: str, project: str | None) -> list[Checkpoint]:
+    """The checkpoints of ``project`` on the instance; ``None``: of every project there."""
+    result = ssm.run(ctx, instance_id, "checkpoints", [project or "--all"], ssm.remote_root_env(ctx))
+    return [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)),
+                       project=r.get("project", project or ""))
             for r in remote.parse_records(result.stdout, "checkpoint")]
 
 
@@ -613,10 +622,11 @@ def record_stop(ctx: Context, inst: Instance) -> None:
     ec2.set_tags(ctx, inst.instance_id, ledger_after_stop(inst.tags, inst.launch_time, ctx.now(), quote.usd_per_hour))
 
 
-def end_spot_instance(ctx: Context, inst: Instance, *, wait: bool, echo: Echo) -> Instance:
+def end_spot_instance(ctx: Context, inst: Instance, *, wait: bool, echo: Echo, checkpoints: int = 0) -> Instance:
     world = ctx.world().label()
+    handled = "Its checkpoints were handled above" if checkpoints else "It holds no checkpoints"
     echo(f"[{world}] {inst.instance_id} is a one-time spot instance: AWS cannot stop it, only terminate it. "
-         f"Checkpoints were handled above; terminating it now.")
+         f"{handled}; terminating it now.")
     ec2.terminate(ctx, inst.instance_id)
     if wait:
         ec2.wait_for(ctx, inst.instance_id, "terminated")
@@ -624,14 +634,18 @@ def end_spot_instance(ctx: Context, inst: Instance, *, wait: bool, echo: Echo) -
 
 
 def guard_terminate(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> None:
-    """Refuse while the instance holds checkpoints without a verified copy in S3 (unless --force)."""
+    """Refuse while the instance holds checkpoints without a verified copy in S3 (unless --force).
+
+    A running instance is asked about every project on it (not only the one its tag names: an
+    older training of another project may have left checkpoints too)."""
     project = _project_for_instance(ctx, inst, None)
     bucket = s3.bucket_for(ctx, None, required=False)
     if inst.state == "running":
-        checkpoints = list_instance_checkpoints(ctx, inst.instance_id, project)
-        verify_copies(ctx, bucket, project, checkpoints)
+        checkpoints = list_instance_checkpoints(ctx, inst.instance_id, None)
+        for name in sorted({ck.project for ck in checkpoints}):
+            verify_copies(ctx, bucket, name, [ck for ck in checkpoints if ck.project == name])
         unsaved = [ck for ck in checkpoints if not ck.verified]
-        paths = [f"runctl/{project}/checkpoints/{ck.relpath}" for ck in unsaved]
+        paths = [f"runctl/{ck.project}/checkpoints/{ck.relpath}" for ck in unsaved]
     else:  # stopped: SSM cannot reach it; trust what runctl recorded when it stopped it
         total = int(inst.tags.get("runctl:checkpoints", "0") or 0)
         verified = int(inst.tags.get("runctl:checkpoints-verified", "0") or 0)
@@ -639,7 +653,9 @@ def guard_terminate(ctx: Context, inst: Instance, *, force: bool, echo: Echo) ->
         paths = [f"runctl/{project}/checkpoints/{inst.tags.get('runctl:last-checkpoint', '?')}"] if total > verified else []
     if not paths:
         if checkpoints or int(inst.tags.get("runctl:checkpoints", "0") or 0):
-            echo(f"Every checkpoint has a verified copy in s3://{bucket}/{checkpoint_prefix(project)}")
+            where = ", ".join(f"s3://{bucket}/{checkpoint_prefix(name)}"
+                              for name in sorted({ck.project for ck in checkpoints} or {project}))
+            echo(f"Every checkpoint has a verified copy in {where}")
         return
     if force:
         echo(f"⚠️  Terminating with --force: {len(paths)} checkpoint(s) without an S3 copy will be lost.")
@@ -652,8 +668,13 @@ def guard_terminate(ctx: Context, inst: Instance, *, force: bool, echo: Echo) ->
     if bucket and saved:
         details.append(f"   Note: {len(saved)} checkpoint(s) already have copies in S3: "
                        f"s3://{bucket}/{checkpoint_prefix(project)}")
-    details += ["   Consider using 'stop' instead to preserve checkpoints.",
-                "   Use --force to terminate anyway (checkpoints will be lost)."]
+    if inst.one_time_spot:
+        # a one-time spot instance cannot be stopped: runctl's stop uploads, then terminates it
+        details.append("   Consider using 'stop' instead: on this one-time spot instance it uploads the "
+                       "checkpoints to S3, then terminates it (AWS cannot stop it).")
+    else:
+        details.append("   Consider using 'stop' instead to preserve checkpoints.")
+    details.append("   Use --force to terminate anyway (checkpoints will be lost).")
     raise GuardRefused(
         "Termination blocked: instance has checkpoints. Use --force to override or use 'stop' instead.",
         [cmd(f"aws stop {inst.instance_id}", "Stop instead (uploads checkpoints to S3 when a bucket is set)"),

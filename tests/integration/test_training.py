@@ -218,3 +218,40 @@ def test_a_follower_reports_a_run_ended_by_stop_as_stopped(ctx, instance, sandbo
     assert result.state == "stopped" and result.exit_code == 0, result
     assert result.summary().endswith(": stopped (exit code 0)")
     assert api.status(ctx, instance).tags["runctl:run-state"] == "stopped"
+
+
+def test_train_uses_the_instances_project_and_terminate_guards_every_project(ctx, sandbox, tmp_path):
+    """`create --project alpha` then `train other/train.py`: the run belongs to alpha (what monitor,
+    stop and the guard read); a later `--project gamma` run moves the tag, yet terminate still sees
+    alpha's checkpoints on the disk."""
+    from sandbox_env import fresh_instance, make_project
+
+    script = make_project(tmp_path / "beta", "beta")
+    with fresh_instance(ctx, "alpha") as iid:
+        first = training.start_training(ctx, iid, script, ["--epochs", "1", "--sleep", "0", "--seed", "7101"])
+        training.follow_run(ctx, first, lambda _t: None)
+        assert first.project == "alpha"
+        assert (_disk(sandbox, iid) / "runctl" / "alpha" / "checkpoints" / "checkpoint_epoch_1.json").is_file()
+        second = training.start_training(ctx, iid, script, ["--epochs", "1", "--sleep", "0", "--seed", "7102"],
+                                         project="gamma")
+        training.follow_run(ctx, second, lambda _t: None)
+        assert api.status(ctx, iid).project == "gamma"
+        with pytest.raises(GuardRefused) as err:
+            api.terminate(ctx, iid)
+        listed = "\n".join(err.value.details)
+        assert "runctl/alpha/checkpoints/checkpoint_epoch_1.json" in listed
+        assert "runctl/gamma/checkpoints/checkpoint_epoch_1.json" in listed
+        assert api.status(ctx, iid).state == "running"
+
+
+def test_terminate_guard_on_a_one_time_spot_instance_says_what_stop_does_there(ctx):
+    from sandbox_env import fresh_instance
+
+    with fresh_instance(ctx, "itest", spot=True) as iid:
+        _run_to_end(ctx, iid, ["--epochs", "1", "--sleep", "0", "--seed", "7201"], project="itest")
+        with pytest.raises(GuardRefused) as err:
+            api.terminate(ctx, iid)
+        assert err.value.details[0] == f"⚠️  WARNING: Instance {iid} has checkpoints that will be lost on termination."
+        assert ("   Consider using 'stop' instead: on this one-time spot instance it uploads the checkpoints "
+                "to S3, then terminates it (AWS cannot stop it).") in err.value.details
+        assert "   Consider using 'stop' instead to preserve checkpoints." not in err.value.details
