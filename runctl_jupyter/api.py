@@ -88,6 +88,11 @@ def start(ctx: Context, instance_id: str, *, wait: bool = False, echo: Echo = _q
         if inst.state == "stopping":
             echo(f"[{world}] {instance_id} is still stopping; waiting for it to stop first…")
             ec2.wait_for(ctx, instance_id, "stopped")
+        from .costs.rows import run_tags_as_of
+
+        stale = run_tags_as_of(inst.tags, inst.state)  # what ran before the stop is gone now
+        if stale:
+            ec2.set_tags(ctx, instance_id, stale)
         ec2.start(ctx, instance_id)
         echo(f"[{world}] Starting {instance_id}")
     if wait:

@@ -83,10 +83,13 @@ class Instance:
             lines.append(f"  project {self.project}" + (f", name {self.name}" if self.name else ""))
         if self.ssm_online is not None:
             lines.append(f"  SSM agent {'Online' if self.ssm_online else 'not online'}")
-        run_state = self.tags.get("runctl:run-state")
+        from .costs.rows import run_tags_as_of
+
+        tags = {**self.tags, **run_tags_as_of(self.tags, self.state)}
+        run_state = tags.get("runctl:run-state")
         if run_state:
-            lines.append(f"  training: {run_state} (run {self.tags.get('runctl:run-id', '?')})")
-        guardian = self.tags.get("runctl:guardian")
+            lines.append(f"  training: {run_state} (run {tags.get('runctl:run-id', '?')})")
+        guardian = tags.get("runctl:guardian")
         if guardian:
             lines.append(f"  guardian: {guardian}")
         return "\n".join(lines)

@@ -28,8 +28,34 @@ LAST_CHECKPOINT_TAG = "runctl:last-checkpoint"
 GUARDIAN_TAG = "runctl:guardian"
 
 
-def training_text(tags: Mapping[str, str]) -> str | None:
+_ALIVE_STATES = ("pending", "running")
+
+
+def run_tags_as_of(tags: Mapping[str, str], instance_state: str) -> dict[str, str]:
+    """The run-state and guardian tags corrected for the instance's state.
+
+    The tags are written while the instance runs; when it stops or terminates without runctl's
+    `stop` (the guardian's budget cap, a spot reclaim, the console), a training or a guardian tagged
+    as running or watching went with it. Only those two claims change; exit codes and what the
+    guardian did stay as written.
+    """
+    fixed: dict[str, str] = {}
+    if instance_state in _ALIVE_STATES:
+        return fixed
+    how = "terminated" if instance_state in ("shutting-down", "terminated") else "stopped"
+    if tags.get(RUN_STATE_TAG) == "running":
+        fixed[RUN_STATE_TAG] = f"ended: instance {how}"
+    guardian = tags.get(GUARDIAN_TAG) or ""
+    if guardian.startswith("watching"):
+        fixed[GUARDIAN_TAG] = f"ended: instance {how}"
+    elif guardian.startswith("acting"):  # seen mid-action; its end is in the record on the disk
+        fixed[GUARDIAN_TAG] = f"ended: instance {how} (last seen {guardian.split(',', 1)[0]})"
+    return fixed
+
+
+def training_text(tags: Mapping[str, str], instance_state: str = "running") -> str | None:
     """The run state from runctl's tags, with the on-instance guardian's state when one watches."""
+    tags = {**tags, **run_tags_as_of(tags, instance_state)}
     run_state, guardian = tags.get(RUN_STATE_TAG), tags.get(GUARDIAN_TAG)
     if guardian:
         return f"{run_state or 'none'} · guardian {guardian}"
@@ -108,7 +134,7 @@ def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: da
         accrued_basis=accrual.basis,
         price_source=quote.source,
         price_as_of=quote.as_of,
-        training=training_text(tags),
+        training=training_text(tags, state),
         last_checkpoint=tags.get(LAST_CHECKPOINT_TAG),
         ebs_usd_per_hour=ebs,
         project=tags.get(PROJECT_TAG),

@@ -90,3 +90,18 @@ def test_training_column_carries_the_guardian_state():
                           "checkpoint_epoch_4.json uploaded at 09:00"}) == (
         "exit 0 · guardian acted: spot-notice, checkpoint_epoch_4.json uploaded at 09:00")
     assert training_text({}) is None
+
+
+def test_a_run_or_guardian_tagged_alive_ends_with_its_instance():
+    from runctl_jupyter.costs.rows import run_tags_as_of, training_text
+
+    tags = {"runctl:run-state": "running", "runctl:guardian": "watching: autostop 20s, max 0.004h"}
+    assert training_text(tags, "running") == "running · guardian watching: autostop 20s, max 0.004h"
+    assert training_text(tags, "stopped") == "ended: instance stopped · guardian ended: instance stopped"
+    assert training_text(tags, "shutting-down") == "ended: instance terminated · guardian ended: instance terminated"
+    assert training_text({"runctl:guardian": "acting: max-hours, no checkpoint at ?"}, "stopped") == (
+        "none · guardian ended: instance stopped (last seen acting: max-hours)")
+    # what is already over stays as written
+    done = {"runctl:run-state": "exit 0", "runctl:guardian": "acted: max-hours, checkpoint_epoch_3.json uploaded"}
+    assert run_tags_as_of(done, "stopped") == {}
+    assert training_text(done, "stopped") == "exit 0 · guardian acted: max-hours, checkpoint_epoch_3.json uploaded"

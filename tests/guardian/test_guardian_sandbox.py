@@ -176,6 +176,12 @@ def test_budget_cap_stops_the_run_then_the_instance(ctx, sandbox, budget_run):
            f"{rec['checkpoint']} uploaded" in log
     assert (base / "runs" / budget_run.run_id / "exit_code").read_text().strip() == "0"
     assert not _instance_processes(sandbox, budget_run.iid)
+    # status no longer claims a running training or a watching guardian on the stopped instance
+    summary = api.status(ctx, budget_run.iid).summary()
+    assert "training: ended: instance stopped" in summary
+    assert "guardian: acted: max-hours" in summary or "guardian: ended: instance stopped" in summary
+    assert "running" not in summary.split("training:", 1)[1] and "watching" not in summary
+    assert "guardian: acting" not in summary
 
 
 def test_resume_auto_on_a_fresh_instance_continues_at_the_next_epoch(ctx, sandbox, budget_run, instance):
