@@ -473,7 +473,8 @@ def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
     launch = Launch(c.instance_id, project, st["run_id"], int(st.get("pid") or 0), log_path)
     size = int(st.get("log_size") or 0)
     state = st.get("state")
-    header = f"[{ctx.world().label()}] Run {launch.run_id} on {c.instance_id}: {state}"
+    shown_state = "stopped" if state == "exited" and st.get("stopped") == "1" else state
+    header = f"[{ctx.world().label()}] Run {launch.run_id} on {c.instance_id}: {shown_state}"
     if state == "exited":
         header += f" (exit code {st.get('exit_code')})"
     fe.echo(header)
@@ -721,7 +722,9 @@ def runs_frame(ctx: Context, instance_id: str, project: str | None = None):
         rows.append({"run_id": r["run"], "script": r.get("script", ""), "args": args_list,
                      "started": pd.to_datetime(r.get("started") or None, utc=True),
                      "ended": pd.to_datetime(r.get("ended") or None, utc=True),
-                     "state": r.get("state", ""),
+                     # a run SIGTERMed by stop or the guardian exited because it was told to
+                     "state": "stopped" if r.get("state") == "exited" and r.get("stopped") == "1"
+                     else r.get("state", ""),
                      "exit_code": pd.to_numeric(r.get("exit_code") or None),
                      "last_checkpoint": r.get("last_checkpoint", "")})
     df = pd.DataFrame(rows, columns=["run_id", "script", "args", "started", "ended", "state", "exit_code",

@@ -273,4 +273,6 @@ run_fields() {
   printf 'state=%s pid=%s exit_code=%s log_size=%s started=%s ended=%s last_checkpoint=%s' \
     "$R_STATE" "$R_PID" "$R_EXIT" "$size" "$(iso "$started")" "$(iso "$ended")" "$(pct "$last")"
   if [ -n "$R_LOST" ]; then printf ' lost=1'; fi
+  # stop_signal: the wrapper was sent SIGTERM (runctl's stop, the guardian, a shutdown)
+  if [ -f "$dir/stop_signal" ]; then printf ' stopped=1'; fi
 }

@@ -148,7 +148,13 @@ guard="$RUNCTL_W_GUARD"
 run_id="$RUNCTL_RUN_ID"
 unset RUNCTL_W_RUN_DIR RUNCTL_W_LOCK RUNCTL_W_GUARD
 # stop sends SIGTERM to the whole process group: the wrapper outlives it to record the exit code
-trap 'printf "[runctl] received SIGTERM (stop requested)\n"' TERM
+# shellcheck disable=SC2329 # runs from the trap
+on_term() {
+  # remembered beside the exit code: `runs` and status say "stopped", not just "exit 0"
+  put "$run_dir/stop_signal" "$(date +%s)"
+  printf '[runctl] received SIGTERM (stop requested)\n'
+}
+trap on_term TERM
 
 put() { printf '%s' "$2" >"$1.tmp.$$" && mv -f -- "$1.tmp.$$" "$1"; }
 stat_line="$(cat "/proc/$$/stat")"

@@ -57,6 +57,7 @@ def test_stop_checkpoints_and_lists_them(inst):
     st = inst.fields(inst.run("status", inst.project).stdout)
     assert st["state"] == "exited" and st["exit_code"] == "0" and st["last_checkpoint"] == m.group(1)
     assert st["started"] <= st["ended"] and "lock_pid" not in st
+    assert st["stopped"] == "1"  # ended by the stop's SIGTERM, whatever its exit code
 
     # resume continues at the next epoch
     r = inst.run(
@@ -75,6 +76,7 @@ def test_stop_checkpoints_and_lists_them(inst):
     log2 = inst.log("s2")
     assert f"resuming from {m.group(1)} (epoch {m.group(2)})" in log2
     assert _epochs_logged(inst, "s2")[0] == str(int(m.group(2)) + 1)
+    assert "stopped" not in inst.fields(inst.run("status", inst.project, "s2").stdout)  # it ran to its end
 
 
 def test_stop_when_nothing_runs(inst):
