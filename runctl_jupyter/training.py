@@ -466,6 +466,10 @@ def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
     inst = _running_instance(ctx, c.instance_id, "read its training log")
     project = _project_for_instance(ctx, inst, c.project)
     st = run_status(ctx, c.instance_id, project, c.run_id)
+    if c.run_id and st.get("state", "none") == "none":
+        raise UsageError(f"No run {c.run_id} of project {project} on {c.instance_id}.",
+                         [cmd(f"aws runs {c.instance_id} --project {project}", "List the runs there"),
+                          Step("Pass --project NAME when the run belongs to another project")])
     if st.get("state", "none") == "none" or not st.get("run_id"):
         fe.echo(f"[{ctx.world().label()}] No training runs for project {project} on {c.instance_id}.")
         return None

@@ -255,3 +255,11 @@ def test_terminate_guard_on_a_one_time_spot_instance_says_what_stop_does_there(c
         assert ("   Consider using 'stop' instead: on this one-time spot instance it uploads the checkpoints "
                 "to S3, then terminates it (AWS cannot stop it).") in err.value.details
         assert "   Consider using 'stop' instead to preserve checkpoints." not in err.value.details
+
+
+def test_monitor_of_an_unknown_run_is_an_error_not_an_empty_answer(ctx, instance):
+    _run_to_end(ctx, instance, ["--epochs", "1", "--sleep", "0"], project="itest")
+    r = run_cli("--sandbox", "aws", "monitor", instance, "--run", "20990101T000000Z-abcdef")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith(f"Error: No run 20990101T000000Z-abcdef of project itest on {instance}.\nTo resolve:\n")
+    assert f"runctl aws runs {instance} --project itest" in r.stderr
