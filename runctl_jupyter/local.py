@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import remote, training
-from .errors import BackendError, GuardRefused, Step, UsageError, cmd
+from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd
 
 
 def local_root() -> Path:
@@ -68,6 +69,28 @@ def start(script: str | Path, args: list[str], project: str | None = None) -> tr
     return training.Launch("local", name, run_id, int(fields.get("pid", 0)), fields["log"])
 
 
+def runs_dir(launch: training.Launch) -> Path:
+    """The folder holding one sub-folder (log, exit_code, meta.json) per local run of the project."""
+    return Path(launch.log_path).parent.parent
+
+
+def failure(result: training.TrainResult, launch: training.Launch) -> TrainingFailed:
+    """A failed local run. Unlike ``training.failure`` there is no instance to ask: the log and the
+    run history are plain files on this machine, so the steps are plain shell commands."""
+    log = shlex.quote(launch.log_path)
+    return TrainingFailed(
+        f"Local training run {result.run_id} (project {result.project}) failed with exit code {result.exit_code}.",
+        [Step(f"Read its full log: `tail -n 100 {log}`"),
+         Step(f"See the run history (one folder per run): `ls {shlex.quote(str(runs_dir(launch)))}`")],
+        result=result,
+        details=["Last lines of the log:", *[f"  {line}" for line in result.log_tail.splitlines()]])
+
+
+def follow_hint(launch: training.Launch) -> str:
+    """How to follow a local run's log from a shell: plain ``tail -f``, not a runctl command."""
+    return f"Follow its log with: tail -f {shlex.quote(launch.log_path)}"
+
+
 def train_command(c: Any, fe: Any):
     launch = start(c.script, c.script_args, c.project)
     fe.echo(f"[local] Started run {launch.run_id} (PID {launch.pid}, project {launch.project}); log {launch.log_path}")
@@ -76,7 +99,12 @@ def train_command(c: Any, fe: Any):
         result = training.wait_in_foreground(None, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
                                              fetch=fetch)
         if result.state == "failed":
-            raise training.failure(result)
+            raise failure(result, launch)
         fe.echo(result.summary())
         return result
-    return training.stream_or_detach(None, launch, fe, f"tail -f {launch.log_path}", fetch=fetch)
+    if fe.notebook:  # a display in the cell, updated from a thread
+        return training.stream_or_detach(None, launch, fe, "", fetch=fetch)
+    # In a shell, say how to follow it. (training.stream_or_detach would print "runctl <hint>", but
+    # following a local log is not a runctl command.)
+    fe.echo(follow_hint(launch))
+    return training.TrainResult(launch.instance_id, launch.project, launch.run_id, "running")

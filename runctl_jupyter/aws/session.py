@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import CredentialsError, Step, cmd, translate_aws_errors
+from ..errors import CredentialsError, RunctlError, Step, cmd, translate_aws_errors
 from ..models import World
 
 SANDBOX_ENV = "RUNCTL_SANDBOX_ENDPOINT"
+
+
+def env_region() -> str | None:
+    """``AWS_REGION``, which the AWS CLI v2 and the AWS SDKs honour (before ``AWS_DEFAULT_REGION``)
+    but botocore does not read."""
+    return os.environ.get("AWS_REGION") or None
 
 
 def sandbox_endpoint() -> str | None:
@@ -56,23 +62,90 @@ class Context:
     def session(self):
         if self._session is None:
             import boto3  # lazy by design
+            from botocore.exceptions import ProfileNotFound
 
             profile = None if self.is_sandbox else self.settings.profile
-            with translate_aws_errors("open the AWS profile"):
-                self._session = boto3.Session(profile_name=profile, region_name=self.settings.region)
+            try:
+                with translate_aws_errors("open the AWS profile"):
+                    self._session = boto3.Session(profile_name=profile,
+                                                  region_name=self.settings.region or env_region())
+            except ProfileNotFound as exc:
+                source = ("env AWS_PROFILE" if profile is None else self.settings.sources.get("profile", "settings"))
+                raise CredentialsError(
+                    f"The AWS profile '{exc.kwargs.get('profile')}' ({source}) is not in your AWS config.",
+                    [Step("Check its name: `aws configure list-profiles`"),
+                     Step("Or set AWS_PROFILE / pass --profile with an existing profile"),
+                     cmd("config show", "See where runctl's settings come from"),
+                     cmd("sandbox start", "Or use the embedded sandbox")]) from exc
         return self._session
 
     @property
     def region(self) -> str:
-        region = self.settings.region or self.session.region_name
+        region = self.settings.region or self.session.region_name  # the session got AWS_REGION
         if not region:
             raise CredentialsError(
                 "No AWS region is set.",
                 [cmd("config set region us-east-1", "Set a default region"),
-                 Step("Or set AWS_REGION, or pass --region"),
+                 Step("Or set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region"),
                  cmd("sandbox start", "Or use the embedded sandbox")],
             )
         return region
+
+    def region_source(self) -> tuple[str | None, str]:
+        """The region in effect and where it comes from, in the AWS CLI v2's order: runctl's own
+        setting (flag, RUNCTL_REGION, config files) > AWS_REGION > AWS_DEFAULT_REGION > the profile's
+        ``region`` in ~/.aws/config. botocore alone reads only the last two, hence ``env_region``."""
+        if self.settings.region:
+            return self.settings.region, self.settings.sources.get("region", "default")
+        region = self.session.region_name  # AWS_REGION was handed to the session (see ``session``)
+        if not region:
+            return None, "not set"
+        if self.is_sandbox:
+            return region, "sandbox"
+        if env_region() == region:
+            return region, "env AWS_REGION"
+        if os.environ.get("AWS_DEFAULT_REGION") == region:
+            return region, "env AWS_DEFAULT_REGION"
+        return region, "boto3: AWS config file"
+
+    def explain(self) -> list[tuple[str, Any, str]]:
+        """``config show``: every setting's *effective* value and where it comes from. Where runctl
+        sets no region / profile / bucket / project, this says what is used instead (the sandbox's
+        defaults, boto3's chain, the project folder's name) rather than "None (default)"."""
+        effective = {
+            "region": self._explain_region(),
+            "profile": self._explain_profile(),
+            "bucket": self._explain_bucket(),
+            "project": self._explain_project(),
+        }
+        return [(name, *effective[name]) if name in effective and source == "default" else (name, value, source)
+                for name, value, source in self.settings.explain()]
+
+    def _explain_region(self) -> tuple[Any, str]:
+        try:
+            return self.region_source()
+        except RunctlError as err:  # e.g. AWS_PROFILE names a missing profile: say so, do not fail
+            return None, f"unknown: {err.message}"
+
+    def _explain_profile(self) -> tuple[Any, str]:
+        if self.is_sandbox:
+            return None, "not used in the sandbox"
+        if os.environ.get("AWS_PROFILE"):
+            return os.environ["AWS_PROFILE"], "env AWS_PROFILE"
+        return None, "boto3's chain: env credentials, then the default profile"
+
+    def _explain_bucket(self) -> tuple[Any, str]:
+        if self.is_sandbox:
+            from .s3 import SANDBOX_BUCKET
+
+            return SANDBOX_BUCKET, "sandbox default"
+        return None, "not set; code sync and checkpoint copies need one"
+
+    def _explain_project(self) -> tuple[Any, str]:
+        from ..sync import project_root
+
+        root = project_root(Path.cwd())
+        return root.name, f"name of the project folder {root}"
 
     def world(self) -> World:
         if self.is_sandbox:
