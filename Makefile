@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD := build
 export RUNCTL_SANDBOX_DIR ?= $(CURDIR)/$(BUILD)/sandbox
+# nbval always gets its own sandbox folder, whatever RUNCTL_SANDBOX_DIR the developer has set: the
+# notebooks print the folder, and tests/nbval_sanitize.cfg [sandbox-folder] only recognises a path
+# containing "sandbox" (and no spaces or parentheses).
+NBVAL_SANDBOX_DIR := $(CURDIR)/$(BUILD)/nbval-sandbox
 # Tools installed in the venv (shellcheck, jupyter) are found by the tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
@@ -27,7 +31,7 @@ demo: venv
 test: venv browser-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider tests
-	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)" $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 test-fast: venv
 	$(PY) -m pytest -q -x tests --ignore=tests/browser

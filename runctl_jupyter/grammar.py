@@ -12,6 +12,12 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import functools
+import re
+import shlex
+import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +29,7 @@ SHORT_FORMS["resources"] = ("resources", "list")
 TOP_LEVEL = ("aws", "resources", "local", "panel", "sandbox", "config")
 FALSE_WORDS = {"false", "no", "0", "off"}
 TRUE_WORDS = {"true", "yes", "1", "on"}
+_REGION_SHAPE = re.compile(r"^[a-z]{2,5}(-[a-z]+)+-\d+$")
 
 
 class HelpRequested(Exception):  # noqa: N818 - a signal, not an error
@@ -44,9 +51,27 @@ class Command:
         return getattr(self.options, name)
 
 
+def _help_width() -> int:
+    """argparse's own width (the terminal's, less 2) in a shell; 78 anywhere else — a notebook, a
+    pipe — so ``%runctl --help`` prints the same text whatever terminal started the kernel."""
+    stdout = sys.stdout
+    try:
+        tty = stdout is not None and stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return max(shutil.get_terminal_size().columns - 2, 40) if tty else 78
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, **kwargs):
+        kwargs.setdefault("width", _help_width())
+        super().__init__(prog, **kwargs)
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         kwargs.setdefault("add_help", True)
         super().__init__(*args, **kwargs)
 
@@ -312,6 +337,71 @@ def split_script_args(argv: Sequence[str]) -> tuple[list[str], list[str], bool]:
     return argv, [], False
 
 
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows (all partitions), from its bundled endpoint data: no network."""
+    from botocore.session import get_session  # lazy: parsing imports no boto3 unless a region is given
+
+    session = get_session()
+    return frozenset(r for p in session.get_available_partitions()
+                     for r in session.get_available_regions("ec2", partition_name=p))
+
+
+def _close_regions(name: str, known: frozenset[str]) -> list[str]:
+    """Up to three known regions close to ``name``, closest first (ties alphabetically)."""
+    scored = [(difflib.SequenceMatcher(None, name, r).ratio(), r) for r in known]
+    return [r for score, r in sorted(scored, key=lambda x: (-x[0], x[1])) if score >= 0.75][:3]
+
+
+def _with_region(word: str, bad: str, good: str) -> str:
+    """``word`` with the region ``bad`` replaced by ``good`` (also inside ``--region=…`` and lists)."""
+    head, eq, value = word.rpartition("=") if word.startswith("--") and "=" in word else ("", "", word)
+    parts = [good if p.strip() == bad else p for p in value.split(",")]
+    return head + eq + ",".join(parts)
+
+
+def check_region(name: str, argv: Sequence[str] | None = None, flag: str = "--region") -> None:
+    """Raise a :class:`UsageError` unless ``name`` is a region botocore knows (no AWS call).
+
+    ``argv`` (the command line, without ``--``) lets the steps repeat the command with the closest
+    region; without it they show ``resources list <flag> <region>``.
+    """
+    known = known_regions()
+    if name in known:
+        return
+    close = _close_regions(name, known)
+    steps: list[Step] = []
+    if close:
+        names = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+        steps.append(Step(f"Did you mean {names}?"))
+        if argv:
+            fixed = shlex.join(_with_region(w, name, close[0]) for w in argv if w != "--debug")
+        else:
+            fixed = f"resources list {flag} {close[0]}"
+        steps.append(cmd(fixed, "For example"))
+    else:
+        steps.append(Step("Region names look like us-east-1, eu-west-2 or ap-southeast-1"))
+    steps.append(cmd("resources list --all-regions", "Or list the instances of every enabled region"))
+    if _REGION_SHAPE.match(name):
+        import botocore
+
+        steps.append(Step(f"If {name} is a region newer than botocore {botocore.__version__}, upgrade botocore"))
+    raise UsageError(f"'{name}' is not an AWS region.", steps)
+
+
+def split_region_list(text: str) -> list[str]:
+    """``"us-east-1, eu-west-1"`` → ``["us-east-1", "eu-west-1"]``."""
+    return [r.strip() for r in text.split(",") if r.strip()]
+
+
+def _check_region_flags(ns: argparse.Namespace, argv: Sequence[str]) -> None:
+    region = getattr(ns, "region", None)
+    if region:
+        check_region(region, argv, "--region")
+    for name in split_region_list(getattr(ns, "regions", None) or ""):
+        check_region(name, argv, "--regions")
+
+
 def _expand_short_forms(argv: list[str]) -> list[str]:
     # Leading global flags may precede the command word.
     i = 0
@@ -356,6 +446,7 @@ def parse(argv: Sequence[str]) -> Command:
             f"`{' '.join(path)}` takes no script arguments, but some followed `--`.",
             [cmd(f"{' '.join(path)} --help", "See the usage")],
         )
+    _check_region_flags(ns, own)
     return Command(path=path, options=ns, script_args=script_args, had_separator=had_sep)
 
 
@@ -367,4 +458,5 @@ def help_text(words: Sequence[str] = ()) -> str:
     raise AssertionError("unreachable")
 
 
-__all__ = ["Command", "HelpRequested", "parse", "split_script_args", "help_text", "Step"]
+__all__ = ["Command", "HelpRequested", "parse", "split_script_args", "help_text", "Step", "check_region",
+           "known_regions", "split_region_list"]

@@ -7,15 +7,32 @@ AZ's price history). Training status and the cost ledger come from runctl's tags
 
 from __future__ import annotations
 
+import difflib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .aws.session import Context, client_cache_dir, sandbox_endpoint
 from .errors import Step, UsageError, cmd, translate_aws_errors
+from .grammar import check_region, split_region_list
 
 _BOOKS: dict[str, Any] = {}
 MAX_REGION_WORKERS = 16
+# Every state an EC2 instance can be in (what `--filter` accepts).
+EC2_STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
+
+
+def check_state(state: str, verb: str = "list") -> str:
+    """``state`` as EC2 spells it (``Running`` → ``running``), or a :class:`UsageError` listing the
+    valid states when it is none of them (as an unknown sort key is)."""
+    name = state.strip().lower()
+    if name in EC2_STATES:
+        return name
+    steps = [Step(f"Use one of: {', '.join(EC2_STATES)}")]
+    close = difflib.get_close_matches(name, EC2_STATES, n=1)
+    example = close[0] if close else "running"
+    steps.append(cmd(f"resources {verb} --filter {example}", "Did you mean" if close else "For example"))
+    raise UsageError(f"Unknown instance state '{state}'.", steps)
 
 
 def price_book(ctx: Context):
@@ -44,13 +61,9 @@ def resolve_regions(ctx: Context, regions: str | None, all_regions: bool) -> lis
                 Filters=[{"Name": "opt-in-status", "Values": ["opt-in-not-required", "opted-in"]}])
         return sorted(r["RegionName"] for r in resp["Regions"])
     if regions:
-        names = [r.strip() for r in regions.split(",") if r.strip()]
+        names = split_region_list(regions)
         for name in names:
-            parts = name.split("-")
-            if len(parts) < 3 or not parts[-1].isdigit():
-                raise UsageError(f"'{name}' is not an AWS region name.",
-                                 [Step("Regions look like us-east-1 or eu-west-2"),
-                                  cmd("resources list --all-regions", "Or list every region")])
+            check_region(name, flag="--regions")  # from the bundled endpoint data: no AWS call
         return names
     return [ctx.region]
 
@@ -79,6 +92,8 @@ def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = 
     """The resources DataFrame (plain; the notebook shows it styled once)."""
     from .costs import CaptionInfo, filter_rows, frame, sort_rows
 
+    if state is not None:
+        state = check_state(state)  # before any AWS call, as a usage error
     names = resolve_regions(ctx, regions, all_regions)
     book, now, limits = price_book(ctx), ctx.now(), thresholds(ctx)
     if len(names) == 1:
@@ -100,7 +115,8 @@ def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = 
 def command(ctx: Context, c: Any, fe: Any):
     from .costs import export, summary
 
-    df = list_frame(ctx, regions=c.regions, all_regions=c.all_regions, state=c.state_filter,
+    state = None if c.state_filter is None else check_state(c.state_filter, c.path[1])
+    df = list_frame(ctx, regions=c.regions, all_regions=c.all_regions, state=state,
                     project=c.project, sort=getattr(c, "sort", "cost"))
     result = df
     if c.path[1] == "summary":

@@ -37,8 +37,9 @@ def caption_text(df: pd.DataFrame, info: CaptionInfo | None = None) -> str:
     """``N running · $X.XXXX/hr · $Y.YY accrued · prices: <source> (<date>)`` (+ notes when needed)."""
     info = info or CaptionInfo()
     running = df["state"].eq("running")
-    hourly = float(df.loc[running, "usd_per_hour"].sum(min_count=0))
-    accrued = float(df["accrued_usd"].sum(min_count=0))
+    # min_count=1: when no figure is known at all the total is unknown ($?), not $0; nothing running is $0.
+    hourly = float(df.loc[running, "usd_per_hour"].sum(min_count=1)) if running.any() else 0.0
+    accrued = float(df["accrued_usd"].sum(min_count=1)) if len(df) else 0.0
     text = (f"{int(running.sum())} running · {fmt.hourly(hourly)}/hr · {fmt.usd(accrued)} accrued"
             f" · prices: {_prices(df, info)}")
     unpriced = int(df.loc[running, "usd_per_hour"].isna().sum())

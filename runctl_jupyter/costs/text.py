@@ -38,24 +38,35 @@ def _instance_line(r: dict[str, Any]) -> str:
     return line
 
 
+def _group_header(itype: str, running: int, hourly: float, unpriced: int) -> str:
+    """``t3.micro (2 running, $0.0208/hr)``; a price runctl does not know is never shown as $0."""
+    if running and unpriced == running:
+        return f"  {itype} ({running} running, price unknown)"
+    text = f"  {itype} ({running} running, {fmt.hourly(hourly)}/hr"
+    if unpriced:
+        text += f" + {unpriced} without a known price"
+    return text + ")"
+
+
 def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> str:
     """The listing as runctl prints it in a shell, ending with a totals line."""
     groups: dict[str, list[str]] = {}
-    totals: dict[str, list[float]] = {}  # type -> [running count, $/hr of running]
+    totals: dict[str, list[Any]] = {}  # type -> [running count, $/hr of the priced running, unpriced count]
     for r, warns in zip(df.to_dict("records"), row_warnings(df), strict=True):
         itype = str(r["instance_type"])
         block = groups.setdefault(itype, [])
-        total = totals.setdefault(itype, [0, 0.0])
+        total = totals.setdefault(itype, [0, 0.0, 0])
         if r["state"] == "running":
             total[0] += 1
             if pd.notna(r["usd_per_hour"]):
                 total[1] += float(r["usd_per_hour"])
+            else:
+                total[2] += 1
         block.append(_instance_line(r))
         block.extend(f"      {w.text}" for w in warns)
     lines: list[str] = []
     for itype, block in groups.items():
-        count, hourly = totals[itype]
-        lines.append(f"  {itype} ({int(count)} running, {fmt.hourly(hourly)}/hr)")
+        lines.append(_group_header(itype, *totals[itype]))
         lines.extend(block)
     if df.empty:
         lines.append("  No instances.")
