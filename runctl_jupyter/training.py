@@ -254,17 +254,41 @@ def _transient(exc: BaseException) -> bool:
 Fetch = Callable[[int, int], str]
 
 
+class InstanceEnded(BackendError):
+    """The instance stopped or terminated while its run's log was being followed."""
+
+    def __init__(self, message: str, steps: list, *, instance_state: str) -> None:
+        super().__init__(message, steps)
+        self.instance_state = instance_state
+
+
+def _state_if_not_running(ctx: Context, instance_id: str) -> str | None:
+    try:
+        state = ec2.describe(ctx, instance_id).state
+    except BackendError:
+        return None  # cannot tell: the original error stands
+    return None if state in ("pending", "running") else state
+
+
 def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any], *,
                should_stop: Callable[[], bool] | None = None, start_offset: int = 0,
                from_line_start: bool = False, fetch: Fetch | None = None) -> logs.FollowResult:
     """Follow a run's log by byte offset until it ends (``fetch`` overrides the SSM tail, e.g. local runs)."""
     poll = 0.3 if ctx is None or ctx.is_sandbox else 2.0
+    fetch_is_remote = fetch is None and ctx is not None
     fetch = fetch or tail_fetcher(ctx, launch.instance_id, launch.log_path)
     try:
         return logs.follow(fetch, on_text,
                            poll_interval=poll, is_transient=_transient, should_stop=should_stop,
                            start_offset=start_offset, from_line_start=from_line_start)
     except BackendError as exc:
+        state = _state_if_not_running(ctx, launch.instance_id) if fetch_is_remote else None
+        if state is not None:  # stopped or terminated under the follower (`stop` elsewhere, the guardian)
+            raise InstanceEnded(
+                f"Run {launch.run_id}: instance {launch.instance_id} is {state}; the run ended with it.",
+                [cmd(f"aws status {launch.instance_id}", "See the instance and its last run"),
+                 cmd(f"aws checkpoints {launch.instance_id}", "See the checkpoints kept")],
+                instance_state=state) from exc
         if "credential" in exc.message.lower() or "expired" in exc.message.lower():
             raise BackendError(
                 f"Stopped following run {launch.run_id}: {exc.message} The training is unaffected.",
@@ -345,6 +369,10 @@ def wait_in_foreground(ctx: Context | None, launch: Launch, write: Callable[[str
     try:
         result = follow_run(ctx, launch, on_text, start_offset=start_offset, from_line_start=from_line_start,
                             fetch=fetch)
+    except InstanceEnded as ended:
+        write(f"\n[runctl] {ended.message}\n")
+        return TrainResult(launch.instance_id, launch.project, launch.run_id, "stopped", None,
+                           _tail_lines("".join(collected)))
     except KeyboardInterrupt:
         progress.close()
         write(f"\nDetached from run {launch.run_id}; it goes on. Re-attach with "
@@ -427,8 +455,7 @@ def train_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
         result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
         if result.state == "failed":
             raise failure(result)
-        fe.echo(result.summary())
-        return result
+        return result  # each front end shows it once (a notebook's Out, the shell's stdout)
     return stream_or_detach(ctx, launch, fe, f"aws monitor {launch.instance_id} --follow")
 
 
@@ -486,7 +513,6 @@ def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
         # re-attach with the last few KB of context, from a whole line
         result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
                                     start_offset=max(0, size - REATTACH_CONTEXT_BYTES), from_line_start=True)
-        fe.echo(result.summary())
         return result
     # A finished run asked by --run shows its whole log; otherwise the tail.
     start = 0 if c.run_id else max(0, size - logs.MAX_CHUNK_BYTES)

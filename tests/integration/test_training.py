@@ -206,7 +206,10 @@ def test_a_follower_reports_a_run_ended_by_stop_as_stopped(ctx, instance, sandbo
     outcome: dict[str, training.TrainResult] = {}
 
     def follow() -> None:
-        outcome["result"] = training.wait_in_foreground(api.context(), launch, lambda _t: None)
+        try:
+            outcome["result"] = training.wait_in_foreground(api.context(), launch, lambda _t: None)
+        except Exception as exc:  # shown by the assertion below
+            outcome["error"] = exc
 
     follower = threading.Thread(target=follow)
     follower.start()
@@ -214,6 +217,7 @@ def test_a_follower_reports_a_run_ended_by_stop_as_stopped(ctx, instance, sandbo
     _wait_until(lambda: len(list(disk.glob("checkpoint_epoch_*.json"))) >= 1)
     api.stop(ctx, instance, wait=True, echo=lambda _line: None)
     follower.join(timeout=60)
+    assert "error" not in outcome, outcome["error"]
     result = outcome["result"]
     assert result.state == "stopped" and result.exit_code == 0, result
     assert result.summary().endswith(": stopped (exit code 0)")
@@ -263,3 +267,28 @@ def test_monitor_of_an_unknown_run_is_an_error_not_an_empty_answer(ctx, instance
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith(f"Error: No run 20990101T000000Z-abcdef of project itest on {instance}.\nTo resolve:\n")
     assert f"runctl aws runs {instance} --project itest" in r.stderr
+
+
+def test_a_follower_whose_instance_stops_under_it_ends_as_stopped(ctx, instance):
+    """The instance stopped without runctl's stop (console, a guardian's presigned call): the follower
+    cannot read the log any more and says so, instead of an SSM error."""
+    from runctl_jupyter.aws import ec2
+
+    launch = training.start_training(ctx, instance, SCRIPT, ["--epochs", "100", "--sleep", "0.2"], project="itest")
+    written: list[str] = []
+    outcome: dict = {}
+
+    def follow() -> None:
+        try:
+            outcome["result"] = training.wait_in_foreground(api.context(), launch, written.append)
+        except Exception as exc:  # shown by the assertion below
+            outcome["error"] = exc
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    _wait_until(lambda: any("epoch 1/100" in w for w in written))
+    ec2.stop(ctx, instance)
+    follower.join(timeout=60)
+    assert "error" not in outcome, outcome["error"]
+    assert outcome["result"].state == "stopped" and outcome["result"].exit_code is None
+    assert f"instance {instance} is stopp" in "".join(written)
