@@ -290,7 +290,8 @@ def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfre
 # --- config ------------------------------------------------------------------------------------
 
 def config_show(ctx: Context) -> list[tuple[str, Any, str]]:
-    return ctx.settings.explain()
+    """(name, effective value, where it comes from) for every setting (sandbox defaults included)."""
+    return ctx.explain()
 
 
 def config_set(name: str, value: str) -> Path:

@@ -147,9 +147,7 @@ def _config(c: Command, fe: Frontend):
         path = api.config_set(c.name, c.value)
         fe.echo(f"Set {c.name} = {c.value!r} in {path}")
         return None
-    # The effective values (sandbox defaults, boto3's chain, the project folder) rather than the
-    # raw settings that api.config_show returns.
-    rows = _ctx(c, fe).explain()
+    rows = api.config_show(_ctx(c, fe))
     width = max(len(name) for name, _, _ in rows)
     return ConfigView("\n".join(f"{name:<{width}}  {'-' if value is None else value!s:<24}  ({source})"
                                  for name, value, source in rows))

@@ -97,11 +97,10 @@ def train_command(c: Any, fe: Any):
     fetch = fetcher(launch.log_path)
     if c.wait:
         result = training.wait_in_foreground(None, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
-                                             fetch=fetch)
+                                             fetch=fetch, detach_hint=follow_hint(launch))
         if result.state == "failed":
             raise failure(result, launch)
-        fe.echo(result.summary())
-        return result
+        return result  # shown once by the front end
     if fe.notebook:  # a display in the cell, updated from a thread
         return training.stream_or_detach(None, launch, fe, "", fetch=fetch)
     # In a shell, say how to follow it. (training.stream_or_detach would print "runctl <hint>", but

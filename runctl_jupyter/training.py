@@ -356,8 +356,12 @@ class _Progress:
 
 def wait_in_foreground(ctx: Context | None, launch: Launch, write: Callable[[str], Any], *,
                        start_offset: int = 0, from_line_start: bool = False,
-                       fetch: Fetch | None = None) -> TrainResult:
-    """Stream the log to ``write`` with a progress bar until the run ends; Ctrl-C detaches."""
+                       fetch: Fetch | None = None, prefix: str = "runctl",
+                       detach_hint: str | None = None) -> TrainResult:
+    """Stream the log to ``write`` with a progress bar until the run ends; Ctrl-C detaches.
+
+    ``prefix`` ("%runctl" in a notebook) goes into the re-attach hint; ``detach_hint`` replaces it
+    (a local run is followed with ``tail -f``, not a runctl command)."""
     progress = _Progress()
     collected: list[str] = []
 
@@ -375,8 +379,9 @@ def wait_in_foreground(ctx: Context | None, launch: Launch, write: Callable[[str
                            _tail_lines("".join(collected)))
     except KeyboardInterrupt:
         progress.close()
-        write(f"\nDetached from run {launch.run_id}; it goes on. Re-attach with "
-              f"`runctl aws monitor {launch.instance_id} --follow`, stop it with `runctl aws stop {launch.instance_id}`.\n")
+        hint = detach_hint or (f"Re-attach with `{prefix} aws monitor {launch.instance_id} --follow`, "
+                               f"stop it with `{prefix} aws stop {launch.instance_id}`.")
+        write(f"\nDetached from run {launch.run_id}; it goes on. {hint}\n")
         return TrainResult(launch.instance_id, launch.project, launch.run_id, "detached")
     finally:
         progress.close()
@@ -452,7 +457,8 @@ def train_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
     if c.wait:
         import sys
 
-        result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+        result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
+                                    prefix=fe.prefix)
         if result.state == "failed":
             raise failure(result)
         return result  # each front end shows it once (a notebook's Out, the shell's stdout)
@@ -512,7 +518,8 @@ def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
     if c.follow and state == "running":
         # re-attach with the last few KB of context, from a whole line
         result = wait_in_foreground(ctx, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
-                                    start_offset=max(0, size - REATTACH_CONTEXT_BYTES), from_line_start=True)
+                                    start_offset=max(0, size - REATTACH_CONTEXT_BYTES), from_line_start=True,
+                                    prefix=fe.prefix)
         return result
     # A finished run asked by --run shows its whole log; otherwise the tail.
     start = 0 if c.run_id else max(0, size - logs.MAX_CHUNK_BYTES)
