@@ -38,6 +38,12 @@ def _retry_mode(text: str) -> str:
     return text
 
 
+def _guardian_upload(text: str) -> str:
+    if text not in ("presigned", "instance-role"):
+        raise ValueError("must be presigned or instance-role")
+    return text
+
+
 def _bucket(text: str) -> str:
     # Checked up front: a train whose code is unchanged never reaches S3, so it would not notice.
     if not (3 <= len(text) <= 63 and all(c.islower() or c.isdigit() or c in ".-" for c in text)
@@ -65,6 +71,10 @@ class Settings:
     retry_mode: str = field(default="adaptive", metadata={"help": "boto3 retry mode", "parse": _retry_mode})
     max_attempts: int = field(default=12, metadata={"help": "boto3 attempts per call (throttling, 5xx)", "parse": _positive_int})
     stop_wait_seconds: int = field(default=60, metadata={"help": "how long stop waits for a training to checkpoint", "parse": _positive_int})
+    guardian_upload: str = field(default="presigned", metadata={
+        "help": "how the guardian uploads: presigned (URLs made at train time) or instance-role (the "
+                "instance's role may s3:PutObject on the bucket; needs the AWS CLI on the image)",
+        "parse": _guardian_upload})
     price_cache_ttl_hours: float = field(default=24.0, metadata={"help": "how long Pricing API answers are cached", "parse": _positive_float})
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 

@@ -142,7 +142,7 @@ def check_coverage(request: Request, *, instance_id: str, has_role: bool, tempor
         f"{_fmt_duration(need)} after the start, but its presigned URLs stop working in "
         f"{_fmt_duration(max(0.0, have + MARGIN_SECONDS))} ({why}).",
         [Step(f"Give {instance_id} an instance profile allowing s3:PutObject on the bucket (and the AWS CLI "
-              "on the image): the guardian then uploads with the instance role"),
+              "on the image), then `config set guardian_upload instance-role`: the guardian uploads with the role"),
          Step(f"Or ask for less: a limit under {_fmt_duration(max(0.0, have))}"),
          Step("Or use credentials that last longer (`aws sso login` again just before, or long-term keys)")],
     )
@@ -185,7 +185,13 @@ def plan(ctx: Any, inst: Any, request: Request | None) -> Plan | None:
     temporary, until = url_window(credentials, now)
     if ctx.is_sandbox:
         temporary, until = False, now + timedelta(seconds=MAX_URL_SECONDS)
-    has_role = bool(inst.iam_instance_profile)
+    # An instance profile alone proves nothing about S3 (the SSM one has no s3:PutObject): the role
+    # uploads only when the user says it may (guardian_upload = instance-role).
+    has_role = ctx.settings.guardian_upload == "instance-role"
+    if has_role and not inst.iam_instance_profile:
+        raise UsageError(f"guardian_upload is instance-role, but {inst.instance_id} has no instance profile.",
+                         [Step("Attach an instance profile whose role may s3:PutObject on the bucket"),
+                          cmd("config set guardian_upload presigned", "Or let the guardian use presigned URLs")])
     check_coverage(request, instance_id=inst.instance_id, has_role=has_role, temporary=temporary,
                    valid_until=until, now=now, price_per_hour=price)
     return Plan(spot=spot, autostop_s=request.autostop_s,

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from runctl_jupyter import guardian
-from runctl_jupyter.errors import GuardRefused
+from runctl_jupyter.errors import GuardRefused, UsageError
 from runctl_jupyter.remote import script_path, script_text
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -74,21 +74,29 @@ def test_static_keys_cannot_go_past_seven_days():
 class FakeCtx:
     is_sandbox = False
 
-    def __init__(self, credentials):
+    def __init__(self, credentials, guardian_upload="presigned"):
         self.session = SimpleNamespace(get_credentials=lambda: credentials)
+        self.settings = SimpleNamespace(guardian_upload=guardian_upload)
 
 
-def test_plan_refuses_with_sso_credentials_and_uses_the_role_when_there_is_one():
+def test_plan_uses_the_role_only_when_told_it_may_upload():
     inst = SimpleNamespace(instance_id="i-0123456789abcdef0", lifecycle="on-demand", one_time_spot=False,
                            iam_instance_profile=None, region="us-east-1", availability_zone="us-east-1a",
                            instance_type="t3.micro")
     soon = datetime.now(UTC) + timedelta(minutes=50)
     with pytest.raises(GuardRefused):
         guardian.plan(FakeCtx(creds("tok", soon)), inst, guardian.Request(autostop_s=3600))
-    inst.iam_instance_profile = "arn:aws:iam::123456789012:instance-profile/train"
-    p = guardian.plan(FakeCtx(creds("tok", soon)), inst, guardian.Request(autostop_s=3600))
+    # an instance profile alone (e.g. only AmazonSSMManagedInstanceCore) does not make uploads possible
+    inst.iam_instance_profile = "arn:aws:iam::123456789012:instance-profile/ssm-only"
+    with pytest.raises(GuardRefused) as err:
+        guardian.plan(FakeCtx(creds("tok", soon)), inst, guardian.Request(autostop_s=3600))
+    assert "config set guardian_upload instance-role" in err.value.render()
+    p = guardian.plan(FakeCtx(creds("tok", soon), "instance-role"), inst, guardian.Request(autostop_s=3600))
     assert p.mode == "instance-role" and p.end == "stop"
     assert guardian.plan(FakeCtx(creds()), inst, None) is None  # on-demand, nothing asked
+    inst.iam_instance_profile = None
+    with pytest.raises(UsageError, match="has no instance profile"):
+        guardian.plan(FakeCtx(creds("tok", soon), "instance-role"), inst, guardian.Request(autostop_s=3600))
 
 
 def test_watching_text():
