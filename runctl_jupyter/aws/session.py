@@ -51,6 +51,7 @@ class Context:
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._account: str | None = None
+        self._region_checked = False
         self.calls: Counter[str] = Counter()
 
     # -- where we are ---------------------------------------------------------------------
@@ -89,7 +90,23 @@ class Context:
                  Step("Or set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region"),
                  cmd("sandbox start", "Or use the embedded sandbox")],
             )
+        if not self._region_checked:
+            self._check_region(region)
         return region
+
+    def _check_region(self, region: str) -> None:
+        """A misspelt region from settings or the environment fails here, with where it came from
+        (a --region flag is checked when the command is parsed)."""
+        from ..errors import UsageError
+        from ..grammar import check_region
+
+        try:
+            check_region(region)
+        except UsageError as exc:
+            source = self.region_source()[1]
+            raise UsageError(f"{exc.message.rstrip('.')} (the region from {source}).",
+                             [*exc.steps, cmd("config show", "See where each setting comes from")]) from None
+        self._region_checked = True
 
     def region_source(self) -> tuple[str | None, str]:
         """The region in effect and where it comes from, in the AWS CLI v2's order: runctl's own

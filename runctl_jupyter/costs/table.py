@@ -149,10 +149,15 @@ def summary(df: pd.DataFrame, by: str | Sequence[str] = ("instance_type", "proje
     work["accrued_usd"] = df["accrued_usd"]
     out = (work.groupby(keys, dropna=False, sort=True)
            .agg(instances=("instances", "sum"), running=("running", "sum"),
-                usd_per_hour=("usd_per_hour", lambda s: s.sum(min_count=0)),
-                accrued_usd=("accrued_usd", lambda s: s.sum(min_count=0)))
+                usd_per_hour=("usd_per_hour", _total_or_unknown),
+                accrued_usd=("accrued_usd", _total_or_unknown))
            .reset_index())
     return out
+
+
+def _total_or_unknown(values: pd.Series) -> float:
+    """The sum, or NaN (shown as unknown) when a price in the group is unknown: never a quiet $0."""
+    return float(values.sum()) if values.notna().all() else float("nan")
 
 
 def _as_set(value: str | Iterable[str]) -> set[str]:

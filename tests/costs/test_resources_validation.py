@@ -150,3 +150,35 @@ def test_caption_of_nothing_running_is_still_zero() -> None:
     assert caption_text(frame([])).startswith("0 running · $0.0000/hr · $0.00 accrued")
     stopped = frame([make_row("i-1", state="stopped", hourly=None)])
     assert caption_text(stopped).startswith("0 running · $0.0000/hr · $? accrued")
+
+
+def test_summary_of_a_group_with_an_unknown_price_is_unknown_not_zero():
+    import math
+
+    import pandas as pd
+
+    from runctl_jupyter.costs.table import summary
+
+    df = pd.DataFrame({"instance_type": ["x9z.huge", "t3.micro", "t3.micro"], "project": ["p", "p", "p"],
+                       "state": ["running", "running", "stopped"],
+                       "usd_per_hour": [float("nan"), 0.0104, 0.0104], "accrued_usd": [float("nan"), 0.5, 0.25]})
+    out = summary(df, "instance_type").set_index("instance_type")
+    assert math.isnan(out.loc["x9z.huge", "usd_per_hour"]) and math.isnan(out.loc["x9z.huge", "accrued_usd"])
+    assert out.loc["t3.micro", "usd_per_hour"] == 0.0104 and out.loc["t3.micro", "accrued_usd"] == 0.75
+
+
+def test_a_misspelt_region_from_the_environment_is_a_usage_error_naming_its_source(monkeypatch):
+    from runctl_jupyter import api
+    from runctl_jupyter.errors import UsageError
+
+    monkeypatch.delenv("RUNCTL_SANDBOX_DIR", raising=False)
+    monkeypatch.setenv("RUNCTL_REGION", "eu-west-9")
+    monkeypatch.setenv("RUNCTL_CONFIG_FILE", "/nonexistent/runctl.toml")
+    ctx = api.context()
+    if ctx.is_sandbox:
+        pytest.skip("a sandbox is attached in this process")
+    with pytest.raises(UsageError) as err:
+        _ = ctx.region
+    text = err.value.render()
+    assert "'eu-west-9' is not an AWS region (the region from env RUNCTL_REGION)." in text
+    assert "Did you mean eu-west-1" in text and "runctl config show" in text
