@@ -188,8 +188,12 @@ def sandbox_start(directory: str | None = None, *, fresh: bool = False, freeze_c
     attach_environment(control.env_for(info))
     if freeze_clock:
         control.freeze_clock(info, freeze_clock)
-    echo(f"[sandbox] AWS calls from this {'kernel' if _in_ipython() else 'process'} now go to {info.endpoint} "
-         f"(region us-east-1, no AWS account needed)")
+    if _in_ipython():
+        echo(f"[sandbox] AWS calls from this kernel now go to {info.endpoint} "
+             f"(region us-east-1, no AWS account needed)")
+    else:  # a shell command ends here: later commands reach the sandbox with --sandbox
+        echo(f"[sandbox] Running at {info.endpoint} (region us-east-1, no AWS account needed); "
+             f"use it with `runctl --sandbox …`, end it with `runctl sandbox stop`")
     return SandboxStatus(True, info.endpoint, str(info.dir), info.pid)
 
 

@@ -146,7 +146,7 @@ def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlEr
             f"No AWS region is set, so runctl cannot {action}.",
             [cmd("config set region us-east-1", "Set a default region"),
              Step("Or set AWS_REGION / AWS_DEFAULT_REGION, or pass --region"),
-             cmd("sandbox start", "Or use the embedded sandbox")],
+             cmd("sandbox start", "Or use the embedded sandbox (in a shell, then `runctl --sandbox …`)")],
         )
     if isinstance(exc, bexc.TokenRetrievalError | bexc.SSOError):
         return CredentialsError(

@@ -77,7 +77,7 @@ class Context:
                     [Step("Check its name: `aws configure list-profiles`"),
                      Step("Or set AWS_PROFILE / pass --profile with an existing profile"),
                      cmd("config show", "See where runctl's settings come from"),
-                     cmd("sandbox start", "Or use the embedded sandbox")]) from exc
+                     cmd("sandbox start", "Or use the embedded sandbox (in a shell, then `runctl --sandbox …`)")]) from exc
         return self._session
 
     @property
@@ -88,7 +88,7 @@ class Context:
                 "No AWS region is set.",
                 [cmd("config set region us-east-1", "Set a default region"),
                  Step("Or set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region"),
-                 cmd("sandbox start", "Or use the embedded sandbox")],
+                 cmd("sandbox start", "Or use the embedded sandbox (in a shell, then `runctl --sandbox …`)")],
             )
         if not self._region_checked:
             self._check_region(region)
