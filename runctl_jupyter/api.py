@@ -15,7 +15,7 @@ from typing import Any
 from . import config
 from .aws import ec2
 from .aws.session import Context
-from .errors import BackendError, Step, UsageError, cmd
+from .errors import BackendError, RunctlError, Step, UsageError, cmd
 from .models import Instance, validate_instance_id
 
 Echo = Callable[[str], None]
@@ -51,7 +51,16 @@ def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str
     echo(f"[{world}] Created {inst.instance_id} ({instance_type}, project {project}) — {inst.state}")
     if wait:
         echo(f"[{world}] Waiting for {inst.instance_id} to be running with its SSM agent Online…")
-        ec2.wait_for(ctx, inst.instance_id, "ssm")
+        try:
+            ec2.wait_for(ctx, inst.instance_id, "ssm")
+        except RunctlError as exc:
+            # Never leave behind what this command asked for and the user cannot use (it holds nothing).
+            ec2.cancel_created(ctx, inst)
+            what = "its spot request cancelled and " if inst.spot_request_id else ""
+            steps = [st for st in exc.steps if not (st.command or "").startswith("aws wait")]
+            steps.append(cmd(f"aws create {instance_type} --wait", "Then create a new one"))
+            raise type(exc)(f"{exc.message} runctl has {what}terminated {inst.instance_id}, which this "
+                            f"create had just launched.", steps, details=exc.details) from exc
         inst = ec2.describe(ctx, inst.instance_id)
         inst.ssm_online = True
         echo(f"[{world}] {inst.instance_id} is running and ready for commands")

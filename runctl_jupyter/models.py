@@ -52,6 +52,7 @@ class Instance:
     public_ip: str | None = None
     private_ip: str | None = None
     iam_instance_profile: str | None = None
+    spot_request_id: str | None = None  # the one-time spot request behind a spot instance
     ssm_online: bool | None = None
     world: str | None = None  # where it was seen, e.g. "sandbox · us-east-1"
 

@@ -48,6 +48,7 @@ def instance_from_api(data: dict[str, Any], region: str) -> Instance:
         public_ip=data.get("PublicIpAddress"),
         private_ip=data.get("PrivateIpAddress"),
         iam_instance_profile=profile,
+        spot_request_id=data.get("SpotInstanceRequestId"),
     )
 
 
@@ -153,6 +154,14 @@ def create(
             tags.append({"Key": "runctl:spot-fallback", "Value": code})
             resp = ctx.client("ec2").run_instances(**params)
     return instance_from_api(resp["Instances"][0], ctx.region)
+
+
+def cancel_created(ctx: Context, inst: Instance) -> None:
+    """Undo a create: cancel its spot request (if any), then terminate the instance."""
+    if inst.spot_request_id:
+        with translate_aws_errors(f"cancel the spot request of {inst.instance_id}", inst.instance_id):
+            ctx.client("ec2").cancel_spot_instance_requests(SpotInstanceRequestIds=[inst.spot_request_id])
+    terminate(ctx, inst.instance_id)
 
 
 def start(ctx: Context, instance_id: str) -> str:

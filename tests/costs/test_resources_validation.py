@@ -182,3 +182,25 @@ def test_a_misspelt_region_from_the_environment_is_a_usage_error_naming_its_sour
     text = err.value.render()
     assert "'eu-west-9' is not an AWS region (the region from env RUNCTL_REGION)." in text
     assert "Did you mean eu-west-1" in text and "runctl config show" in text
+
+
+def test_cancel_created_cancels_the_spot_request_before_terminating(stubbed):
+    from runctl_jupyter.aws import ec2
+    from runctl_jupyter.models import Instance
+
+    factory, stub = stubbed
+    ctx = type("Ctx", (), {"client": staticmethod(lambda service: factory(service, "us-east-1"))})()
+    iid = "i-0123456789abcdef0"
+    stub("ec2", "us-east-1").add_response(
+        "cancel_spot_instance_requests",
+        {"CancelledSpotInstanceRequests": [{"SpotInstanceRequestId": "sir-abc123", "State": "cancelled"}]},
+        {"SpotInstanceRequestIds": ["sir-abc123"]})
+    stub("ec2", "us-east-1").add_response(
+        "terminate_instances",
+        {"TerminatingInstances": [{"InstanceId": iid, "PreviousState": {"Name": "running", "Code": 16},
+                                   "CurrentState": {"Name": "shutting-down", "Code": 32}}]},
+        {"InstanceIds": [iid]})
+    inst = Instance(instance_id=iid, instance_type="t3.micro", state="running", region="us-east-1",
+                    lifecycle="spot", spot_request_id="sir-abc123")
+    ec2.cancel_created(ctx, inst)
+    stub("ec2", "us-east-1").assert_no_pending_responses()

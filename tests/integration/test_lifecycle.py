@@ -6,7 +6,7 @@ import pytest
 from itest_helpers import run_cli
 
 from runctl_jupyter import api
-from runctl_jupyter.errors import GuardRefused, UsageError
+from runctl_jupyter.errors import GuardRefused, Step, UsageError, cmd
 
 
 def _cell(shell, code: str):
@@ -106,3 +106,34 @@ def test_no_credentials_outside_the_sandbox(tmp_path):
 def test_usage_error_for_max_price_without_spot(shell):
     r = shell.run_cell("%runctl aws create t3.micro --max-price 0.5")
     assert isinstance(r.error_in_exec, UsageError)
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_create_wait_that_fails_leaves_nothing_behind(ctx, monkeypatch, spot):
+    """The SSM agent never comes Online (e.g. no instance profile): create --wait fails and terminates
+    the instance it launched (cancelling its spot request), instead of leaving it billing."""
+    from runctl_jupyter.aws import ec2
+    from runctl_jupyter.errors import BackendError
+
+    real_wait = ec2.wait_for
+    launched: list[str] = []
+
+    def agent_never_online(ctx, instance_id, state):
+        launched.append(instance_id)
+        real_wait(ctx, instance_id, "running")
+        raise BackendError(f"Instance {instance_id} is running but its SSM agent did not come Online within 1 s.",
+                           [Step("Give it an instance profile"), cmd(f"aws wait {instance_id}", "Then wait again")])
+
+    monkeypatch.setattr(ec2, "wait_for", agent_never_online)
+    with pytest.raises(BackendError) as err:
+        api.create(ctx, "t3.micro", wait=True, project="itest", spot=spot)
+    (iid,) = launched
+    assert err.value.message.endswith(f"terminated {iid}, which this create had just launched.")
+    rendered = err.value.render()
+    assert "aws wait" not in rendered and "runctl aws create t3.micro --wait" in rendered
+    monkeypatch.setattr(ec2, "wait_for", real_wait)
+    assert api.status(ctx, iid).state in ("shutting-down", "terminated")
+    if spot:
+        requests = ctx.client("ec2").describe_spot_instance_requests()["SpotInstanceRequests"]
+        # (moto's RunInstances makes no spot request; tests/costs checks the cancel call with a Stubber)
+        assert all(r["State"] in ("cancelled", "closed") for r in requests if r.get("InstanceId") == iid)
