@@ -214,7 +214,10 @@ def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: 
 
     ttl = max(60, int((p.urls_valid_until - datetime.now(UTC)).total_seconds()) - 60)
     prefix = checkpoint_prefix(project, run_id)
-    s3v4 = ctx.session.client("s3", region_name=ctx.region, config=Config(signature_version="s3v4"))
+    from .aws.session import sandbox_endpoint
+
+    s3v4 = ctx.session.client("s3", region_name=ctx.region, config=Config(signature_version="s3v4"),
+                              endpoint_url=sandbox_endpoint() if ctx.is_sandbox else None)
     post = s3v4.generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
                                         Conditions=[["content-length-range", 0, 5 * 1024 ** 3]])
     s3post = [f"url = {_curl_quote(post['url'])}"]

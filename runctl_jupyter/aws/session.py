@@ -188,7 +188,10 @@ class Context:
                     read_timeout=60,
                     max_pool_connections=32,
                 )
-                client = self.session.client(service, region_name=region, config=config)
+                # In the sandbox the endpoint is pinned here, not left to AWS_ENDPOINT_URL alone: a
+                # context that believes it is in the sandbox must never reach real AWS.
+                endpoint = sandbox_endpoint() if self.is_sandbox else None
+                client = self.session.client(service, region_name=region, config=config, endpoint_url=endpoint)
                 client.meta.events.register("before-call", self._count_call)
                 self._clients[key] = client
         return client

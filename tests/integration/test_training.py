@@ -219,8 +219,9 @@ def test_a_follower_reports_a_run_ended_by_stop_as_stopped(ctx, instance, sandbo
     follower.join(timeout=60)
     assert "error" not in outcome, outcome["error"]
     result = outcome["result"]
-    assert result.state == "stopped" and result.exit_code == 0, result
-    assert result.summary().endswith(": stopped (exit code 0)")
+    # exit 0 when the follower read the log's end before the instance stopped; None when the
+    # instance stopped first (the follower then says so): stopped either way, never "succeeded"
+    assert result.state == "stopped" and result.exit_code in (0, None), result
     assert api.status(ctx, instance).tags["runctl:run-state"] == "stopped"
 
 

@@ -16,9 +16,10 @@ _AWS_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SEC
              "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A running sandbox (short delays) and a boto3 client factory pointed at it."""
+    """A running sandbox (short delays) and a boto3 client factory pointed at it; one per module, so
+    the AWS variables it sets aside are back before any other folder's tests run."""
     saved = {k: os.environ.pop(k) for k in _AWS_VARS if k in os.environ}
     directory = tmp_path_factory.mktemp("sandbox")
     info = control.start(directory)
