@@ -36,8 +36,9 @@ test: venv browser-deps
 test-fast: venv
 	$(PY) -m pytest -q -x tests --ignore=tests/browser
 
+# The 1,000-example runs take longer than pytest's per-test limit (300 s): no limit here.
 soak: venv
-	RUNCTL_SOAK_EXAMPLES=1000 $(PY) -m pytest -q -m "soak or not soak" tests
+	RUNCTL_SOAK_EXAMPLES=1000 $(PY) -m pytest -q --timeout=0 -m "soak or not soak" tests
 
 bench: venv
 	$(PY) -m benchmarks
