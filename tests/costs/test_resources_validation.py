@@ -171,12 +171,12 @@ def test_a_misspelt_region_from_the_environment_is_a_usage_error_naming_its_sour
     from runctl_jupyter import api
     from runctl_jupyter.errors import UsageError
 
-    monkeypatch.delenv("RUNCTL_SANDBOX_DIR", raising=False)
+    for name in ("RUNCTL_SANDBOX_DIR", "RUNCTL_SANDBOX_ENDPOINT", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)  # outside the sandbox, whatever ran before
     monkeypatch.setenv("RUNCTL_REGION", "eu-west-9")
     monkeypatch.setenv("RUNCTL_CONFIG_FILE", "/nonexistent/runctl.toml")
     ctx = api.context()
-    if ctx.is_sandbox:
-        pytest.skip("a sandbox is attached in this process")
+    assert not ctx.is_sandbox
     with pytest.raises(UsageError) as err:
         _ = ctx.region
     text = err.value.render()
