@@ -9,10 +9,15 @@ export RUNCTL_SANDBOX_DIR ?= $(CURDIR)/$(BUILD)/sandbox
 # notebooks print the folder, and tests/nbval_sanitize.cfg [sandbox-folder] only recognises a path
 # containing "sandbox" (and no spaces or parentheses).
 NBVAL_SANDBOX_DIR := $(CURDIR)/$(BUILD)/nbval-sandbox
+NBVAL := $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+# The same notebooks on another day, in another timezone: what they show must come from the sandbox's
+# frozen clock, never the machine's. A relative faketime offset keeps the runner, the kernel, the
+# sandbox and the instances' scripts on one clock (an absolute @date would stop time.sleep).
+SHIFTED_CLOCK := TZ=Pacific/Chatham faketime -f '+400d'
 # Tools installed in the venv (shellcheck, jupyter) are found by the tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test test-fast soak bench lint clean venv browser-deps
+.PHONY: demo test test-fast soak bench lint clean venv test-deps
 
 venv: $(VENV)/.installed
 
@@ -28,10 +33,11 @@ demo: venv
 	$(PY) -m runctl_jupyter.demo notebooks/quickstart.ipynb --output-dir $(BUILD)
 
 # Whole suite: lint, unit, sandbox integration, notebooks (nbval), browser (Playwright + chromium).
-test: venv browser-deps
+test: venv test-deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider tests
-	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)" $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)" $(NBVAL)
+	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)-shifted" $(SHIFTED_CLOCK) $(NBVAL)
 
 test-fast: venv
 	$(PY) -m pytest -q -x tests --ignore=tests/browser
@@ -43,8 +49,10 @@ soak: venv
 bench: venv
 	$(PY) -m benchmarks
 
-browser-deps:
-	bash scripts/ensure-chromium.sh
+# Debian's chromium (browser test) and faketime (notebooks on another date), installed when missing.
+test-deps:
+	bash scripts/ensure-debian-packages.sh chromium chromium fonts-dejavu-core
+	bash scripts/ensure-debian-packages.sh faketime faketime
 
 lint: venv
 	$(PY) -m ruff check .

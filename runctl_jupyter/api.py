@@ -50,9 +50,8 @@ def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str
     inst = ec2.create(ctx, instance_type, project=project, **options)
     echo(f"[{world}] Created {inst.instance_id} ({instance_type}, project {project}) — {inst.state}")
     if wait:
-        echo(f"[{world}] Waiting for {inst.instance_id} to be running with its SSM agent Online…")
         try:
-            ec2.wait_for(ctx, inst.instance_id, "ssm")
+            ec2.wait_for(ctx, inst.instance_id, "ssm", echo)
         except RunctlError as exc:
             # Never leave behind what this command asked for and the user cannot use (it holds nothing).
             ec2.cancel_created(ctx, inst)
@@ -105,7 +104,7 @@ def start(ctx: Context, instance_id: str, *, wait: bool = False, echo: Echo = _q
         ec2.start(ctx, instance_id)
         echo(f"[{world}] Starting {instance_id}")
     if wait:
-        ec2.wait_for(ctx, instance_id, "ssm")
+        ec2.wait_for(ctx, instance_id, "ssm", echo)
         echo(f"[{world}] {instance_id} is running and ready for commands")
     return status(ctx, instance_id)
 
@@ -133,7 +132,7 @@ def stop(ctx: Context, instance_id: str, *, force: bool = False, wait: bool = Fa
     training.record_stop(ctx, inst)
     echo(f"[{world}] Stopping {instance_id} (its disk and checkpoints stay; EBS keeps billing)")
     if wait:
-        ec2.wait_for(ctx, instance_id, "stopped")
+        ec2.wait_for(ctx, instance_id, "stopped", echo)
         echo(f"[{world}] {instance_id} is stopped")
     return ec2.describe(ctx, instance_id)
 
@@ -152,7 +151,7 @@ def terminate(ctx: Context, instance_id: str, *, force: bool = False, wait: bool
     ec2.terminate(ctx, instance_id)
     echo(f"[{world}] Terminating {instance_id}")
     if wait:
-        ec2.wait_for(ctx, instance_id, "terminated")
+        ec2.wait_for(ctx, instance_id, "terminated", echo)
         echo(f"[{world}] {instance_id} is terminated")
     return ec2.describe(ctx, instance_id)
 
@@ -162,7 +161,7 @@ def wait(ctx: Context, instance_id: str, state: str = "ssm", echo: Echo = _quiet
     inst = ec2.describe(ctx, instance_id)
     if state in ("running", "ssm") and inst.state in ("stopped", "stopping", "terminated", "shutting-down"):
         ec2.refuse_unless_state(inst, "running", f"wait for {instance_id} to run")
-    ec2.wait_for(ctx, instance_id, state)
+    ec2.wait_for(ctx, instance_id, state, echo)
     echo(f"[{ctx.world().label()}] {instance_id} is {'running and SSM Online' if state == 'ssm' else state}")
     return status(ctx, instance_id)
 

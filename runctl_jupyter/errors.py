@@ -163,7 +163,7 @@ def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlEr
         )
     if isinstance(exc, bexc.WaiterError):
         return BackendError(
-            f"Gave up waiting to {action}: {exc.last_response.get('Error', {}).get('Message') or exc.reason}.",
+            f"Could not {action}: {(exc.last_response or {}).get('Error', {}).get('Message') or exc.reason}.",
             [cmd(f"aws status {instance_id}" if instance_id else "resources list", "Check the current state"),
              Step("Run the command again with --wait once the state settles")],
         )

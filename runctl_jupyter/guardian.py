@@ -181,7 +181,9 @@ def plan(ctx: Any, inst: Any, request: Request | None) -> Plan | None:
             raise UsageError(f"--max-cost needs the hourly price of {inst.instance_type}, which is unknown here.",
                              [Step("Use --max-hours instead"), cmd("resources list", "See which prices are known")])
     credentials = ctx.session.get_credentials()
-    now = datetime.now(UTC)  # URLs expire by the real clock, not the sandbox's
+    # The world's clock: real UTC on AWS; in the sandbox its clock, so the "valid until" a user reads
+    # matches the sandbox's dates (the window is relative: ExpiresIn is ``until - now`` either way).
+    now = ctx.now()
     temporary, until = url_window(credentials, now)
     if ctx.is_sandbox:
         temporary, until = False, now + timedelta(seconds=MAX_URL_SECONDS)
@@ -212,7 +214,7 @@ def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: 
 
     from .training import checkpoint_prefix
 
-    ttl = max(60, int((p.urls_valid_until - datetime.now(UTC)).total_seconds()) - 60)
+    ttl = max(60, int((p.urls_valid_until - ctx.now()).total_seconds()) - 60)
     prefix = checkpoint_prefix(project, run_id)
     from .aws.session import sandbox_endpoint
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .aws.session import Context, client_cache_dir, sandbox_endpoint
+from .aws.session import Context, client_cache_dir, sandbox_endpoint, world_now
 from .errors import Step, UsageError, cmd, translate_aws_errors
 from .grammar import check_region, split_region_list
 
@@ -42,7 +42,8 @@ def price_book(ctx: Context):
     key = sandbox_endpoint() or "aws"
     book = _BOOKS.get(key)
     if book is None:
-        book = PriceBook(ctx.client_factory(), client_cache_dir(), ttl_hours=ctx.settings.price_cache_ttl_hours)
+        book = PriceBook(ctx.client_factory(), client_cache_dir(), ttl_hours=ctx.settings.price_cache_ttl_hours,
+                         clock=world_now)
         _BOOKS[key] = book
     return book
 

@@ -667,7 +667,7 @@ def end_spot_instance(ctx: Context, inst: Instance, *, wait: bool, echo: Echo, c
          f"{handled}; terminating it now.")
     ec2.terminate(ctx, inst.instance_id)
     if wait:
-        ec2.wait_for(ctx, inst.instance_id, "terminated")
+        ec2.wait_for(ctx, inst.instance_id, "terminated", echo)
     return ec2.describe(ctx, inst.instance_id)
 
 

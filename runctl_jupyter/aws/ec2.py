@@ -15,15 +15,18 @@ AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-defau
 AL2023_ARM_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 # Graviton families need the arm64 image.
 _ARM_FAMILIES = ("a1", "t4g", "m6g", "m7g", "c6g", "c7g", "r6g", "r7g", "g5g", "im4gn", "is4gen")
-SSM_ONLINE_TIMEOUT_S = 600
+SANDBOX_WAIT_S = 30
+AWS_WAIT_S = 600
 MANAGED_TAG = "runctl:created"
 SPOT_UNAVAILABLE = {"InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
                     "InsufficientCapacity", "UnfulfillableCapacity"}
 
 
-def _waiter_config(ctx: Context) -> dict[str, int]:
-    # The sandbox's transitions take well under a second; AWS's take tens of seconds.
-    return {"Delay": 1, "MaxAttempts": 120} if ctx.is_sandbox else {"Delay": 5, "MaxAttempts": 120}
+def wait_limits(ctx: Context) -> tuple[int, int]:
+    """(seconds between polls, deadline in seconds) that fit the world: the sandbox's transitions
+    take well under a second, so a minute there means it is stuck (or gone); AWS's take tens of
+    seconds, and a GPU image can need minutes to boot and register with SSM."""
+    return (1, SANDBOX_WAIT_S) if ctx.is_sandbox else (5, AWS_WAIT_S)
 
 
 def instance_from_api(data: dict[str, Any], region: str) -> Instance:
@@ -188,14 +191,55 @@ def set_tags(ctx: Context, instance_id: str, tags: dict[str, str]) -> None:
         ctx.client("ec2").create_tags(Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
 
-def wait_for(ctx: Context, instance_id: str, state: str) -> None:
-    """boto3's waiters for running/stopped/terminated; ``ssm`` = running and the SSM agent Online."""
+_WAITED_STATE = {"running": "running", "ssm": "running with its SSM agent Online",
+                 "stopped": "stopped", "terminated": "terminated"}
+
+
+def wait_for(ctx: Context, instance_id: str, state: str, echo: Callable[[str], None] | None = None) -> None:
+    """Wait (bounded by :func:`wait_limits`) until the instance is ``state`` (``ssm`` = running and
+    its SSM agent Online), saying first what it waits for; past the deadline, an error with steps."""
+    from botocore.exceptions import WaiterError
+
+    delay, deadline = wait_limits(ctx)
+    wanted = _WAITED_STATE[state]
+    if echo is not None:
+        echo(f"[{ctx.world().label()}] Waiting for {instance_id} to be {wanted} (up to {deadline} s)…")
     waiter_name = {"running": "instance_running", "ssm": "instance_running",
                    "stopped": "instance_stopped", "terminated": "instance_terminated"}[state]
-    with translate_aws_errors(f"wait for {instance_id} to be {state}", instance_id):
-        ctx.client("ec2").get_waiter(waiter_name).wait(InstanceIds=[instance_id], WaiterConfig=_waiter_config(ctx))
+    started = time.monotonic()
+    with translate_aws_errors(f"wait for {instance_id} to be {wanted}", instance_id):
+        try:
+            ctx.client("ec2").get_waiter(waiter_name).wait(
+                InstanceIds=[instance_id], WaiterConfig={"Delay": delay, "MaxAttempts": max(1, deadline // delay)})
+        except WaiterError as exc:
+            if (exc.last_response or {}).get("Error"):
+                raise  # an AWS error while polling: translate_aws_errors words it
+            raise _wait_failed(ctx, instance_id, wanted, deadline, _state_in(exc.last_response)) from exc
     if state == "ssm":
-        wait_ssm_online(ctx, instance_id)
+        wait_ssm_online(ctx, instance_id, timeout=max(1.0, deadline - (time.monotonic() - started)))
+
+
+def _state_in(response: dict[str, Any] | None) -> str:
+    for reservation in (response or {}).get("Reservations", []):
+        for instance in reservation.get("Instances", []):
+            return str(instance.get("State", {}).get("Name", "unknown"))
+    return "unknown"
+
+
+def _wait_failed(ctx: Context, instance_id: str, wanted: str, deadline: float, current: str) -> BackendError:
+    steps = [cmd(f"aws status {instance_id}", "Check its state")]
+    if current in ("stopped", "stopping", "terminated", "shutting-down") and "running" in wanted:
+        what = f"{instance_id} will not be {wanted}: it is {current}."
+    else:
+        what = f"{instance_id} was not {wanted} within {int(deadline)} s (it is {current})."
+        if ctx.is_sandbox:
+            steps.append(cmd("sandbox status", "Check that the sandbox is still running (its instances change "
+                                               "state within a second)"))
+        else:
+            steps.append(Step("Look at the instance's status checks and system log in the EC2 console"))
+        steps.append(cmd(f"aws wait {instance_id}" if "running" in wanted else f"aws wait {instance_id} --state "
+                         + wanted, "Then wait again"))
+    return BackendError(what, steps)
 
 
 def ssm_online(ctx: Context, instance_ids: list[str]) -> set[str]:
@@ -205,9 +249,11 @@ def ssm_online(ctx: Context, instance_ids: list[str]) -> set[str]:
     return {i["InstanceId"] for i in resp.get("InstanceInformationList", []) if i.get("PingStatus") == "Online"}
 
 
-def wait_ssm_online(ctx: Context, instance_id: str, timeout: float = SSM_ONLINE_TIMEOUT_S,
+def wait_ssm_online(ctx: Context, instance_id: str, timeout: float | None = None,
                     sleep: Callable[[float], None] = time.sleep) -> None:
     # boto3 has no waiter for SSM registration, so this one polls DescribeInstanceInformation.
+    if timeout is None:
+        timeout = wait_limits(ctx)[1]
     delay = 0.25 if ctx.is_sandbox else 5.0
     deadline = time.monotonic() + timeout
     while instance_id not in ssm_online(ctx, [instance_id]):

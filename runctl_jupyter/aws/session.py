@@ -42,6 +42,18 @@ def client_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
 
 
+def world_now() -> datetime:
+    """The current instant: the sandbox clock in the sandbox (it may be frozen), else UTC now.
+
+    Every date a user sees while the sandbox is in use comes from here, never the machine's clock.
+    """
+    endpoint = sandbox_endpoint()
+    if endpoint is None:
+        return datetime.now(UTC)
+    with urllib.request.urlopen(f"{endpoint}/_runctl/clock", timeout=5) as resp:  # loopback only
+        return datetime.fromisoformat(json.load(resp)["now"])
+
+
 class Context:
     """Settings + a lazily-created boto3 session and cached clients, shared by one command."""
 
@@ -206,12 +218,8 @@ class Context:
 
     # -- time -------------------------------------------------------------------------------
     def now(self) -> datetime:
-        """The current instant: the sandbox clock in the sandbox (it may be frozen), else UTC now."""
-        endpoint = sandbox_endpoint()
-        if endpoint is None:
-            return datetime.now(UTC)
-        with urllib.request.urlopen(f"{endpoint}/_runctl/clock", timeout=5) as resp:  # loopback only
-            return datetime.fromisoformat(json.load(resp)["now"])
+        """The current instant of this command's world (see :func:`world_now`)."""
+        return world_now()
 
 
 def _pricing_region(region: str) -> str:

@@ -63,7 +63,7 @@ class PriceBook:
         self._snapshot = snapshot or load_snapshot()
         self._clock = clock
         self._lock = threading.RLock()
-        self._memory: dict[tuple[str, str], tuple[datetime, PriceQuote]] = {}  # (expires, quote)
+        self._memory: dict[tuple[str, str], tuple[datetime, datetime, PriceQuote]] = {}  # (made, expires, quote)
         self._disk: dict[str, dict[str, Any]] | None = None  # lazily read
         self._spot: dict[tuple[str, str | None, str], tuple[datetime, PriceQuote]] = {}
         self._api_down_until: datetime | None = None
@@ -79,10 +79,10 @@ class PriceBook:
         with self._lock:
             now = self._clock()
             hit = self._memory.get(key)
-            if hit is not None and now < hit[0]:
-                return hit[1]
+            if hit is not None and hit[0] <= now < hit[1]:  # a clock moved back does not reuse it
+                return hit[2]
             quote, expires = self._lookup(region, instance_type, now)
-            self._memory[key] = (expires, quote)
+            self._memory[key] = (now, expires, quote)
             return quote
 
     def prefetch(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], PriceQuote]:
@@ -93,14 +93,16 @@ class PriceBook:
         """A quote and when to stop trusting it (fallbacks are retried after API_COOLDOWN)."""
         retry = now + API_COOLDOWN
         cached = self._disk_entry(region, instance_type)
-        if cached is not None and now - cached[1] < self._ttl:
+        # An entry stamped after "now" (a cache written under another clock: the sandbox's frozen
+        # one, or a machine clock that was ahead) is not fresh: it would show a date from the future.
+        if cached is not None and timedelta(0) <= now - cached[1] < self._ttl:
             return PriceQuote(cached[0], "cache", cached[1].date().isoformat()), cached[1] + self._ttl
         fetched = self._fetch(region, instance_type, now)
         if fetched is not None:
             if fetched.usd_per_hour is not None:
                 self._store(region, instance_type, fetched.usd_per_hour, now)
                 return fetched, now + self._ttl
-        elif cached is not None and cached[0] is not None:  # API down: a stale cache beats the snapshot
+        elif cached is not None and cached[0] is not None and cached[1] <= now:  # API down: a stale cache beats the snapshot
             return PriceQuote(cached[0], "cache", cached[1].date().isoformat()), retry
         price = self._snapshot.on_demand_price(region, instance_type)
         if price is not None:
@@ -178,7 +180,7 @@ class PriceBook:
         now = self._clock()
         with self._lock:
             hit = self._spot.get(key)
-            if hit is not None and now - hit[0] < SPOT_TTL:
+            if hit is not None and timedelta(0) <= now - hit[0] < SPOT_TTL:
                 return hit[1]
             quote = self._spot_history(region, az, instance_type, now) or self._spot_estimate(
                 region, instance_type)

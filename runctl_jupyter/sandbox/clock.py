@@ -7,7 +7,23 @@ Delays (pending→running etc.) use real monotonic time, so a frozen clock never
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+
+def call_later(delay: float, fn: Callable[..., object], *args: object, name: str = "sandbox-timer") -> None:
+    """Run ``fn(*args)`` on a daemon thread after ``delay`` seconds of real time.
+
+    Not :class:`threading.Timer`: its timed lock wait never returns under a shifted clock
+    (``faketime -f '+400d'``: libfaketime fakes CLOCK_MONOTONIC but not the ``sem_clockwait`` that
+    CPython's timed lock waits use), and the sandbox must work on any date. ``time.sleep`` does.
+    """
+    def wait_then_call() -> None:
+        time.sleep(max(0.0, delay))
+        fn(*args)
+
+    threading.Thread(target=wait_then_call, name=name, daemon=True).start()
 
 
 def parse_instant(value: str) -> datetime:

@@ -12,7 +12,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from . import moto_seams, snapshot
-from .clock import iso, parse_instant
+from .clock import call_later, iso, parse_instant
 from .lifecycle import Lifecycle
 from .world import World
 
@@ -104,9 +104,7 @@ class ControlApi:
             action = meta.interruption_behavior if persistent_stop else "terminate"
             meta.notice = {"action": action, "time": iso(self.world.clock.now() + timedelta(seconds=notice))}
             iid = inst.id
-        timer = threading.Timer(after, self.lifecycle.reclaim, args=(iid,))
-        timer.daemon = True
-        timer.start()
+        call_later(after, self.lifecycle.reclaim, iid, name="sandbox-spot-reclaim")
         return {"instance_id": iid, "notice": meta.notice, "reclaim_in_seconds": after}
 
     def faults(self, method: str, body: dict[str, Any]) -> dict[str, Any]:

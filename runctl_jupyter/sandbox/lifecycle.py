@@ -19,7 +19,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from . import moto_seams, processes
-from .clock import iso
+from .clock import call_later, iso
 from .protocol import AwsRequest, ec2_error
 from .world import InstanceMeta, World
 
@@ -46,9 +46,7 @@ class Lifecycle:
         return self.world.meta_for(inst.id, moto_seams.region_of(inst))
 
     def _after(self, delay: float, fn: Callable[..., None], *args: Any) -> None:
-        timer = threading.Timer(delay, fn, args=args)
-        timer.daemon = True
-        timer.start()
+        call_later(delay, fn, *args, name="sandbox-lifecycle")
 
     def _in_background(self, fn: Callable[..., None], *args: Any) -> None:
         threading.Thread(target=fn, args=args, daemon=True).start()

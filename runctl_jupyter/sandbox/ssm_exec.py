@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .clock import call_later
 from .processes import DIR_VAR, INSTANCE_VAR
 from .world import World
 
@@ -204,7 +205,7 @@ class Runner:
             inv.cancel_requested = True
             if inv.proc is not None:
                 _kill_group(inv.proc.pid, signal.SIGTERM)
-                threading.Timer(1.0, _kill_group, args=(inv.proc.pid, signal.SIGKILL)).start()
+                call_later(1.0, _kill_group, inv.proc.pid, signal.SIGKILL, name="sandbox-ssm-cancel")
             else:
                 inv.status = "Cancelled"
 

@@ -163,7 +163,7 @@ class Lab:
 @pytest.fixture()
 def lab(tmp_path: Path) -> Iterator[Lab]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is missing: run `bash scripts/ensure-chromium.sh` (never a download)")
+        pytest.skip("Debian chromium is missing: run `bash scripts/ensure-debian-packages.sh chromium chromium fonts-dejavu-core` (never a download)")
     pytest.importorskip("playwright.sync_api")
     lab = Lab(tmp_path)
     try:

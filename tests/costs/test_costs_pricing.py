@@ -154,3 +154,25 @@ def test_pricing_uses_the_us_east_1_endpoint(tmp_path: Path, clock: Any) -> None
     PriceBook(factory, tmp_path, clock=clock).on_demand("ap-northeast-1", "t3.micro")
     assert seen == [("pricing", "us-east-1")]
 
+
+
+def test_a_cache_entry_from_a_later_clock_is_not_fresh(stubbed: Any, tmp_path: Path, clock: Any) -> None:
+    """A cache written under another clock (the machine's, before the sandbox froze its own at an
+    earlier date) would show a price date from the future: it is fetched again, dated by this clock."""
+    (tmp_path / CACHE_FILE).write_text(json.dumps({"version": 1, "entries": {
+        "us-east-1/t3.micro": {"usd_per_hour": 0.0111, "fetched": (NOW + timedelta(days=7)).isoformat()}}}))
+    factory, stub = stubbed
+    expect_products(stub, "us-east-1", "t3.micro", "get_products_t3_micro_us-east-1.json")
+    assert PriceBook(factory, tmp_path, clock=clock).on_demand("us-east-1", "t3.micro") == PriceQuote(
+        0.0104, "pricing-api", NOW.date().isoformat())
+
+
+def test_a_clock_moved_back_does_not_reuse_a_quote_made_later(stubbed: Any, tmp_path: Path, clock: Any) -> None:
+    factory, stub = stubbed
+    expect_products(stub, "us-east-1", "t3.micro", "get_products_t3_micro_us-east-1.json")
+    book = PriceBook(factory, None, clock=clock)
+    assert book.on_demand("us-east-1", "t3.micro").as_of == NOW.date().isoformat()
+    clock.advance(hours=-72)  # e.g. `sandbox start --fresh --freeze-clock` at an earlier date
+    expect_products(stub, "us-east-1", "t3.micro", "get_products_t3_micro_us-east-1.json")
+    assert book.on_demand("us-east-1", "t3.micro").as_of == (NOW - timedelta(hours=72)).date().isoformat()
+    assert book.api_calls == 2

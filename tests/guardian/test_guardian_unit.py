@@ -78,12 +78,15 @@ class FakeCtx:
         self.session = SimpleNamespace(get_credentials=lambda: credentials)
         self.settings = SimpleNamespace(guardian_upload=guardian_upload)
 
+    def now(self):
+        return NOW
+
 
 def test_plan_uses_the_role_only_when_told_it_may_upload():
     inst = SimpleNamespace(instance_id="i-0123456789abcdef0", lifecycle="on-demand", one_time_spot=False,
                            iam_instance_profile=None, region="us-east-1", availability_zone="us-east-1a",
                            instance_type="t3.micro")
-    soon = datetime.now(UTC) + timedelta(minutes=50)
+    soon = NOW + timedelta(minutes=50)
     with pytest.raises(GuardRefused):
         guardian.plan(FakeCtx(creds("tok", soon)), inst, guardian.Request(autostop_s=3600))
     # an instance profile alone (e.g. only AmazonSSMManagedInstanceCore) does not make uploads possible

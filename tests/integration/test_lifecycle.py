@@ -118,7 +118,7 @@ def test_create_wait_that_fails_leaves_nothing_behind(ctx, monkeypatch, spot):
     real_wait = ec2.wait_for
     launched: list[str] = []
 
-    def agent_never_online(ctx, instance_id, state):
+    def agent_never_online(ctx, instance_id, state, echo=None):
         launched.append(instance_id)
         real_wait(ctx, instance_id, "running")
         raise BackendError(f"Instance {instance_id} is running but its SSM agent did not come Online within 1 s.",
@@ -137,3 +137,47 @@ def test_create_wait_that_fails_leaves_nothing_behind(ctx, monkeypatch, spot):
         requests = ctx.client("ec2").describe_spot_instance_requests()["SpotInstanceRequests"]
         # (moto's RunInstances makes no spot request; tests/costs checks the cancel call with a Stubber)
         assert all(r["State"] in ("cancelled", "closed") for r in requests if r.get("InstanceId") == iid)
+
+
+def test_a_stuck_wait_says_what_it_waits_for_and_ends_at_the_sandbox_deadline(ctx, sandbox, monkeypatch):
+    """A wait never shows nothing for minutes: it names what it waits for and its deadline, and past
+    it says the instance's state and what to do (here the sandbox keeps the instance pending)."""
+    from runctl_jupyter.aws import ec2
+    from runctl_jupyter.errors import BackendError
+    from runctl_jupyter.sandbox import control
+
+    monkeypatch.setattr(ec2, "SANDBOX_WAIT_S", 2)  # the sandbox's own deadline is 30 s
+    info = control.status()
+    said: list[str] = []
+    control.set_delays(info, pending=120)
+    try:
+        with pytest.raises(BackendError) as err:
+            api.create(ctx, "t3.micro", wait=True, project="itest", echo=said.append)
+    finally:
+        control.set_delays(info, pending=0.3)
+    iid = said[0].split("Created ")[1].split()[0]
+    assert said[1] == f"[sandbox · us-east-1] Waiting for {iid} to be running with its SSM agent Online (up to 2 s)…"
+    assert err.value.message.startswith(f"{iid} was not running with its SSM agent Online within 2 s (it is pending).")
+    rendered = err.value.render()
+    assert "runctl sandbox status" in rendered and f"runctl aws status {iid}" in rendered
+    assert api.status(ctx, iid).state in ("shutting-down", "terminated")  # create cleaned up after itself
+
+
+def test_a_frozen_sandbox_clock_dates_what_the_cost_table_shows(ctx, instance):
+    """Price dates, launch times and run ids come from the sandbox clock, never the machine's: a
+    notebook frozen on a day shows that day whatever day it is run on."""
+    from runctl_jupyter import resources
+    from runctl_jupyter.costs.caption import caption_text
+    from runctl_jupyter.sandbox import control
+    from runctl_jupyter.training import new_run_id
+
+    day = "2024-02-29"  # not today, whatever today is
+    api.sandbox_clock(freeze=f"{day}T23:30:00+00:00")
+    try:
+        df = resources.list_frame(ctx)
+        row = df[df.instance_id == instance].iloc[0]
+        assert (row.price_source, str(row.price_as_of)) == ("pricing-api", day)
+        assert "prices: pricing-api (2024-02-29)" in caption_text(df[df.instance_id == instance])
+        assert new_run_id(ctx).startswith("20240229T233000Z-")
+    finally:
+        control.unfreeze_clock(control.status(), reset=True)

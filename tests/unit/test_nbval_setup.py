@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,22 +23,46 @@ def _sanitize(text: str) -> str:
     return text
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def _nbval_commands(*make_args: str) -> list[str]:
+    out = subprocess.run(["make", "-s", "-n", "-C", str(ROOT), "test", *make_args],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "--nbval" in line]
+
+
 @pytest.mark.parametrize("developer_dir", [None, "/home/dev/my-world", "/tmp/runctl"])
 def test_nbval_runs_with_a_sandbox_folder_the_sanitizer_matches(developer_dir: str | None) -> None:
     # A developer's own RUNCTL_SANDBOX_DIR (here without "sandbox" in it) must not reach nbval.
     env_args = [] if developer_dir is None else [f"RUNCTL_SANDBOX_DIR={developer_dir}"]
-    out = subprocess.run(["make", "-s", "-n", "-C", str(ROOT), "test", *env_args],
-                         capture_output=True, text=True, check=True).stdout
-    nbval = [line for line in out.splitlines() if "--nbval" in line]
-    assert len(nbval) == 1, out
-    match = re.match(r'RUNCTL_SANDBOX_DIR="?([^"\s]+)"? ', nbval[0])
-    assert match, f"the nbval command does not set its own RUNCTL_SANDBOX_DIR: {nbval[0]}"
-    folder = match.group(1)
-    assert folder.startswith(str(ROOT / "build")), folder
-    # What the notebooks print about the folder, as the sanitizer sees it.
-    line = f"[sandbox] Stopped the sandbox and every instance process ({folder}); AWS settings restored"
-    assert _sanitize(line) == "[sandbox] Stopped the sandbox and every instance process (SANDBOX_DIR); AWS settings restored"
+    commands = _nbval_commands(*env_args)
+    assert len(commands) == 2, commands  # today's clock, and a clock set elsewhere
+    for command in commands:
+        match = re.match(r'RUNCTL_SANDBOX_DIR="?([^"\s]+)"? ', command)
+        assert match, f"the nbval command does not set its own RUNCTL_SANDBOX_DIR: {command}"
+        folder = match.group(1)
+        assert folder.startswith(str(ROOT / "build")), folder
+        # What the notebooks print about the folder, as the sanitizer sees it.
+        line = f"[sandbox] Stopped the sandbox and every instance process ({folder}); AWS settings restored"
+        assert _sanitize(line) == ("[sandbox] Stopped the sandbox and every instance process (SANDBOX_DIR); "
+                                   "AWS settings restored")
+
+
+def test_make_test_runs_the_notebooks_again_months_ahead_and_outside_utc() -> None:
+    """What the guides show must not depend on the day or the timezone CI runs on (it once went red
+    the week after the outputs were stored). faketime with a *relative* offset moves every process
+    of the run onto one clock (an absolute date would stop time.sleep)."""
+    shifted = [c for c in _nbval_commands() if "faketime" in c]
+    assert len(shifted) == 1, _nbval_commands()
+    offset = re.search(r"faketime -f '\+(\d+)d'", shifted[0])
+    assert offset and int(offset.group(1)) >= 90, shifted[0]
+    tz = re.search(r"\bTZ=(\S+)", shifted[0])
+    assert tz and tz.group(1) not in ("UTC", "Etc/UTC", "GMT"), shifted[0]
+    assert "notebooks" in shifted[0].split()
+
+
+def test_the_sanitizer_does_not_hide_dates() -> None:
+    # A frozen sandbox clock freezes every date the notebooks show, so nbval compares them as they are.
+    assert _sanitize("prices: pricing-api (2026-11-23)") == "prices: pricing-api (2026-11-23)"
+    assert _sanitize("Started run 20261123T090000Z-9f04a9 on") == "Started run 20261123T090000Z-RAND on"
 
 
 def test_help_has_the_same_width_whatever_terminal_started_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
