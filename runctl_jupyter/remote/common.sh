@@ -83,6 +83,80 @@ pid_alive() {
 
 now_epoch() { date +%s; }
 
+# --- a run's processes ---------------------------------------------------------------------------
+# The wrapper (RUN_DIR/pid) leads the run's process group (setsid); the training's own process is its
+# child (RUN_DIR/main_pid); DataLoader workers or torchrun's children are the training's children.
+
+# shellcheck disable=SC2034 # M_* are results for the caller
+run_main() {
+  # run_main RUN_DIR: sets M_PID, M_ST (the training's own process; empty for a run started by an
+  # older runctl, whose wrapper ran the training in the foreground)
+  M_PID="" M_ST=""
+  if [ -f "$1/main_pid" ]; then read -r M_PID M_ST _ 2>/dev/null <"$1/main_pid" || true; fi
+}
+
+run_alive() {
+  # run_alive WRAPPER_PID WRAPPER_ST (after run_main): the wrapper or the training itself still runs
+  # (a wrapper killed with -9 leaves the training running: the run is not over)
+  pid_alive "$1" "$2" || { [ -n "$M_PID" ] && pid_alive "$M_PID" "$M_ST"; }
+}
+
+group_alive() {
+  # group_alive PGID: a process (not a zombie) of process group PGID still exists
+  local pgid="$1" stat line
+  local -a f
+  is_uint "$pgid" && [ "$pgid" -gt 1 ] || return 1
+  for stat in /proc/[0-9]*/stat; do
+    IFS= read -r line 2>/dev/null <"$stat" || continue
+    read -r -a f <<<"${line##*) }"
+    # f[0] is field 3 (state), f[2] is field 5 (the process group)
+    if [ "${f[2]:-}" = "$pgid" ] && [ "${f[0]:-}" != Z ]; then return 0; fi
+  done
+  return 1
+}
+
+end_group() {
+  # end_group PGID: whatever is left of a run's process group (orphaned workers that would keep GPU
+  # memory) gets SIGTERM, then SIGKILL after RUNCTL_GROUP_GRACE seconds (default 2); fails if a
+  # process survived both
+  local pgid="$1" tries
+  group_alive "$pgid" || return 0
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  tries=$((${RUNCTL_GROUP_GRACE:-2} * 10))
+  while group_alive "$pgid" && [ "$tries" -gt 0 ]; do
+    sleep 0.1
+    tries=$((tries - 1))
+  done
+  group_alive "$pgid" || return 0
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  tries=50
+  while group_alive "$pgid" && [ "$tries" -gt 0 ]; do
+    sleep 0.1
+    tries=$((tries - 1))
+  done
+  ! group_alive "$pgid"
+}
+
+signal_stop() {
+  # signal_stop WRAPPER_PID WRAPPER_ST RUN_DIR: SIGTERM to the wrapper (it records the stop) and to
+  # the training's main process (it saves and shuts its workers down) — never first to the whole
+  # group: PyTorch's DataLoader workers and torchrun's children would die first and crash the run
+  # before it saves. Sets M_PID/M_ST.
+  local tries=40
+  run_main "$3"
+  while [ -z "$M_PID" ] && pid_alive "$1" "$2" && [ "$tries" -gt 0 ]; do
+    sleep 0.05 # the wrapper writes main_pid right after starting the training
+    tries=$((tries - 1))
+    run_main "$3"
+  done
+  if pid_alive "$1" "$2"; then kill -TERM -- "$1" 2>/dev/null || true; fi
+  if [ -n "$M_PID" ]; then
+    if pid_alive "$M_PID" "$M_ST"; then kill -TERM -- "$M_PID" 2>/dev/null || true; fi
+  else
+    kill -TERM -- "-$1" 2>/dev/null || true # an older runctl's run: the training is the wrapper's foreground
+  fi
+}
+
 iso() {
   # iso EPOCH -> 2024-01-02T03:04:05Z (empty for empty input)
   is_uint "${1:-}" || return 0
@@ -123,7 +197,10 @@ lock_inspect() {
   fi
   if [ -f "$LOCK/pid" ]; then
     read -r L_PID L_ST _ 2>/dev/null <"$LOCK/pid" || true
-    if pid_alive "$L_PID" "$L_ST"; then L_STATE=running; else L_STATE=stale; fi
+    M_PID="" M_ST=""
+    if valid_name "$L_PROJECT" && valid_name "$L_RUN"; then run_main "$RUNCTL_DIR/$L_PROJECT/runs/$L_RUN"; fi
+    # stale only when no process of the run lives (kill -9 of the wrapper leaves the training running)
+    if run_alive "$L_PID" "$L_ST"; then L_STATE=running; else L_STATE=stale; fi
   else
     local mtime age
     mtime="$(stat -c %Y -- "$LOCK" 2>/dev/null)" || { L_STATE=absent; return 0; }
@@ -224,7 +301,8 @@ run_state() {
   [ -d "$dir" ] || return 0
   R_EXIT="$(read_first "$dir/exit_code")"
   if [ -f "$dir/pid" ]; then read -r R_PID st _ <"$dir/pid" || true; fi
-  if [ -n "$R_PID" ] && pid_alive "$R_PID" "$st"; then
+  run_main "$dir"
+  if [ -n "$R_PID" ] && run_alive "$R_PID" "$st"; then
     R_STATE=running
   elif [ -n "$R_EXIT" ]; then
     R_STATE=exited
@@ -234,6 +312,7 @@ run_state() {
     R_STATE=exited
     R_LOST=1 # the process is gone without recording an exit code (killed, instance rebooted)
   fi
+  if [ -n "$M_PID" ]; then R_PID="$M_PID"; fi # show the training's own PID, not the wrapper's
 }
 runs_sorted() {
   # runs_sorted PROJECT: RUNS_SORTED=(run ids, oldest first by meta.json mtime, else dir mtime)

@@ -6,7 +6,7 @@
 # Independent of the notebook: polls IMDSv2 (PUT /latest/api/token, then GET
 # /latest/meta-data/spot/instance-action with the token) at ${RUNCTL_IMDS_ENDPOINT:-http://169.254.169.254}
 # every RUNCTL_GUARDIAN_POLL seconds (default 5), and watches the training (RUN_DIR/pid) and the clock.
-#   spot notice  → SIGTERM the training's process group, wait (bounded) for it to exit, upload the newest
+#   spot notice  → SIGTERM the training's main process, wait (bounded) for it to exit, upload the newest
 #                  checkpoint, record it, exit (AWS takes the instance).
 #   autostop     → the training has ended (or another run's claim is gone) for RUNCTL_GUARDIAN_AUTOSTOP
 #                  seconds: upload the newest checkpoint, stop (or terminate) the instance, exit.
@@ -163,7 +163,12 @@ done
 if [ -f "$RUN_DIR/pid" ]; then read -r PID ST _ 2>/dev/null <"$RUN_DIR/pid" || true; fi
 STARTED="$(read_first "$RUN_DIR/started_at")"
 is_uint "$STARTED" || STARTED="$(now_epoch)"
-training_alive() { [ -n "$PID" ] && pid_alive "$PID" "$ST"; }
+M_PID="" M_ST=""
+training_alive() {
+  [ -n "$PID" ] || return 1
+  run_main "$RUN_DIR"
+  run_alive "$PID" "$ST"
+}
 
 # --- IMDSv2 ------------------------------------------------------------------------------------
 TOKEN=""
@@ -206,15 +211,21 @@ spot_notice() {
 
 # --- actions -----------------------------------------------------------------------------------
 stop_training() {
-  # SIGTERM the training's process group; wait (bounded) for it to checkpoint and exit
+  # SIGTERM the training's main process (not its group: workers would die first and crash it before
+  # it saves); wait (bounded) for it to checkpoint and exit; then end whatever is left of its group
   training_alive || return 0
-  kill -TERM -- "-$PID" 2>/dev/null || kill -TERM -- "$PID" 2>/dev/null || true
+  signal_stop "$PID" "$ST" "$RUN_DIR"
   local t0 deadline
   t0="$(now_f)"
   deadline=$(awk -v a="$t0" -v w="$TERM_WAIT" 'BEGIN { printf "%.3f", a + w }')
   while training_alive && ! fge "$(now_f)" "$deadline"; do sleep 0.1; done
   rec training_waited_s "$(fsub "$(now_f)" "$t0")"
-  if training_alive; then rec training "still running after SIGTERM"; else rec training "exited after SIGTERM"; fi
+  if training_alive; then
+    rec training "still running after SIGTERM"
+  else
+    rec training "exited after SIGTERM"
+    end_group "$PID" || rec training "exited after SIGTERM; some of its processes survived SIGKILL"
+  fi
 }
 
 UP_NAME=""

@@ -12,9 +12,10 @@
 # The training runs as: setsid bash RUN_DIR/wrapper.sh PY SCRIPT ARGS… (cwd = code dir, stdin
 # /dev/null, stdout+stderr appended to RUN_DIR/log, env RUNCTL_RUN_ID, RUNCTL_PROJECT,
 # RUNCTL_CHECKPOINT_DIR, PYTHONUNBUFFERED=1). The wrapper records RUN_DIR/pid ("PID STARTTIME",
-# also in the lock), started_at/ended_at (epoch seconds), exit_code, appends
+# also in the lock; the wrapper is its process group's leader), RUN_DIR/main_pid (the training's own
+# process, the wrapper's child), started_at/ended_at (epoch seconds), exit_code, appends
 # "[runctl] exit code N" to the log and releases the lock if it still owns it.
-# stdout: @runctl started=1 run_id=… pid=… log=… project=…          (exit 0)
+# stdout: @runctl started=1 run_id=… pid=<training> wrapper_pid=… log=… project=…   (exit 0)
 #         @runctl refused=running pid=N run_id=… project=…            (exit 3, nothing changed)
 # errors: one line on stderr; exit 2 (bad arguments, missing script/python), 4 (could not claim/start)
 # shellcheck disable=SC2329 # release_claim runs from a trap
@@ -40,8 +41,15 @@ RUN_DIR="$PROJECT_DIR/runs/$RUN_ID"
 CK_DIR="$(checkpoint_dir "$PROJECT")"
 
 refuse() {
+  # name the training's own PID: a wrapper that has just started writes it within moments
+  local tries=20
+  while [ -z "${M_PID:-}" ] && [ "$tries" -gt 0 ] && valid_name "$L_PROJECT" && valid_name "$L_RUN"; do
+    sleep 0.05
+    tries=$((tries - 1))
+    run_main "$RUNCTL_DIR/$L_PROJECT/runs/$L_RUN"
+  done
   printf '@runctl refused=running pid=%s run_id=%s project=%s\n' \
-    "${L_PID:-0}" "$(pct "$L_RUN")" "$(pct "$L_PROJECT")"
+    "${M_PID:-${L_PID:-0}}" "$(pct "$L_RUN")" "$(pct "$L_PROJECT")"
   exit 3
 }
 
@@ -147,7 +155,9 @@ lock="$RUNCTL_W_LOCK"
 guard="$RUNCTL_W_GUARD"
 run_id="$RUNCTL_RUN_ID"
 unset RUNCTL_W_RUN_DIR RUNCTL_W_LOCK RUNCTL_W_GUARD
-# stop sends SIGTERM to the whole process group: the wrapper outlives it to record the exit code
+# stop sends SIGTERM to the training's main process and to this wrapper (never first to the whole
+# group: DataLoader workers would die before the training saves): the wrapper records the stop and
+# goes on waiting, to record the exit code
 # shellcheck disable=SC2329 # runs from the trap
 on_term() {
   # remembered beside the exit code: `runs` and status say "stopped", not just "exit 0"
@@ -170,9 +180,26 @@ if [ "$owner" = "$run_id" ]; then put "$lock/pid" "$me"; fi
 py="$1"
 script="$2"
 shift 2
-printf '[runctl] run %s: pid %s\n' "$run_id" "$$"
-"$py" "$script" "$@" </dev/null
-rc=$?
+"$py" "$script" "$@" </dev/null &
+main=$!
+# the training's own process (PID + start time): what stop signals, what `aws status` shows
+main_stat="$(cat "/proc/$main/stat" 2>/dev/null)" || main_stat=""
+read -r -a f <<<"${main_stat##*) }"
+put "$run_dir/main_pid" "$main ${f[19]:-}"$'\n'
+printf '[runctl] run %s: pid %s (runctl wrapper %s)\n' "$run_id" "$main" "$$"
+while :; do
+  wait "$main"
+  rc=$?
+  # a trapped SIGTERM ends `wait` early (rc > 128) while the training is still saving: wait again
+  # while /proc still shows that same process (same start time; a zombie's status is still to come)
+  [ "$rc" -gt 128 ] || break
+  now_stat="$(cat "/proc/$main/stat" 2>/dev/null)" || now_stat=""
+  read -r -a g <<<"${now_stat##*) }"
+  [ -n "$now_stat" ] && [ "${g[19]:-}" = "${f[19]:-}" ] && continue
+  wait "$main" # it ended meanwhile and bash reaped it: its own status (bash keeps it)
+  rc=$?
+  break
+done
 
 put "$run_dir/ended_at" "$(date +%s)"$'\n'
 put "$run_dir/exit_code" "$rc"$'\n'
@@ -215,11 +242,19 @@ while [ ! -f "$RUN_DIR/pid" ] && [ "$tries" -gt 0 ]; do
 done
 [ -f "$RUN_DIR/pid" ] || die 4 "training did not start (see $LOG)"
 read -r PID _ 2>/dev/null <"$RUN_DIR/pid" || true
+# the training's own PID (the wrapper's child), the one a user would `kill` or look for in top
+tries=$((${RUNCTL_START_WAIT:-10} * 20))
+while [ ! -f "$RUN_DIR/main_pid" ] && [ "$tries" -gt 0 ]; do
+  sleep 0.05
+  tries=$((tries - 1))
+done
+MAIN_PID="$PID"
+if [ -f "$RUN_DIR/main_pid" ]; then read -r MAIN_PID _ 2>/dev/null <"$RUN_DIR/main_pid" || MAIN_PID="$PID"; fi
 # --- guardian, part 2: started beside the training, detached (its copy in the run dir) -------------
 if [ -n "${RUNCTL_GUARDIAN:-}" ]; then
   (cd / && exec setsid bash "$RUN_DIR/guardian.sh" "$PROJECT" "$RUN_ID") </dev/null >>"$RUN_DIR/guardian.log" 2>&1 9>&- &
   printf '@runctl guardian=1\n'
 fi
-printf '@runctl started=1 run_id=%s pid=%s log=%s project=%s\n' \
-  "$(pct "$RUN_ID")" "$PID" "$(pct "$LOG")" "$(pct "$PROJECT")"
+printf '@runctl started=1 run_id=%s pid=%s wrapper_pid=%s log=%s project=%s\n' \
+  "$(pct "$RUN_ID")" "$MAIN_PID" "$PID" "$(pct "$LOG")" "$(pct "$PROJECT")"
 exit 0

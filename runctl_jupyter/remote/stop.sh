@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# stop.sh PROJECT WAIT_SECONDS [--kill]
+# stop.sh PROJECT WAIT_SECONDS
 #
-# Asks the training holding the instance's lock to stop: SIGTERM to its process group, then waits
-# up to WAIT_SECONDS (0 = don't wait) for it to exit. With --kill, a training still alive after
-# the wait gets SIGKILL (its run is then recorded with exit code 137 and the lock released).
-# Then lists PROJECT's checkpoints (as checkpoints.sh) so the caller can upload them.
+# Asks the training holding the instance's lock to stop: SIGTERM to the training's main process
+# (and to runctl's wrapper, which records the stop), never first to its whole process group, then
+# waits up to WAIT_SECONDS (0 = don't wait) for it to save and exit. Then whatever is left of its
+# group (DataLoader workers, torchrun children, or the training itself when the wait ran out) gets
+# SIGTERM, then SIGKILL (a run killed so is recorded with exit code 137 and the lock released).
+# Then lists PROJECT's checkpoints (as checkpoints.sh), after every process of the run is gone, so
+# that nothing is written after the listing.
 # env: RUNCTL_ROOT (default $HOME)
-# stdout: @runctl stopped=1 run_id=… project=… pid=… exit_code=… waited=<seconds> [still_running=1]
-#                 [killed=1]
+# stdout: @runctl stopped=1 run_id=… project=… pid=<training> exit_code=… waited=<seconds> [still_running=1]
+#                 [killed=1: the wait ran out] [group_survived=1 still_running=1: SIGKILL failed]
 #         @runctl stopped=0 [stale_cleaned=1]             (nothing was running)
 #         then: @runctl checkpoint=… size=… md5=… mtime=… lines and @runctl count=N
 # errors: one line on stderr, exit 2 (bad arguments)
@@ -16,16 +19,11 @@ set -u
 # shellcheck source=common.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
 
-if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then die 2 "usage: stop.sh PROJECT WAIT_SECONDS [--kill]"; fi
+[ "$#" -eq 2 ] || die 2 "usage: stop.sh PROJECT WAIT_SECONDS"
 PROJECT="$1"
 WAIT="$2"
-KILL=0
 valid_name "$PROJECT" || die 2 "invalid project name: $(pct "$PROJECT")"
 is_uint "$WAIT" || die 2 "WAIT_SECONDS must be a whole number of seconds, got $(pct "$WAIT")"
-if [ "$#" -eq 3 ]; then
-  [ "$3" = --kill ] || die 2 "unknown option: $(pct "$3") (only --kill)"
-  KILL=1
-fi
 
 now_ms() { date +%s%3N; }
 
@@ -52,47 +50,41 @@ RUN="$L_RUN"
 RUN_PROJECT="$L_PROJECT"
 RUN_DIR="$RUNCTL_DIR/$RUN_PROJECT/runs/$RUN"
 
-# the training is the leader of its own process group (setsid): signal the whole group
-kill -TERM -- "-$PID" 2>/dev/null || kill -TERM -- "$PID" 2>/dev/null || true
+# SIGTERM to the training's main process (and the wrapper, which records the stop), never first
+# to the whole group; then wait for the training to save and exit
+signal_stop "$PID" "$ST" "$RUN_DIR"
 t0="$(now_ms)"
 deadline=$((t0 + WAIT * 1000))
-while pid_alive "$PID" "$ST" && [ "$(now_ms)" -lt "$deadline" ]; do
+while run_alive "$PID" "$ST" && [ "$(now_ms)" -lt "$deadline" ]; do
   sleep 0.1
 done
 elapsed=$(($(now_ms) - t0))
 
+# the training exited, or the wait is over: end whatever is left of its group (workers, grandchildren,
+# a training that did not finish in time), TERM then KILL, so that nothing keeps running, writing
+# checkpoints after the listing below, or holding GPU memory
 extra=""
-if pid_alive "$PID" "$ST"; then
-  if [ "$KILL" = 1 ]; then
-    kill -KILL -- "-$PID" 2>/dev/null || kill -KILL -- "$PID" 2>/dev/null || true
-    tries=50
-    while pid_alive "$PID" "$ST" && [ "$tries" -gt 0 ]; do
-      sleep 0.1
-      tries=$((tries - 1))
-    done
-    extra=" killed=1"
-    if pid_alive "$PID" "$ST"; then
-      extra+=" still_running=1"
-    else
-      # the wrapper died with it: record the end and give the lock back for it
-      if valid_name "$RUN" && valid_name "$RUN_PROJECT" && [ -d "$RUN_DIR" ] && [ ! -f "$RUN_DIR/exit_code" ]; then
-        write_atomic "$RUN_DIR/ended_at" "$(now_epoch)"$'\n' || true
-        write_atomic "$RUN_DIR/exit_code" 137$'\n' || true
-        printf '[runctl] killed (SIGKILL) by stop --kill\n[runctl] exit code 137\n' >>"$RUN_DIR/log" 2>/dev/null || true
-      fi
-      guard_lock
-      if [ "$(read_first "$LOCK/owner")" = "$RUN" ]; then lock_remove || true; fi
-      guard_unlock
-    fi
-  else
-    extra=" still_running=1"
+if run_alive "$PID" "$ST"; then extra=" killed=1"; fi
+end_group "$PID" || extra+=" group_survived=1"
+if run_alive "$PID" "$ST"; then
+  extra+=" still_running=1"
+else
+  # the wrapper could not record the end (killed with the group, or killed -9 earlier): record
+  # it here and give the lock back for it
+  if valid_name "$RUN" && valid_name "$RUN_PROJECT" && [ -d "$RUN_DIR" ] && [ ! -f "$RUN_DIR/exit_code" ]; then
+    write_atomic "$RUN_DIR/ended_at" "$(now_epoch)"$'\n' || true
+    write_atomic "$RUN_DIR/exit_code" 137$'\n' || true
+    printf '[runctl] killed (SIGKILL) by stop after a %ss wait\n[runctl] exit code 137\n' "$WAIT" >>"$RUN_DIR/log" 2>/dev/null || true
   fi
+  guard_lock
+  if [ "$(read_first "$LOCK/owner")" = "$RUN" ]; then lock_remove || true; fi
+  guard_unlock
 fi
 
 exit_code=""
 if valid_name "$RUN" && valid_name "$RUN_PROJECT"; then exit_code="$(read_first "$RUN_DIR/exit_code")"; fi
 printf '@runctl stopped=1 run_id=%s project=%s pid=%s exit_code=%s waited=%s.%s%s\n' \
-  "$(pct "$RUN")" "$(pct "$RUN_PROJECT")" "$PID" "$exit_code" \
+  "$(pct "$RUN")" "$(pct "$RUN_PROJECT")" "${M_PID:-$PID}" "$exit_code" \
   "$((elapsed / 1000))" "$((elapsed % 1000 / 100))" "$extra"
 list_checkpoints "$PROJECT"
 exit 0

@@ -113,9 +113,9 @@ def proc_starttime(pid: int) -> str:
 def inst(tmp_path):
     instance = Instance(tmp_path / "instance")
     yield instance
-    # never leave a training running: stop (and kill) whatever holds this instance's lock
+    # never leave a training running: stop whatever holds this instance's lock (it kills after the wait)
     if instance.lock.exists():
-        instance.run("stop", PROJECT, "5", "--kill")
+        instance.run("stop", PROJECT, "5")
 
 
 @pytest.fixture
@@ -131,4 +131,4 @@ def make_inst(tmp_path):
     yield make
     for instance in made:
         if instance.lock.exists():
-            instance.run("stop", PROJECT, "5", "--kill")
+            instance.run("stop", PROJECT, "5")

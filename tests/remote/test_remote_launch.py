@@ -31,7 +31,9 @@ def test_launch_runs_the_script_to_the_end(inst):
     run = inst.run_dir("r1")
     assert (run / "exit_code").read_text() == "0\n"
     pid, start = (run / "pid").read_text().split()
-    assert pid == f["pid"] and start.isdigit()
+    assert pid == f["wrapper_pid"] and start.isdigit()
+    main_pid, main_start = (run / "main_pid").read_text().split()  # the training's own process
+    assert main_pid == f["pid"] != pid and main_start.isdigit()
     assert json.loads((run / "meta.json").read_text()) == {
         "run_id": "r1",
         "project": p,
@@ -52,18 +54,21 @@ def test_training_environment(inst):
     """cwd = code dir, stdin /dev/null, own session + process group, RUNCTL_* env, unbuffered."""
     (inst.code / "env.py").write_text(
         "import json, os, sys\n"
-        "print(json.dumps({'cwd': os.getcwd(), 'pgid': os.getpgid(0), 'sid': os.getsid(0),\n"
+        "print(json.dumps({'pid': os.getpid(), 'cwd': os.getcwd(), 'pgid': os.getpgid(0), 'sid': os.getsid(0),\n"
         "  'ppid': os.getppid(), 'stdin': os.path.realpath('/proc/self/fd/0'),\n"
         "  'env': {k: os.environ.get(k) for k in ('RUNCTL_RUN_ID', 'RUNCTL_PROJECT',\n"
         "  'RUNCTL_CHECKPOINT_DIR', 'PYTHONUNBUFFERED', 'RUNCTL_RESUME_FROM', 'RUNCTL_META_JSON')}}))\n"
     )
     r = inst.run("launch", inst.project, "env1", "env.py", env={"RUNCTL_RESUME_FROM": "auto"})
     assert r.returncode == 0, r.stderr
+    wrapper = int(inst.fields(r.stdout)["wrapper_pid"])
     pid = int(inst.fields(r.stdout)["pid"])
     assert inst.wait_done("env1") == 0
     got = json.loads(next(x for x in inst.log("env1").splitlines() if x.startswith("{")))
     assert got["cwd"] == str(inst.code)
-    assert got["pgid"] == pid and got["sid"] == pid and got["ppid"] == pid
+    # the training is the wrapper's child, in the wrapper's own session and process group
+    assert got["pid"] == pid and got["ppid"] == wrapper
+    assert got["pgid"] == wrapper and got["sid"] == wrapper
     assert got["stdin"] == "/dev/null"
     assert got["env"] == {
         "RUNCTL_RUN_ID": "env1",

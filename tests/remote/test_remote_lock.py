@@ -50,7 +50,7 @@ def test_twenty_concurrent_launches_start_exactly_one(inst):
     # the losers changed nothing: one run directory, the lock is the winner's
     assert [p.name for p in (inst.project_dir() / "runs").iterdir()] == [winner["run_id"]]
     assert (inst.lock / "owner").read_text().splitlines()[0] == winner["run_id"]
-    assert (inst.lock / "pid").read_text().split()[0] == winner["pid"]
+    assert (inst.lock / "pid").read_text().split()[0] == winner["wrapper_pid"]
     stop = inst.run("stop", inst.project, "20")
     assert inst.fields(stop.stdout)["stopped"] == "1"
     assert not inst.lock.exists()

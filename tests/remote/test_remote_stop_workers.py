@@ -1,0 +1,78 @@
+"""stop.sh with a training that has worker processes (PyTorch DataLoader, torchrun): SIGTERM goes to
+the training's main process, never first to its group, and nothing of the run survives the stop."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+STANDIN = Path(__file__).resolve().parents[1] / "data" / "dataloader_standin.py"
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _launch_standin(inst, run_id: str, save_seconds: str) -> dict[str, str]:
+    shutil.copy(STANDIN, inst.code / "standin.py")
+    r = inst.run("launch", inst.project, run_id, "standin.py", "4", save_seconds)
+    assert r.returncode == 0, r.stderr
+    inst.wait_for(lambda: "workers ready" in inst.log(run_id), 20, what="the workers")
+    return inst.fields(r.stdout)
+
+
+def test_stop_lets_a_training_with_workers_save_then_ends_its_whole_group(inst):
+    started = _launch_standin(inst, "w1", "0.5")
+    wrapper = int(started["wrapper_pid"])
+    assert len(_group_members(wrapper)) == 7  # wrapper, main, 4 workers, the prefetcher
+
+    r = inst.run("stop", inst.project, "20")
+    assert r.returncode == 0, r.stderr
+    head = inst.line_fields(r.stdout)[0]
+    # the training saved and exited 0: its workers were not killed under it
+    assert head["stopped"] == "1" and head["exit_code"] == "0", inst.log("w1")
+    assert head["pid"] == started["pid"] and "still_running" not in head and "group_survived" not in head
+    assert "received SIGTERM: saved final.pt" in inst.log("w1")
+    assert "killed by signal" not in inst.log("w1")
+    listed = [f["checkpoint"] for f in inst.line_fields(r.stdout) if "checkpoint" in f]
+    assert listed == ["final.pt"]
+    # nothing of the run survives (the prefetcher that ignores SIGTERM was killed), the lock is free
+    assert _group_members(wrapper) == []
+    assert not inst.lock.exists()
+    st = inst.fields(inst.run("status", inst.project).stdout)
+    assert st["state"] == "exited" and st["exit_code"] == "0" and st["stopped"] == "1"
+
+
+def test_nothing_is_written_after_the_listing_when_the_wait_runs_out(inst):
+    """The training needs 1.5 s to save, the stop waits 1 s: when the wait runs out the whole run is
+    ended before the listing, so no checkpoint can appear after it (and be lost with the instance)."""
+    started = _launch_standin(inst, "w2", "1.5")
+    r = inst.run("stop", inst.project, "1")
+    head = inst.line_fields(r.stdout)[0]
+    assert head["killed"] == "1" and "still_running" not in head and head["exit_code"] not in ("", "0")
+    assert _group_members(int(started["wrapper_pid"])) == []
+    listed = [f["checkpoint"] for f in inst.line_fields(r.stdout) if "checkpoint" in f]
+    assert listed == [] and sorted(p.name for p in inst.checkpoints().iterdir()) in ([], [".final.pt.tmp"])
+
+
+def test_kill_minus_9_of_the_wrapper_does_not_free_the_lock_while_the_training_runs(inst):
+    import os
+    import signal
+
+    started = _launch_standin(inst, "w3", "0")
+    os.kill(int(started["wrapper_pid"]), signal.SIGKILL)
+    r = inst.run("launch", inst.project, "w4", "standin.py", "1", "0")
+    assert r.returncode == 3 and inst.fields(r.stdout)["refused"] == "running", r.stdout + r.stderr
+    assert inst.fields(r.stdout)["pid"] == started["pid"]
+    stop = inst.run("stop", inst.project, "20")
+    assert inst.line_fields(stop.stdout)[0]["stopped"] == "1"
+    assert _group_members(int(started["wrapper_pid"])) == []
+    assert not inst.lock.exists()
