@@ -615,9 +615,14 @@ def before_stop(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> lis
     fields = remote.parse_fields(result.stdout)
     run_id = fields.get("run_id") or inst.tags.get("runctl:run-id") or "unknown-run"
     if fields.get("stopped") == "1":
-        how = "still running (it will be killed with the instance)" if fields.get("still_running") == "1" \
-            else f"ended with exit code {fields.get('exit_code', '?')}"
-        echo(f"Asked training run {run_id} to checkpoint and stop (SIGTERM): {how}")
+        if fields.get("still_running") == "1":
+            how = "some of its processes survived SIGKILL; they end with the instance"
+        elif fields.get("killed") == "1":
+            how = (f"it did not exit within {wait_s} s, so runctl ended it (SIGKILL): a checkpoint it was "
+                   "still writing is lost (`config set stop_wait_seconds N` gives it longer)")
+        else:
+            how = f"it exited with code {fields.get('exit_code', '?')}"
+        echo(f"Asked training run {run_id} (PID {fields.get('pid', '?')}) to checkpoint and stop (SIGTERM): {how}")
         _tag_run(ctx, inst.instance_id, run_id, "stopped")
     checkpoints = [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)))
                    for r in remote.parse_records(result.stdout, "checkpoint")]

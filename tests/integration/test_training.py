@@ -293,3 +293,25 @@ def test_a_follower_whose_instance_stops_under_it_ends_as_stopped(ctx, instance)
     assert "error" not in outcome, outcome["error"]
     assert outcome["result"].state == "stopped" and outcome["result"].exit_code is None
     assert f"instance {instance} is stopp" in "".join(written)
+
+
+STANDIN = REPO / "tests" / "data" / "dataloader_standin.py"
+
+
+def test_stop_of_a_training_with_dataloader_workers_saves_uploads_and_says_stopped(ctx, instance, sandbox):
+    """PyTorch's DataLoader workers die on SIGTERM and crash their training (reference/gpu/): stop
+    signals only the training's main process, which saves; its final checkpoint reaches S3 and the run
+    reads as stopped, not failed."""
+    launch = training.start_training(ctx, instance, STANDIN, ["4", "0.5"], project="itest")
+    log = _disk(sandbox, instance) / "runctl" / "itest" / "runs" / launch.run_id / "log"
+    _wait_until(lambda: "workers ready" in log.read_text())
+    lines: list[str] = []
+    api.stop(ctx, instance, wait=True, echo=lines.append)
+    assert f"Asked training run {launch.run_id} (PID {launch.pid}) to checkpoint and stop (SIGTERM): it exited " \
+           "with code 0" in lines, lines
+    objects = s3.list_objects(ctx, "runctl-sandbox", f"runctl/itest/checkpoints/{launch.run_id}/")
+    assert [s3.get_bytes(ctx, "runctl-sandbox", o.key) for o in objects.values()] == [b"final weights\n"]
+    api.start(ctx, instance, wait=True)
+    runs = training.runs_frame(ctx, instance, "itest")
+    row = runs[runs.run_id == launch.run_id].iloc[0]
+    assert (row.state, int(row.exit_code)) == ("stopped", 0)
