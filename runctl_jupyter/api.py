@@ -97,8 +97,11 @@ def start(ctx: Context, instance_id: str, *, wait: bool = False, echo: Echo = _q
             echo(f"[{world}] {instance_id} is still stopping; waiting for it to stop first…")
             ec2.wait_for(ctx, instance_id, "stopped")
         from .costs.rows import run_tags_as_of
+        from .guard import EVIDENCE_TAG
 
         stale = run_tags_as_of(inst.tags, inst.state)  # what ran before the stop is gone now
+        if inst.tags.get(EVIDENCE_TAG):
+            stale[EVIDENCE_TAG] = ""  # once it runs again, what stop found on its disk is no evidence
         if stale:
             ec2.set_tags(ctx, instance_id, stale)
         ec2.start(ctx, instance_id)
@@ -125,9 +128,9 @@ def stop(ctx: Context, instance_id: str, *, force: bool = False, wait: bool = Fa
         inst = ec2.describe(ctx, instance_id)
     from . import training  # the training-aware part (checkpoint, upload) lives there
 
-    checkpoints = training.before_stop(ctx, inst, force=force, echo=echo)
+    listing = training.before_stop(ctx, inst, force=force, echo=echo)
     if inst.one_time_spot:
-        return training.end_spot_instance(ctx, inst, wait=wait, echo=echo, checkpoints=len(checkpoints))
+        return training.end_spot_instance(ctx, inst, wait=wait, echo=echo, listing=listing, force=force)
     ec2.stop(ctx, instance_id)
     training.record_stop(ctx, inst)
     echo(f"[{world}] Stopping {instance_id} (its disk and checkpoints stay; EBS keeps billing)")
@@ -138,16 +141,18 @@ def stop(ctx: Context, instance_id: str, *, force: bool = False, wait: bool = Fa
 
 
 def terminate(ctx: Context, instance_id: str, *, force: bool = False, wait: bool = False,
-              echo: Echo = _quiet) -> Instance:
+              snapshot: bool = False, echo: Echo = _quiet) -> Instance:
+    """Terminate, unless a checkpoint could be lost (see :mod:`runctl_jupyter.guard`); ``snapshot``
+    saves the instance's volumes as EBS snapshots first when there is doubt."""
     validate_instance_id(instance_id)
     world = ctx.world().label()
     inst = ec2.describe(ctx, instance_id)
     if inst.state == "terminated":
         echo(f"[{world}] {instance_id} is already terminated")
         return inst
-    from . import training
+    from . import guard
 
-    training.guard_terminate(ctx, inst, force=force, echo=echo)
+    guard.guard_terminate(ctx, inst, force=force, snapshot=snapshot, echo=echo)
     ec2.terminate(ctx, instance_id)
     echo(f"[{world}] Terminating {instance_id}")
     if wait:

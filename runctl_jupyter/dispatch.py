@@ -60,7 +60,7 @@ def _stop(c: Command, fe: Frontend):
 
 
 def _terminate(c: Command, fe: Frontend):
-    api.terminate(_ctx(c, fe), c.instance_id, force=c.force, wait=c.wait, echo=fe.echo)
+    api.terminate(_ctx(c, fe), c.instance_id, force=c.force, wait=c.wait, snapshot=c.snapshot, echo=fe.echo)
 
 
 def _wait(c: Command, fe: Frontend):

@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("terminate", help="terminate (refused while checkpoints have no S3 copy)")
     _instance(p)
     p.add_argument("--force", action="store_true", help="terminate even if checkpoints would be lost")
+    p.add_argument("--snapshot", action="store_true",
+                   help="when a checkpoint could be lost, save the disk as EBS snapshots first")
     p.add_argument("--wait", action="store_true", help="wait until terminated")
     _add_world_flags(p)
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import logs, remote
+from . import guard, logs, remote
 from .aws import ec2, s3, ssm
 from .aws.session import Context
 from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd, translate_aws_errors
+from .guard import Listing, checkpoint_prefix
 from .models import Instance, validate_instance_id
 
 Echo = Callable[[str], None]
@@ -546,72 +547,23 @@ def _read_range(ctx: Context, launch: Launch, start: int, end: int) -> str:
 
 # --- checkpoints, stop and terminate --------------------------------------------------------------
 
-@dataclass
-class Checkpoint:
-    relpath: str
-    size: int
-    md5: str
-    mtime: int
-    s3_key: str | None = None
-    verified: bool = False
-    project: str = ""
-
-
-def checkpoint_prefix(project: str, run_id: str | None = None) -> str:
-    return f"runctl/{project}/checkpoints/" + (f"{run_id}/" if run_id else "")
-
-
-def list_instance_checkpoints(ctx: Context, instance_id: str, project: str | None) -> list[Checkpoint]:
-    """The checkpoints of ``project`` on the instance; ``None``: of every project there."""
-    result = ssm.run(ctx, instance_id, "checkpoints", [project or "--all"], ssm.remote_root_env(ctx))
-    return [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)),
-                       project=r.get("project", project or ""))
-            for r in remote.parse_records(result.stdout, "checkpoint")]
-
-
-def verify_copies(ctx: Context, bucket: str | None, project: str, checkpoints: list[Checkpoint]) -> None:
-    """Mark checkpoints that have a copy in S3 with the same size and md5 (single-part ETag)."""
-    if not bucket or not checkpoints:
-        return
-    copies = s3.list_objects(ctx, bucket, checkpoint_prefix(project))
-    by_name: dict[str, list[s3.S3Object]] = {}
-    for rel, obj in copies.items():
-        by_name.setdefault(rel.split("/", 1)[-1], []).append(obj)
-    for ck in checkpoints:
-        for obj in by_name.get(ck.relpath, []):
-            if obj.size == ck.size and obj.md5 == ck.md5:
-                ck.s3_key, ck.verified = obj.key, True
-
-
-def upload_checkpoints(ctx: Context, instance_id: str, project: str, run_id: str,
-                       checkpoints: list[Checkpoint], bucket: str, echo: Echo) -> list[Checkpoint]:
-    """Send unverified checkpoints to S3 with presigned PUTs (one SSM round trip), then verify."""
-    verify_copies(ctx, bucket, project, checkpoints)
-    todo = [ck for ck in checkpoints if not ck.verified]
-    if todo:
-        args = [project]
-        for ck in todo:
-            key = checkpoint_prefix(project, run_id) + ck.relpath
-            args += [ck.relpath, s3.presign_put(ctx, bucket, key)]
-        result = ssm.run(ctx, instance_id, "upload", args, ssm.remote_root_env(ctx))
-        failed = remote.parse_records(result.stdout, "failed")
-        for rec in failed:
-            echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
-        verify_copies(ctx, bucket, project, checkpoints)
-    return checkpoints
-
-
-def before_stop(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> list[Checkpoint]:
-    """SIGTERM the training, wait (bounded) for its checkpoint, upload checkpoints to S3."""
+def before_stop(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> Listing:
+    """SIGTERM the training and wait (bounded) for it to save; then, once every process of the run is
+    gone, list the checkpoints of every project on the disk, upload those without a verified copy and
+    record what was found (the evidence a later terminate of the stopped instance checks)."""
+    iid = inst.instance_id
+    bucket = s3.bucket_for(ctx, None, required=False)
     if inst.state != "running":
-        return []
-    if inst.instance_id not in ec2.ssm_online(ctx, [inst.instance_id]):
-        echo(f"⚠️  {inst.instance_id}'s SSM agent is not Online: runctl cannot ask a training there to "
+        return Listing(doubt=f"{iid} was {inst.state}: runctl could not list its disk")
+    if iid not in ec2.ssm_online(ctx, [iid]):
+        echo(f"⚠️  {iid}'s SSM agent is not Online: runctl cannot ask a training there to "
              "checkpoint or upload its checkpoints before stopping.")
-        return []
+        listing = Listing(doubt="its SSM agent was not Online when it was stopped: runctl could not list its disk")
+        guard.record_evidence(ctx, inst, listing, bucket)
+        return listing
     project = _project_for_instance(ctx, inst, None)
     wait_s = 0 if force else ctx.settings.stop_wait_seconds
-    result = ssm.run(ctx, inst.instance_id, "stop", [project, str(wait_s)], ssm.remote_root_env(ctx))
+    result = ssm.run(ctx, iid, "stop", [project, str(wait_s)], ssm.remote_root_env(ctx))
     fields = remote.parse_fields(result.stdout)
     run_id = fields.get("run_id") or inst.tags.get("runctl:run-id") or "unknown-run"
     if fields.get("stopped") == "1":
@@ -623,31 +575,25 @@ def before_stop(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> lis
         else:
             how = f"it exited with code {fields.get('exit_code', '?')}"
         echo(f"Asked training run {run_id} (PID {fields.get('pid', '?')}) to checkpoint and stop (SIGTERM): {how}")
-        _tag_run(ctx, inst.instance_id, run_id, "stopped")
-    checkpoints = [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)))
-                   for r in remote.parse_records(result.stdout, "checkpoint")]
-    if not checkpoints:
-        return []
-    bucket = s3.bucket_for(ctx, None, required=False)
-    if bucket is None:
-        echo(f"{len(checkpoints)} checkpoint(s) stay on the instance's disk (no S3 bucket configured: "
-             f"`{'runctl'} config set bucket NAME` to keep copies)")
-        _record_checkpoint_tags(ctx, inst.instance_id, checkpoints)
-        return checkpoints
-    upload_checkpoints(ctx, inst.instance_id, project, run_id, checkpoints, bucket, echo)
-    saved = [ck for ck in checkpoints if ck.verified]
-    echo(f"Saved {len(saved)}/{len(checkpoints)} checkpoint(s) to s3://{bucket}/{checkpoint_prefix(project)}"
-         + (f" (newest: {sorted(saved, key=lambda c: c.mtime)[-1].s3_key})" if saved else ""))
-    _record_checkpoint_tags(ctx, inst.instance_id, checkpoints)
-    return checkpoints
-
-
-def _record_checkpoint_tags(ctx: Context, instance_id: str, checkpoints: list[Checkpoint]) -> None:
-    # A stopped instance cannot answer SSM: terminate's guard reads these tags instead.
-    newest = sorted(checkpoints, key=lambda c: c.mtime)[-1].relpath if checkpoints else ""
-    ec2.set_tags(ctx, instance_id, {"runctl:checkpoints": str(len(checkpoints)),
-                                    "runctl:checkpoints-verified": str(sum(c.verified for c in checkpoints)),
-                                    "runctl:last-checkpoint": newest[:255]})
+        _tag_run(ctx, iid, run_id, "stopped")
+    listing = guard.list_checkpoints(ctx, iid, None)
+    if fields.get("still_running") == "1" and not listing.doubt:
+        listing.doubt = "some of the training's processes survived SIGKILL and may have written more"
+    if listing.checkpoints and bucket is None:
+        echo(f"{len(listing.checkpoints)} checkpoint(s) stay on the instance's disk (no S3 bucket configured: "
+             "`runctl config set bucket NAME` to keep copies)")
+    elif listing.checkpoints:
+        for name in sorted({ck.project for ck in listing.checkpoints}):
+            # checkpoints of other projects on the disk go up too, under a prefix naming this instance
+            guard.upload_checkpoints(ctx, iid, name, run_id if name == project else f"kept-{iid}",
+                                     [ck for ck in listing.checkpoints if ck.project == name], bucket, echo)
+        saved = [ck for ck in listing.checkpoints if ck.verified]
+        echo(f"Saved {len(saved)}/{len(listing.checkpoints)} checkpoint(s) to s3://{bucket}/runctl/"
+             + (f" (newest: {sorted(saved, key=lambda c: c.mtime)[-1].s3_key})" if saved else ""))
+    if listing.doubt:
+        echo(f"⚠️  {listing.doubt}: a later terminate will refuse until runctl can list the disk again.")
+    guard.record_evidence(ctx, inst, listing, bucket)
+    return listing
 
 
 def record_stop(ctx: Context, inst: Instance) -> None:
@@ -665,64 +611,32 @@ def record_stop(ctx: Context, inst: Instance) -> None:
     ec2.set_tags(ctx, inst.instance_id, ledger_after_stop(inst.tags, inst.launch_time, ctx.now(), quote.usd_per_hour))
 
 
-def end_spot_instance(ctx: Context, inst: Instance, *, wait: bool, echo: Echo, checkpoints: int = 0) -> Instance:
+def end_spot_instance(ctx: Context, inst: Instance, *, wait: bool, echo: Echo, listing: Listing,
+                      force: bool = False) -> Instance:
+    """A one-time spot instance cannot be stopped, only terminated: only once every checkpoint on its
+    disk has a verified copy (or with --force); otherwise it keeps running and the user is told why."""
+    iid = inst.instance_id
     world = ctx.world().label()
-    handled = "Its checkpoints were handled above" if checkpoints else "It holds no checkpoints"
-    echo(f"[{world}] {inst.instance_id} is a one-time spot instance: AWS cannot stop it, only terminate it. "
+    unsaved = listing.unverified()
+    if (listing.doubt or unsaved) and not force:
+        why = listing.doubt or f"{len(unsaved)} checkpoint(s) on its disk have no verified copy in S3"
+        raise GuardRefused(
+            f"{iid} is a one-time spot instance (AWS cannot stop it, only terminate it); runctl kept it "
+            f"running because {why}.",
+            [cmd(f"aws checkpoints {iid}", "See its checkpoints and which have S3 copies"),
+             cmd("config set bucket NAME", "Without a bucket: set one") if not s3.bucket_for(ctx, None, required=False)
+             else cmd(f"aws stop {iid}", "Try the stop again (it uploads what has no copy)"),
+             cmd(f"aws terminate {iid} --snapshot", "Or save its disk as an EBS snapshot, then terminate"),
+             cmd(f"aws terminate {iid} --force", "Or terminate anyway (those checkpoints will be lost)")],
+            details=[f"   Checkpoint: runctl/{ck.project}/checkpoints/{ck.relpath}" for ck in unsaved[:10]])
+    handled = (f"Its {len(listing.checkpoints)} checkpoint(s) have verified copies in S3" if listing.checkpoints
+               else "It holds no checkpoints")
+    echo(f"[{world}] {iid} is a one-time spot instance: AWS cannot stop it, only terminate it. "
          f"{handled}; terminating it now.")
-    ec2.terminate(ctx, inst.instance_id)
+    ec2.terminate(ctx, iid)
     if wait:
-        ec2.wait_for(ctx, inst.instance_id, "terminated", echo)
-    return ec2.describe(ctx, inst.instance_id)
-
-
-def guard_terminate(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> None:
-    """Refuse while the instance holds checkpoints without a verified copy in S3 (unless --force).
-
-    A running instance is asked about every project on it (not only the one its tag names: an
-    older training of another project may have left checkpoints too)."""
-    project = _project_for_instance(ctx, inst, None)
-    bucket = s3.bucket_for(ctx, None, required=False)
-    if inst.state == "running":
-        checkpoints = list_instance_checkpoints(ctx, inst.instance_id, None)
-        for name in sorted({ck.project for ck in checkpoints}):
-            verify_copies(ctx, bucket, name, [ck for ck in checkpoints if ck.project == name])
-        unsaved = [ck for ck in checkpoints if not ck.verified]
-        paths = [f"runctl/{ck.project}/checkpoints/{ck.relpath}" for ck in unsaved]
-    else:  # stopped: SSM cannot reach it; trust what runctl recorded when it stopped it
-        total = int(inst.tags.get("runctl:checkpoints", "0") or 0)
-        verified = int(inst.tags.get("runctl:checkpoints-verified", "0") or 0)
-        checkpoints, unsaved = [], []
-        paths = [f"runctl/{project}/checkpoints/{inst.tags.get('runctl:last-checkpoint', '?')}"] if total > verified else []
-    if not paths:
-        if checkpoints or int(inst.tags.get("runctl:checkpoints", "0") or 0):
-            where = ", ".join(f"s3://{bucket}/{checkpoint_prefix(name)}"
-                              for name in sorted({ck.project for ck in checkpoints} or {project}))
-            echo(f"Every checkpoint has a verified copy in {where}")
-        return
-    if force:
-        echo(f"⚠️  Terminating with --force: {len(paths)} checkpoint(s) without an S3 copy will be lost.")
-        return
-    details = [f"⚠️  WARNING: Instance {inst.instance_id} has checkpoints that will be lost on termination."]
-    details += [f"   Checkpoint: {p}" for p in paths[:10]]
-    if len(paths) > 10:
-        details.append(f"   … and {len(paths) - 10} more")
-    saved = [ck for ck in checkpoints if ck.verified]
-    if bucket and saved:
-        details.append(f"   Note: {len(saved)} checkpoint(s) already have copies in S3: "
-                       f"s3://{bucket}/{checkpoint_prefix(project)}")
-    if inst.one_time_spot:
-        # a one-time spot instance cannot be stopped: runctl's stop uploads, then terminates it
-        details.append("   Consider using 'stop' instead: on this one-time spot instance it uploads the "
-                       "checkpoints to S3, then terminates it (AWS cannot stop it).")
-    else:
-        details.append("   Consider using 'stop' instead to preserve checkpoints.")
-    details.append("   Use --force to terminate anyway (checkpoints will be lost).")
-    raise GuardRefused(
-        "Termination blocked: instance has checkpoints. Use --force to override or use 'stop' instead.",
-        [cmd(f"aws stop {inst.instance_id}", "Stop instead (uploads checkpoints to S3 when a bucket is set)"),
-         cmd(f"aws terminate {inst.instance_id} --force", "Or terminate anyway")],
-        details=details)
+        ec2.wait_for(ctx, iid, "terminated", echo)
+    return ec2.describe(ctx, iid)
 
 
 # --- listings -----------------------------------------------------------------------------------
@@ -732,9 +646,9 @@ def checkpoints_frame(ctx: Context, instance_id: str, project: str | None = None
 
     inst = ec2.describe(ctx, validate_instance_id(instance_id))
     project = _project_for_instance(ctx, inst, project)
-    on_instance = list_instance_checkpoints(ctx, instance_id, project) if inst.state == "running" else []
+    on_instance = guard.list_checkpoints(ctx, instance_id, project).checkpoints if inst.state == "running" else []
     bucket = s3.bucket_for(ctx, None, required=False)
-    verify_copies(ctx, bucket, project, on_instance)
+    guard.verify_copies(ctx, bucket, project, on_instance)
     rows = [{"where": "instance", "checkpoint": ck.relpath, "size": ck.size, "md5": ck.md5,
              "modified": pd.Timestamp(ck.mtime, unit="s", tz="UTC"), "s3_copy": ck.s3_key or ""}
             for ck in on_instance]

@@ -244,9 +244,13 @@ lock_wait_pid() {
 checkpoint_dir() { printf '%s' "$RUNCTL_DIR/$1/checkpoints"; }
 
 is_partial() {
-  # a temporary file of an atomic write in progress (.NAME.tmp…)
-  case "${1##*/}" in .*.tmp*) return 0 ;; esac
-  return 1
+  # is_partial DIR RELPATH: a temporary file of an atomic write in progress (.NAME.tmp…) written in
+  # the last RUNCTL_PARTIAL_AGE seconds (default 600); an older one is left behind by a crash and
+  # may be all that is left of a checkpoint: it is listed
+  local mtime
+  case "${2##*/}" in .*.tmp*) ;; *) return 1 ;; esac
+  mtime="$(stat -L -c %Y -- "$1/$2" 2>/dev/null)" || return 0
+  [ $(($(now_epoch) - mtime)) -lt "${RUNCTL_PARTIAL_AGE:-600}" ]
 }
 
 newest_checkpoint() {
@@ -257,7 +261,7 @@ newest_checkpoint() {
   while IFS= read -r -d '' rec; do
     t="${rec%% *}"
     p="${rec#* }"
-    is_partial "$p" && continue
+    is_partial "$dir" "$p" && continue
     s="${t%%.*}"
     frac=""
     case "$t" in *.*) frac="${t#*.}" ;; esac
@@ -271,26 +275,51 @@ newest_checkpoint() {
       best_t="$t"
       best="$p"
     fi
-  done < <(find "$dir" -type f -printf '%T@ %P\0' 2>/dev/null)
+  done < <(find -L "$dir" -type f -printf '%T@ %P\0' 2>/dev/null)
   printf '%s' "$best"
 }
 
-list_checkpoints() {
-  # list_checkpoints PROJECT: @runctl checkpoint=… size=… md5=… mtime=… lines, then count=N
-  local dir p f size mtime sum count=0
-  dir="$(checkpoint_dir "$1")"
-  if [ -d "$dir" ]; then
+checkpoint_files() {
+  # checkpoint_files PROJECT…: CK_PROJECTS/CK_PATHS (parallel arrays, sorted by project, then path):
+  # every checkpoint file of each project, following symlinks (a checkpoints/ folder linked to a
+  # bigger disk), leaving out only the temporary files of atomic writes in progress
+  local project dir p
+  CK_PROJECTS=() CK_PATHS=()
+  for project in "$@"; do
+    dir="$(checkpoint_dir "$project")"
+    [ -d "$dir" ] || continue
     while IFS= read -r -d '' p; do
-      is_partial "$p" && continue
-      f="$dir/$p"
-      [ -f "$f" ] || continue
-      read -r size mtime < <(stat -c '%s %Y' -- "$f") || continue
-      read -r sum _ < <(md5sum <"$f") || continue
-      printf '@runctl checkpoint=%s size=%s md5=%s mtime=%s\n' "$(pct "$p")" "$size" "$sum" "$mtime"
-      count=$((count + 1))
-    done < <(find "$dir" -type f -printf '%P\0' 2>/dev/null | LC_ALL=C sort -z)
+      is_partial "$dir" "$p" && continue
+      CK_PROJECTS+=("$project")
+      CK_PATHS+=("$p")
+    done < <(find -L "$dir" -type f -printf '%P\0' 2>/dev/null | LC_ALL=C sort -z)
+  done
+}
+
+list_checkpoints() {
+  # list_checkpoints FROM BUDGET PROJECT…: from entry FROM (0-based) of checkpoint_files, one line
+  #   @runctl project=… checkpoint=… size=… md5=… mtime=…
+  # per file until BUDGET characters of output (SSM returns at most 24,000), then
+  #   @runctl count=<lines printed> total=<files in all> [next=<FROM of the next page>]
+  # so that the caller can tell a complete listing from a cut one
+  local from="$1" budget="$2" i f line size mtime sum count=0 used=0
+  shift 2
+  checkpoint_files "$@"
+  for ((i = from; i < ${#CK_PATHS[@]}; i++)); do
+    f="$(checkpoint_dir "${CK_PROJECTS[i]}")/${CK_PATHS[i]}"
+    read -r size mtime < <(stat -L -c '%s %Y' -- "$f") || continue
+    read -r sum _ < <(md5sum <"$f") || continue
+    line="@runctl project=${CK_PROJECTS[i]} checkpoint=$(pct "${CK_PATHS[i]}") size=$size md5=$sum mtime=$mtime"
+    if [ "$count" -gt 0 ] && [ $((used + ${#line} + 1)) -gt "$budget" ]; then break; fi
+    printf '%s\n' "$line"
+    used=$((used + ${#line} + 1))
+    count=$((count + 1))
+  done
+  if [ "$i" -lt "${#CK_PATHS[@]}" ]; then
+    printf '@runctl count=%s total=%s next=%s\n' "$count" "${#CK_PATHS[@]}" "$i"
+  else
+    printf '@runctl count=%s total=%s\n' "$count" "${#CK_PATHS[@]}"
   fi
-  printf '@runctl count=%s\n' "$count"
 }
 
 # shellcheck disable=SC2034 # R_* are results for the caller

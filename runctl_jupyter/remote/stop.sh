@@ -6,13 +6,12 @@
 # waits up to WAIT_SECONDS (0 = don't wait) for it to save and exit. Then whatever is left of its
 # group (DataLoader workers, torchrun children, or the training itself when the wait ran out) gets
 # SIGTERM, then SIGKILL (a run killed so is recorded with exit code 137 and the lock released).
-# Then lists PROJECT's checkpoints (as checkpoints.sh), after every process of the run is gone, so
-# that nothing is written after the listing.
+# Once it returns, every process of the run is gone: a checkpoint listing made after it
+# (checkpoints.sh) is not outdated by a file written later.
 # env: RUNCTL_ROOT (default $HOME)
 # stdout: @runctl stopped=1 run_id=… project=… pid=<training> exit_code=… waited=<seconds> [still_running=1]
 #                 [killed=1: the wait ran out] [group_survived=1 still_running=1: SIGKILL failed]
 #         @runctl stopped=0 [stale_cleaned=1]             (nothing was running)
-#         then: @runctl checkpoint=… size=… md5=… mtime=… lines and @runctl count=N
 # errors: one line on stderr, exit 2 (bad arguments)
 set -u
 # the helpers every runctl script shares, shipped beside it (command_for) or found next to it
@@ -40,7 +39,6 @@ if [ "$L_STATE" != running ]; then
   if [ "$L_STATE" = starting ]; then line+=" lock_state=starting lock_run_id=$(pct "$L_RUN")"; fi
   if [ "$stale_cleaned" = 1 ]; then line+=" stale_cleaned=1"; fi
   printf '%s\n' "$line"
-  list_checkpoints "$PROJECT"
   exit 0
 fi
 
@@ -86,5 +84,4 @@ if valid_name "$RUN" && valid_name "$RUN_PROJECT"; then exit_code="$(read_first 
 printf '@runctl stopped=1 run_id=%s project=%s pid=%s exit_code=%s waited=%s.%s%s\n' \
   "$(pct "$RUN")" "$(pct "$RUN_PROJECT")" "${M_PID:-$PID}" "$exit_code" \
   "$((elapsed / 1000))" "$((elapsed % 1000 / 100))" "$extra"
-list_checkpoints "$PROJECT"
 exit 0

@@ -30,8 +30,9 @@ while [ "$#" -ge 2 ]; do
   rel="$1"
   url="$2"
   shift 2
-  case "$rel" in
-    /* | *..*) echo "@runctl failed=$(enc "$rel") reason=unsafe%20path"; failed=$((failed + 1)); continue ;;
+  # only a path component that is exactly `..` leaves the folder: `model..pt` is a fine name
+  case "/$rel/" in
+    //* | */../* | */./*) echo "@runctl failed=$(enc "$rel") reason=unsafe%20path"; failed=$((failed + 1)); continue ;;
   esac
   file="$dir/$rel"
   if [ ! -f "$file" ]; then

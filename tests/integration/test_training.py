@@ -129,7 +129,8 @@ def test_stop_uploads_checkpoints_before_stopping_then_terminate_proceeds(ctx, i
     _wait_until(lambda: len(list(disk.glob("checkpoint_epoch_*.json"))) >= 2)
     lines: list[str] = []
     api.stop(ctx, instance, wait=True, echo=lines.append)
-    assert any("Saved" in line and "s3://runctl-sandbox/runctl/itest/checkpoints/" in line for line in lines), lines
+    assert any(line.startswith("Saved ") and "to s3://runctl-sandbox/runctl/ (newest: runctl/itest/checkpoints/"
+               in line for line in lines), lines
     newest = max(disk.glob("checkpoint_epoch_*.json"), key=lambda p: int(p.stem.split("_")[-1]))
     # The newest checkpoint (written on SIGTERM) has a byte-identical copy in S3 (under this run's
     # prefix, unless an identical file was already there from an earlier run of the same project).

@@ -42,7 +42,8 @@ def test_stop_lets_a_training_with_workers_save_then_ends_its_whole_group(inst):
     assert head["pid"] == started["pid"] and "still_running" not in head and "group_survived" not in head
     assert "received SIGTERM: saved final.pt" in inst.log("w1")
     assert "killed by signal" not in inst.log("w1")
-    listed = [f["checkpoint"] for f in inst.line_fields(r.stdout) if "checkpoint" in f]
+    listed = [f["checkpoint"] for f in inst.line_fields(inst.run("checkpoints", inst.project).stdout)
+              if "checkpoint" in f]
     assert listed == ["final.pt"]
     # nothing of the run survives (the prefetcher that ignores SIGTERM was killed), the lock is free
     assert _group_members(wrapper) == []
@@ -59,7 +60,8 @@ def test_nothing_is_written_after_the_listing_when_the_wait_runs_out(inst):
     head = inst.line_fields(r.stdout)[0]
     assert head["killed"] == "1" and "still_running" not in head and head["exit_code"] not in ("", "0")
     assert _group_members(int(started["wrapper_pid"])) == []
-    listed = [f["checkpoint"] for f in inst.line_fields(r.stdout) if "checkpoint" in f]
+    listed = [f["checkpoint"] for f in inst.line_fields(inst.run("checkpoints", inst.project).stdout)
+              if "checkpoint" in f]
     assert listed == [] and sorted(p.name for p in inst.checkpoints().iterdir()) in ([], [".final.pt.tmp"])
 
 
