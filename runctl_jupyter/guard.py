@@ -170,12 +170,11 @@ def _evidence_doubt(ctx: Context, inst: Instance, bucket: str | None) -> tuple[s
     if inst.launch_time is not None and made < inst.launch_time:
         return ("runctl's record of its disk predates its last start: it ran again since, and was stopped "
                 "by something else (the guardian, the console, a shutdown)"), []
-    if parts[4] != "1":
-        return "runctl's stop could not list and verify every checkpoint on its disk", []
-    if total == 0:
+    if parts[4] == "1" and total == 0:
         return "", []
     if not bucket:
-        return "no S3 bucket is configured, so no checkpoint has a copy", []
+        return ("no S3 bucket is configured, so no checkpoint has a copy" if parts[4] == "1"
+                else "runctl's stop could not list and verify every checkpoint on its disk"), []
     with translate_aws_errors(f"read runctl's record of {inst.instance_id}'s disk"):
         try:
             body = s3.get_bytes(ctx, bucket, evidence_key(inst.instance_id))
@@ -185,7 +184,10 @@ def _evidence_doubt(ctx: Context, inst: Instance, bucket: str | None) -> tuple[s
             raise
     if hashlib.sha256(body).hexdigest()[:16] != digest:
         return "runctl's record of its disk in S3 does not match the one the instance was tagged with", []
-    checkpoints = [Checkpoint(**ck) for ck in json.loads(body)["checkpoints"]]
+    manifest = json.loads(body)
+    if parts[4] != "1":
+        return f"runctl's stop could not list and verify every checkpoint on its disk ({manifest['doubt']})", []
+    checkpoints = [Checkpoint(**ck) for ck in manifest["checkpoints"]]
     verify_all(ctx, bucket, checkpoints)  # re-checked in S3 now: copies may have been deleted since
     return "", checkpoints
 

@@ -78,3 +78,42 @@ def test_kill_minus_9_of_the_wrapper_does_not_free_the_lock_while_the_training_r
     assert inst.line_fields(stop.stdout)[0]["stopped"] == "1"
     assert _group_members(int(started["wrapper_pid"])) == []
     assert not inst.lock.exists()
+
+
+def test_a_long_listing_comes_in_counted_pages_that_add_up(inst):
+    ck = inst.checkpoints()
+    ck.mkdir(parents=True)
+    names = sorted(f"epoch_{i:04d}_{'x' * 60}.pt" for i in range(300))
+    for name in names:
+        (ck / name).write_bytes(b"w")
+    listed, start, pages = [], "0", 0
+    while True:
+        r = inst.run("checkpoints", inst.project, start, env={"RUNCTL_LIST_BUDGET": "4000"})
+        lines = inst.line_fields(r.stdout)
+        page = lines[-1]
+        assert len(r.stdout) <= 4000 + 200 and int(page["count"]) == len(lines) - 1 and page["total"] == "300"
+        listed += [f["checkpoint"] for f in lines[:-1]]
+        pages += 1
+        if "next" not in page:
+            break
+        start = page["next"]
+    assert listed == names and pages > 5
+
+
+def test_a_symlinked_checkpoint_folder_and_a_stale_temporary_file_are_listed(inst, tmp_path):
+    import os
+    import time
+
+    bigger_disk = tmp_path / "data"
+    bigger_disk.mkdir()
+    (bigger_disk / "best.pt").write_bytes(b"weights")
+    (bigger_disk / ".recent.pt.tmp.1").write_bytes(b"being written")  # an atomic write in progress
+    stale = bigger_disk / ".crashed.pt.tmp.2"
+    stale.write_bytes(b"all that is left")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    inst.checkpoints().parent.mkdir(parents=True, exist_ok=True)
+    inst.checkpoints().symlink_to(bigger_disk)
+    lines = inst.line_fields(inst.run("checkpoints", "--all").stdout)
+    assert [f["checkpoint"] for f in lines[:-1]] == [".crashed.pt.tmp.2", "best.pt"]
+    assert lines[-1] == {"count": "2", "total": "2"}
