@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
+import math
 import re
 import shlex
 import shutil
@@ -106,14 +107,21 @@ def _normalise_bool_flags(argv: list[str]) -> list[str]:
     return out
 
 
-def _hours(text: str) -> float:
+def _positive_number(text: str, expected: str) -> float:
+    """A finite number > 0: `nan` and `inf` parse as floats, and a cap of nan is never reached."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of hours, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r} (it must be a finite number)")
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value
+
+
+def _hours(text: str) -> float:
+    return _positive_number(text, "a number of hours")
 
 
 def _positive_int(text: str) -> int:
@@ -127,13 +135,7 @@ def _positive_int(text: str) -> int:
 
 
 def _money(text: str) -> float:
-    try:
-        value = float(text.lstrip("$"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an amount in dollars, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
+    return _positive_number(text.lstrip("$"), "an amount in dollars")
 
 
 def _duration(text: str) -> float:

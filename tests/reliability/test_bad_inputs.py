@@ -81,6 +81,11 @@ CASES = [
     ("negative-disk", ["aws", "create", "t3.micro", "--disk-gb", "-5"], 2),
     ("zero-lines", ["aws", "monitor", "{run}", "--lines", "0"], 2),
     ("bad-max-hours", ["aws", "train", "{run}", "{script}", "--max-hours", "-1", "--", "--epochs", "1"], 2),
+    # a cap of nan or inf is never reached: it would be accepted and silently never enforced
+    ("nan-max-hours", ["aws", "train", "{run}", "{script}", "--max-hours", "nan", "--", "--epochs", "1"], 2),
+    ("nan-max-cost", ["aws", "train", "{run}", "{script}", "--max-cost", "NaN", "--", "--epochs", "1"], 2),
+    ("inf-max-cost", ["aws", "train", "{run}", "{script}", "--max-cost", "$inf", "--", "--epochs", "1"], 2),
+    ("nan-max-price", ["aws", "create", "t3.micro", "--spot", "--max-price", "nan"], 2),
     ("bad-autostop", ["aws", "train", "{run}", "{script}", "--autostop", "soon", "--", "--epochs", "1"], 2),
     ("script-args-on-status", ["aws", "status", "{run}", "--", "--epochs", "1"], 2),
     ("panel-in-a-shell", ["panel"], 2),
