@@ -300,25 +300,50 @@ list_checkpoints() {
   # list_checkpoints FROM BUDGET PROJECT…: from entry FROM (0-based) of checkpoint_files, one line
   #   @runctl project=… checkpoint=… size=… md5=… mtime=…
   # per file until BUDGET characters of output (SSM returns at most 24,000), then
-  #   @runctl count=<lines printed> total=<files in all> [next=<FROM of the next page>]
-  # so that the caller can tell a complete listing from a cut one
-  local from="$1" budget="$2" i f line size mtime sum count=0 used=0
+  #   @runctl count=<lines printed> total=<files in all> hashed=<bytes read> [next=<FROM of the next page>]
+  # so that the caller can tell a complete listing from a cut one. MD5s are cached in
+  # ROOT/runctl/.checksums by (path, size, mtime, ctime, inode): a file is hashed again only once it
+  # changed, so listing a large checkpoint folder again reads nothing.
+  local from="$1" budget="$2" i j f key line size mtime ctime inode sum count=0 used=0 hashed=0
+  local cache="$RUNCTL_DIR/.checksums" ck_path ck_stat cached=""
+  local -A sums=()
   shift 2
   checkpoint_files "$@"
+  if [ -f "$cache" ]; then
+    while read -r ck_path ck_stat; do sums["$ck_path"]="$ck_stat"; done <"$cache"
+  fi
   for ((i = from; i < ${#CK_PATHS[@]}; i++)); do
     f="$(checkpoint_dir "${CK_PROJECTS[i]}")/${CK_PATHS[i]}"
-    read -r size mtime < <(stat -L -c '%s %Y' -- "$f") || continue
-    read -r sum _ < <(md5sum <"$f") || continue
-    line="@runctl project=${CK_PROJECTS[i]} checkpoint=$(pct "${CK_PATHS[i]}") size=$size md5=$sum mtime=$mtime"
+    read -r size mtime ctime inode < <(stat -L -c '%s %.9Y %.9Z %i' -- "$f") || continue
+    key="$(pct "${CK_PROJECTS[i]}/${CK_PATHS[i]}")"
+    cached="${sums[$key]:-}"
+    if [ "${cached% *}" = "$size $mtime $ctime $inode" ]; then
+      sum="${cached##* }"
+    else
+      read -r sum _ < <(md5sum <"$f") || continue
+      hashed=$((hashed + size))
+      sums["$key"]="$size $mtime $ctime $inode $sum"
+    fi
+    line="@runctl project=${CK_PROJECTS[i]} checkpoint=$(pct "${CK_PATHS[i]}") size=$size md5=$sum mtime=${mtime%%.*}"
     if [ "$count" -gt 0 ] && [ $((used + ${#line} + 1)) -gt "$budget" ]; then break; fi
     printf '%s\n' "$line"
     used=$((used + ${#line} + 1))
     count=$((count + 1))
   done
+  if [ "$hashed" -gt 0 ] && [ -d "$RUNCTL_DIR" ]; then
+    # keep only the files that still exist (a cache, never evidence: a failed write costs a re-hash)
+    {
+      for ((j = 0; j < ${#CK_PATHS[@]}; j++)); do
+        key="$(pct "${CK_PROJECTS[j]}/${CK_PATHS[j]}")"
+        if [ -n "${sums[$key]:-}" ]; then printf '%s %s\n' "$key" "${sums[$key]}"; fi
+      done
+    } >"$cache.tmp.$$"
+    if ! mv -f -- "$cache.tmp.$$" "$cache" 2>/dev/null; then rm -f -- "$cache.tmp.$$"; fi
+  fi
   if [ "$i" -lt "${#CK_PATHS[@]}" ]; then
-    printf '@runctl count=%s total=%s next=%s\n' "$count" "${#CK_PATHS[@]}" "$i"
+    printf '@runctl count=%s total=%s hashed=%s next=%s\n' "$count" "${#CK_PATHS[@]}" "$hashed" "$i"
   else
-    printf '@runctl count=%s total=%s\n' "$count" "${#CK_PATHS[@]}"
+    printf '@runctl count=%s total=%s hashed=%s\n' "$count" "${#CK_PATHS[@]}" "$hashed"
   fi
 }
 

@@ -116,4 +116,25 @@ def test_a_symlinked_checkpoint_folder_and_a_stale_temporary_file_are_listed(ins
     inst.checkpoints().symlink_to(bigger_disk)
     lines = inst.line_fields(inst.run("checkpoints", "--all").stdout)
     assert [f["checkpoint"] for f in lines[:-1]] == [".crashed.pt.tmp.2", "best.pt"]
-    assert lines[-1] == {"count": "2", "total": "2"}
+    assert lines[-1] == {"count": "2", "total": "2", "hashed": str(len(b"weights") + len(b"all that is left"))}
+
+
+def test_a_repeated_listing_hashes_nothing_until_a_file_changes(inst):
+    """A 100 GB checkpoint folder must not be read again on every listing (and stay inside SSM's time)."""
+    ck = inst.checkpoints()
+    ck.mkdir(parents=True)
+    for i in range(50):
+        (ck / f"c{i:02d}.pt").write_bytes(b"w" * 1000)
+
+    def listed():
+        lines = inst.line_fields(inst.run("checkpoints", inst.project).stdout)
+        return {f["checkpoint"]: f["md5"] for f in lines[:-1]}, int(lines[-1]["hashed"])
+
+    first, hashed = listed()
+    assert hashed == 50_000
+    again, hashed = listed()
+    assert (again, hashed) == (first, 0)
+    (ck / "c07.pt").write_bytes(b"x" * 1000)  # same size, rewritten: hashed again, new MD5
+    changed, hashed = listed()
+    assert hashed == 1000 and changed["c07.pt"] != first["c07.pt"]
+    assert {k: v for k, v in changed.items() if k != "c07.pt"} == {k: v for k, v in first.items() if k != "c07.pt"}
