@@ -30,6 +30,8 @@ from .models import Instance
 Echo = Callable[[str], None]
 EVIDENCE_TAG = "runctl:evidence"
 MAX_LISTING_PAGES = 1000
+# one upload command per batch of presigned URLs, each well inside SendCommand's 64 KB
+UPLOAD_BATCH_BYTES = ssm.MAX_COMMAND_BYTES - 4096
 DOCS_WARNING = "⚠️  WARNING: Instance {iid} has checkpoints that will be lost on termination."
 
 
@@ -132,16 +134,26 @@ def upload_checkpoints(ctx: Context, instance_id: str, project: str, run_id: str
     """Send unverified checkpoints to S3 with presigned PUTs (one SSM round trip), then verify."""
     verify_copies(ctx, bucket, project, checkpoints)
     todo = [ck for ck in checkpoints if not ck.verified]
-    if todo:
-        args = [project]
-        for ck in todo:
-            key = checkpoint_prefix(project, run_id) + ck.relpath
-            args += [ck.relpath, s3.presign_put(ctx, bucket, key)]
-        result = ssm.run(ctx, instance_id, "upload", args, ssm.remote_root_env(ctx))
-        for rec in remote.parse_records(result.stdout, "failed"):
-            echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
-        verify_copies(ctx, bucket, project, checkpoints)
+    if not todo:
+        return checkpoints
+    env = ssm.remote_root_env(ctx)
+    batch: list[str] = []
+    for ck in todo:
+        pair = [ck.relpath, s3.presign_put(ctx, bucket, checkpoint_prefix(project, run_id) + ck.relpath)]
+        if batch and ssm.command_bytes(remote.command_for("upload", [project, *batch, *pair], env)) > UPLOAD_BATCH_BYTES:
+            _upload_batch(ctx, instance_id, project, batch, env, echo)
+            batch = []
+        batch += pair
+    _upload_batch(ctx, instance_id, project, batch, env, echo)
+    verify_copies(ctx, bucket, project, checkpoints)
     return checkpoints
+
+
+def _upload_batch(ctx: Context, instance_id: str, project: str, pairs: list[str], env: dict[str, str],
+                  echo: Echo) -> None:
+    result = ssm.run(ctx, instance_id, "upload", [project, *pairs], env)
+    for rec in remote.parse_records(result.stdout, "failed"):
+        echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
 
 
 # --- evidence left by stop -----------------------------------------------------------------------

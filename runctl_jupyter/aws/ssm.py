@@ -8,6 +8,7 @@ mode; ``InvocationDoesNotExist`` right after SendCommand is AWS's eventual consi
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -18,6 +19,17 @@ from .session import Context
 
 TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Cancelling", "Undeliverable", "Terminated"}
 DEFAULT_TIMEOUT_S = 600
+# AWS: a command's document content with its runtime parameters may not exceed 64 KB
+MAX_COMMAND_BYTES = 64 * 1024
+
+
+def parameters(command: str, timeout_s: int = DEFAULT_TIMEOUT_S) -> dict[str, list[str]]:
+    return {"commands": [command], "executionTimeout": [str(timeout_s)]}
+
+
+def command_bytes(command: str, timeout_s: int = DEFAULT_TIMEOUT_S) -> int:
+    """The size SendCommand's 64 KB limit applies to: the parameters as JSON."""
+    return len(json.dumps(parameters(command, timeout_s), separators=(",", ":")).encode("utf-8"))
 
 
 def send(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
@@ -28,7 +40,7 @@ def send(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
             resp = ctx.client("ssm").send_command(
                 InstanceIds=[instance_id],
                 DocumentName="AWS-RunShellScript",
-                Parameters={"commands": [command_for(script, args, env)], "executionTimeout": [str(timeout_s)]},
+                Parameters=parameters(command_for(script, args, env), timeout_s),
                 TimeoutSeconds=60,
                 Comment=f"runctl {script}"[:100],
             )

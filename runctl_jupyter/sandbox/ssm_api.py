@@ -6,6 +6,7 @@ DescribeInstanceInformation. Everything else (GetParameter…) goes on to moto.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,9 @@ from .ssm_exec import Command, CommandStore, Runner, invocation_view
 from .world import World
 
 RUN_SHELL = "AWS-RunShellScript"
+
+
+MAX_COMMAND_BYTES = 64 * 1024
 
 
 class SsmApi:
@@ -93,6 +97,11 @@ class SsmApi:
                       for k, v in (body.get("Parameters") or {}).items()}
         if not parameters.get("commands"):
             return json_error("InvalidParameters", "Parameter 'commands' is required for AWS-RunShellScript.")
+        # AWS: a command's document content with its runtime parameters may not exceed 64 KB
+        size = len(json.dumps(parameters, separators=(",", ":")).encode("utf-8"))
+        if size > MAX_COMMAND_BYTES:
+            return json_error("InvalidParameters", f"The command's parameters are {size} bytes; SendCommand "
+                              f"accepts at most {MAX_COMMAND_BYTES} bytes (64 KB).")
         instance_ids = list(dict.fromkeys(instance_ids))
         # Check and spawn under the moto lock, so a concurrent stop either refuses this command or
         # finds (and kills) the processes it started.

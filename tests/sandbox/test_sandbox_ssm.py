@@ -119,3 +119,16 @@ def test_pending_instance_is_not_yet_online(sb: Sandbox) -> None:
     assert err.value.response["Error"]["Code"] == "InvalidInstanceId"
     sb.wait_online(iid)
     assert sb.run(iid, "true")["Status"] == "Success"
+
+
+def test_send_command_over_64_kb_is_refused_as_aws_refuses_it(sb: Sandbox) -> None:
+    iid = sb.launch()
+    ssm = sb.client("ssm")
+    with pytest.raises(ClientError) as err:
+        ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript",
+                         Parameters={"commands": ["echo " + "x" * 66_000]})
+    assert err.value.response["Error"]["Code"] == "InvalidParameters"
+    assert "64 KB" in err.value.response["Error"]["Message"]
+    ok = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript",
+                          Parameters={"commands": [": " + "x" * 60_000 + "\necho fits"]})
+    assert ok["Command"]["CommandId"]

@@ -46,3 +46,31 @@ def test_pages_that_add_up_are_complete(monkeypatch: pytest.MonkeyPatch) -> None
 def test_a_listing_that_may_miss_files_is_doubt(monkeypatch: pytest.MonkeyPatch, pages, why: str) -> None:
     listing = _listing(monkeypatch, pages)
     assert not listing.complete and why in listing.doubt
+
+
+def test_a_stop_with_500_checkpoints_sends_every_upload_in_commands_under_64_kb(monkeypatch) -> None:
+    """Presigned URLs with an SSO session token are ~1.3 KB each: 500 of them in one SendCommand
+    would be ~650 KB, which AWS refuses (and so does the sandbox)."""
+    from runctl_jupyter import remote
+    from runctl_jupyter.aws import s3, ssm
+
+    token = "T" * 1024
+    monkeypatch.setattr(s3, "presign_put", lambda _ctx, bucket, key: f"https://{bucket}.s3.us-east-1.amazonaws.com/"
+                        f"{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Security-Token={token}&X-Amz-Signature={'a' * 64}")
+    monkeypatch.setattr(guard, "verify_copies", lambda *_a: None)
+    monkeypatch.setattr(ssm, "remote_root_env", lambda _ctx: {"RUNCTL_ROOT": "/home/ec2-user"})
+    sizes: list[int] = []
+    sent: list[str] = []
+
+    def run(_ctx, iid, script, args, env):
+        assert script == "upload" and args[0] == "proj"
+        sizes.append(ssm.command_bytes(remote.command_for(script, args, env)))
+        sent.extend(args[1::2])
+        return RemoteResult(instance_id=iid, command_id="c", status="Success", exit_code=0, stdout="", stderr="")
+
+    monkeypatch.setattr(ssm, "run", run)
+    checkpoints = [guard.Checkpoint(f"run-7/checkpoint_epoch_{i:04d}.pt", 1, "00", 1) for i in range(500)]
+    guard.upload_checkpoints(SimpleNamespace(), "i-0123456789abcdef0", "proj", "r1", checkpoints, "bucket",
+                             lambda _line: None)
+    assert sent == [ck.relpath for ck in checkpoints]
+    assert max(sizes) <= ssm.MAX_COMMAND_BYTES and len(sizes) <= 12
