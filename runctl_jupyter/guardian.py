@@ -340,6 +340,8 @@ def _resume_auto(ctx: Any, project: str, env: dict[str, str], extra_scripts: lis
     rel = rest.split("/", 1)[1] if "/" in rest else rest   # drop the run id
     env["RUNCTL_FETCH_URL"] = s3.presign_get(ctx, bucket, obj["Key"], FETCH_URL_SECONDS)
     env["RUNCTL_FETCH_NAME"] = rel
+    # the instance keeps its own checkpoint when it is as new or newer (never-uploaded work)
+    env["RUNCTL_FETCH_MTIME"] = str(int(obj["LastModified"].timestamp()))
     etag = obj.get("ETag", "").strip('"')
     if etag and "-" not in etag:
         env["RUNCTL_FETCH_MD5"] = etag

@@ -238,3 +238,43 @@ def test_fetch_checkpoint_puts_the_file_in_place_and_checks_md5(root, fake, tmp_
         assert not (root / "runctl/demo/checkpoints/other.json").exists()
     finally:
         server.shutdown()
+
+
+def test_resume_never_overwrites_the_instances_newer_work(root, tmp_path):
+    """--resume auto used to fetch S3's newest copy over the instance's newer, never-uploaded file of
+    the same name (mv -f). The newest of the two wins; S3's copy lands beside, never over, a file."""
+    import hashlib
+    import time
+
+    body = b'{"epoch": 3, "from": "s3"}\n'
+    handler = type("H", (BaseHTTPRequestHandler,), {
+        "log_message": lambda self, *a: None,
+        "do_GET": lambda self: (self.send_response(200), self.send_header("Content-Length", str(len(body))),
+                                self.end_headers(), self.wfile.write(body)),
+    })
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ck = root / "runctl/demo/checkpoints"
+    ck.mkdir(parents=True)
+    local = ck / "checkpoint_epoch_3.json"
+    local.write_bytes(b'{"epoch": 3, "trained": "on the instance, never uploaded"}\n')
+    now = int(time.time())
+
+    def fetch(s3_mtime: int):
+        env = {"PATH": os.environ["PATH"], "RUNCTL_ROOT": str(root),
+               "RUNCTL_FETCH_URL": f"http://127.0.0.1:{server.server_port}/x?sig={SECRET}",
+               "RUNCTL_FETCH_MD5": hashlib.md5(body).hexdigest(), "RUNCTL_FETCH_MTIME": str(s3_mtime)}
+        return subprocess.run(["bash", script_path("fetch_checkpoint"), "demo", "checkpoint_epoch_3.json"],
+                              env=env, capture_output=True, text=True)
+
+    try:
+        kept = local.read_bytes()
+        r = fetch(now - 3600)  # S3's copy is older: the instance's own file is the one to resume from
+        assert r.returncode == 0 and r.stdout.strip() == str(local), r.stderr
+        assert local.read_bytes() == kept and not (ck / "from-s3").exists()
+        r = fetch(now + 3600)  # S3's is newer: downloaded beside the instance's file, never over it
+        assert r.returncode == 0, r.stderr
+        beside = ck / "from-s3" / "checkpoint_epoch_3.json"
+        assert r.stdout.strip() == str(beside) and beside.read_bytes() == body and local.read_bytes() == kept
+    finally:
+        server.shutdown()
