@@ -71,6 +71,7 @@ class Settings:
     retry_mode: str = field(default="adaptive", metadata={"help": "boto3 retry mode", "parse": _retry_mode})
     max_attempts: int = field(default=12, metadata={"help": "boto3 attempts per call (throttling, 5xx)", "parse": _positive_int})
     stop_wait_seconds: int = field(default=60, metadata={"help": "how long stop waits for a training to checkpoint", "parse": _positive_int})
+    sync_max_mb: float = field(default=500.0, metadata={"help": "largest code bundle train sends (MB); more is refused", "parse": _positive_float})
     guardian_upload: str = field(default="presigned", metadata={
         "help": "how the guardian uploads: presigned (URLs made at train time) or instance-role (the "
                 "instance's role may s3:PutObject on the bucket; needs the AWS CLI on the image)",

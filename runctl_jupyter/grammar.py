@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="block until the run ends (Ctrl-C/interrupt detaches)")
     p.add_argument("--project", help="project name (default: settings or the project folder's name)")
     p.add_argument("--bucket", help="S3 bucket for the code bundle and checkpoint copies")
+    p.add_argument("--project-root", metavar="DIR",
+                   help="the folder to sync (default: the nearest with .git, pyproject.toml, setup.py, setup.cfg, "
+                        "requirements.txt or .runctl.toml, else the script's own)")
     p.add_argument("--resume", metavar="auto|PATH", help="resume from a checkpoint ('auto' = newest, also from S3)")
     p.add_argument("--autostop", type=_duration, metavar="DURATION", help="stop the instance once idle this long (30m, 2h)")
     p.add_argument("--max-hours", type=_hours, help="budget cap: stop after this many hours")

@@ -93,16 +93,26 @@ def _already_running(instance_id: str, fields: dict[str, str]) -> GuardRefused:
 
 def start_training(ctx: Context, instance_id: str, script: str | Path, script_args: Sequence[str] = (), *,
                    project: str | None = None, sync_code: bool = True, bucket: str | None = None,
-                   resume: str | None = None, echo: Echo = _quiet, guardian_request: Any = None) -> Launch:
+                   resume: str | None = None, echo: Echo = _quiet, guardian_request: Any = None,
+                   project_root_dir: str | Path | None = None) -> Launch:
     """Start ``script`` on the instance; ``guardian_request`` (guardian.Request) adds autostop/budget caps."""
     script_path = Path(script).expanduser()
     if not script_path.is_file():
         raise UsageError(f"Training script not found: {script}",
                          [Step("Check the path (it is relative to the current folder: the notebook's, in Jupyter)"),
                           Step(f"Current folder: {Path.cwd()}")])
-    from .sync import project_root
+    from .sync import check_sync_root, check_syntax, project_root
 
-    root = project_root(script_path.resolve())
+    if project_root_dir is not None:
+        root = Path(project_root_dir).expanduser().resolve()
+        if not root.is_dir() or root not in (script_path.resolve(), *script_path.resolve().parents):
+            raise UsageError(f"--project-root {project_root_dir} is not a folder holding {script}.",
+                             [Step("Give the folder the script is in, or one above it")])
+    else:
+        root = project_root(script_path.resolve())
+    if sync_code:
+        check_sync_root(root, explicit=project_root_dir is not None)
+    check_syntax(script_path)
     rel_script = script_path.resolve().relative_to(root).as_posix()
     inst = _running_instance(ctx, instance_id, "start training")
     name = project_name(ctx, script_path.resolve(), project, inst.project)
@@ -201,9 +211,12 @@ def _prepare_sync(ctx: Context, instance_id: str, root: Path, project: str, env:
                                [cmd(f"aws status {instance_id}", "Check the instance")])
         return result.stdout
 
+    excluded: dict[str, str] = {}
+    local = sync.collect_files(root, excluded)
+    _say_excluded(excluded, echo)
     remote_manifest = sync.read_remote_manifest(fetch, _manifest_cache().get(instance_id, project))
-    local = sync.collect_files(root)
     plan = sync.plan(local, remote_manifest)
+    _refuse_oversized(ctx, root, plan, local)
     if plan.empty:
         return {}, {"uploaded": "0", "deleted": "0", "unchanged": str(plan.unchanged)}, None
     bundle = sync.make_bundle(root, plan, local)
@@ -215,6 +228,33 @@ def _prepare_sync(ctx: Context, instance_id: str, root: Path, project: str, env:
          f"{len(bundle):,} bytes via s3://{name}/{key}")
     env = {"RUNCTL_SYNC_URL": s3.presign_get(ctx, name, key), "RUNCTL_SYNC_SHA256": digest}
     return env, {"uploaded": str(len(plan.upload)), "deleted": str(len(plan.delete))}, plan.manifest
+
+
+def _say_excluded(excluded: dict[str, str], echo: Echo) -> None:
+    """Once per sync: what was left out although it is in the project, and why (secrets first)."""
+    if not excluded:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for rel, why in excluded.items():
+        by_reason.setdefault(why, []).append(rel)
+    parts = [f"{', '.join(sorted(rels)[:4])}{f' (+{len(rels) - 4})' if len(rels) > 4 else ''}: {why}"
+             for why, rels in sorted(by_reason.items(), key=lambda item: "cache" in item[0])]
+    echo("Code sync left out " + "; ".join(parts))
+
+
+def _refuse_oversized(ctx: Context, root: Path, plan: Any, local: dict[str, Any]) -> None:
+    limit = ctx.settings.sync_max_mb * 1_000_000
+    total = sum(local[rel].size for rel in plan.upload)
+    if total <= limit:
+        return
+    largest = sorted(plan.upload, key=lambda rel: local[rel].size, reverse=True)[:5]
+    raise UsageError(
+        f"The code to sync from {root} is {total / 1e6:,.0f} MB, more than sync_max_mb "
+        f"({ctx.settings.sync_max_mb:,.0f} MB).",
+        [Step("Largest files: " + ", ".join(f"{rel} ({local[rel].size / 1e6:,.1f} MB)" for rel in largest)),
+         Step(f"Leave data and outputs out: add them to {root / '.runctlignore'} (gitignore syntax), and "
+              "read data on the instance from S3"),
+         cmd(f"config set sync_max_mb {int(total / 1e6) + 1}", "Or raise the limit")])
 
 
 def _first_line(text: str) -> str:
@@ -453,7 +493,7 @@ def train_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
 
     launch = start_training(ctx, c.instance_id, c.script, c.script_args, project=c.project,
                             sync_code=c.sync_code, bucket=c.bucket, resume=c.resume, echo=fe.echo,
-                            guardian_request=guardian.request_from_command(c))
+                            guardian_request=guardian.request_from_command(c), project_root_dir=c.project_root)
     guardian.after_launch(ctx, launch.instance_id, launch.run_id)
     if c.wait:
         import sys

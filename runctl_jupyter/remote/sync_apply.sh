@@ -198,6 +198,12 @@ if [ -d "$extract/files" ]; then
             die 1 "cannot place $rel: a directory of that name is in the way on the instance"
         fi
         mv -f -- "$src" "$dest" || die 1 "could not place $rel"
+        # the bundle's members carry mtime 0 (deterministic bundles): give the file the time it
+        # arrived, and drop its compiled copy, or Python keeps running a same-size old version
+        touch -- "$dest" || die 1 "could not set the time of $rel"
+        case "$dest" in
+            *.py) base=${dest##*/}; rm -f -- "${dest%/*}/__pycache__/${base%.py}".*.pyc ;;
+        esac
         uploaded=$((uploaded + 1))
     done < <(find "$extract/files" -type f -print0)
 fi

@@ -126,7 +126,7 @@ def project(tmp_path: Path) -> Path:
     write(root, ".venv/bin/python", "")
     write(root, "venv/lib/x.py", "")
     write(root, ".ipynb_checkpoints/nb-checkpoint.ipynb", "{}")
-    write(root, "checkpoints/epoch1.pt", b"ckpt")      # only .gitignore decides about this one
+    write(root, "checkpoints/epoch1.pt", b"ckpt")      # checkpoints stay on the instance and in S3
     write(root, "scripts/run.sh", "#!/bin/sh\n").chmod(0o775)
     return root
 
@@ -137,9 +137,12 @@ def test_collect_files(project: Path, tmp_path: Path) -> None:
     (project / "link_in").symlink_to(project / "train.py")
     (project / "loop").symlink_to(project)
     (project / "dangling").symlink_to(project / "nope")
-    files = collect_files(project)
+    excluded: dict[str, str] = {}
+    files = collect_files(project, excluded)
+    assert sorted(excluded) == [".git/", ".ipynb_checkpoints/", ".venv/", "checkpoints/", "pkg/__pycache__/",
+                                "pkg/stale.pyc", "venv/"]
     assert sorted(files) == [
-        ".gitignore", "checkpoints/epoch1.pt", "important.log", "link_in", "outputs/keep.txt",
+        ".gitignore", "important.log", "link_in", "outputs/keep.txt",
         "pkg/.gitignore", "pkg/__init__.py", "pkg/model.py", "pkg/weights.bin", "pyproject.toml",
         "scripts/run.sh", "src/data/ok.csv", "train.py",
     ]

@@ -1,0 +1,71 @@
+"""Code sync on the sandbox: the right folder, fresh code, nothing secret."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from sandbox_env import make_project
+
+from runctl_jupyter import training
+from runctl_jupyter.aws import s3
+from runctl_jupyter.errors import UsageError
+
+
+def _run(ctx, iid: str, script: Path, *args: str, **kw) -> str:
+    launch = training.start_training(ctx, iid, script, list(args), **kw)
+    chunks: list[str] = []
+    result = training.follow_run(ctx, launch, chunks.append)
+    assert result.exit_code == 0, "".join(chunks)
+    return "".join(chunks)
+
+
+def test_a_script_in_the_home_folder_syncs_nothing(ctx, instance, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key = SECRET\n")
+    (home / "train.py").write_text("print('hi')\n")
+    monkeypatch.setenv("HOME", str(home))
+    before = s3.list_objects(ctx, s3.bucket_for(ctx), "runctl/")
+    with pytest.raises(UsageError) as err:
+        training.start_training(ctx, instance, home / "train.py", [], project="homeless")
+    assert err.value.message.startswith(f"Refusing to sync {home}: it is a home or system folder")
+    assert s3.list_objects(ctx, "runctl-sandbox", "runctl/") == before
+
+
+def test_a_same_size_edit_runs_the_new_code(ctx, instance, tmp_path):
+    """Synced files used to get mtime 1970-01-01: Python kept the old .pyc of a same-size edit."""
+    script = make_project(tmp_path / "fresh", "fresh")
+    (script.parent / "settings.py").write_text("X = 1\n")
+    script.write_text("import settings\nprint('X is', settings.X)\n")
+    assert "X is 1" in _run(ctx, instance, script, project="fresh")
+    (script.parent / "settings.py").write_text("X = 2\n")  # the same size
+    assert "X is 2" in _run(ctx, instance, script, project="fresh")
+
+
+def test_secrets_stay_home_and_the_user_is_told_once(ctx, instance, tmp_path):
+    script = make_project(tmp_path / "secretive", "secretive")
+    (script.parent / ".env").write_text("WANDB_API_KEY=secret\n")
+    (script.parent / "deploy.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    said: list[str] = []
+    launch = training.start_training(ctx, instance, script, ["--epochs", "1", "--sleep", "0"], project="secretive",
+                                     echo=said.append)
+    training.follow_run(ctx, launch, lambda _t: None)
+    left_out = [line for line in said if line.startswith("Code sync left out")]
+    assert len(left_out) == 1 and ".env" in left_out[0] and "deploy.pem: a private key" in left_out[0]
+    bundles = s3.list_objects(ctx, "runctl-sandbox", "runctl/secretive/code/").values()
+    sent = b"".join(gzip.decompress(s3.get_bytes(ctx, "runctl-sandbox", o.key)) for o in bundles)
+    assert b"train_with_checkpoints" in sent or b"def main" in sent  # the bundle was read
+    assert b"WANDB_API_KEY" not in sent and b"PRIVATE KEY" not in sent
+
+
+def test_a_bundle_over_the_limit_is_refused_naming_the_largest_files(ctx, instance, tmp_path):
+    script = make_project(tmp_path / "heavy", "heavy")
+    (script.parent / "data.bin").write_bytes(b"\0" * 3_000_000)
+    ctx.settings.sync_max_mb = 1
+    with pytest.raises(UsageError) as err:
+        training.start_training(ctx, instance, script, [], project="heavy")
+    assert err.value.message.startswith("The code to sync from")
+    rendered = err.value.render()
+    assert "data.bin (3.0 MB)" in rendered and ".runctlignore" in rendered and "config set sync_max_mb 4" in rendered
