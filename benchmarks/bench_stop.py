@@ -76,8 +76,8 @@ def _largest_upload_command() -> tuple[int, int]:
 
     sizes: list[int] = []
 
-    def run(_ctx, iid, script, args, env):
-        sizes.append(ssm.command_bytes(remote.command_for(script, args, env)))
+    def run(_ctx, iid, script, args, env, stdin=None):
+        sizes.append(ssm.command_bytes(remote.command_for(script, args, env, stdin=stdin)))
         return RemoteResult(instance_id=iid, command_id="c", status="Success", exit_code=0, stdout="", stderr="")
 
     saved = (s3.presign_put, guard.verify_copies, ssm.run, ssm.remote_root_env)

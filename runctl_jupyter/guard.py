@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 from . import remote
 from .aws import ec2, s3, ssm
@@ -137,21 +138,22 @@ def upload_checkpoints(ctx: Context, instance_id: str, project: str, run_id: str
     if not todo:
         return checkpoints
     env = ssm.remote_root_env(ctx)
-    batch: list[str] = []
+    batch = ""  # "RELPATH(%-encoded) URL" lines on upload.sh's stdin: URLs never in an argv
     for ck in todo:
-        pair = [ck.relpath, s3.presign_put(ctx, bucket, checkpoint_prefix(project, run_id) + ck.relpath)]
-        if batch and ssm.command_bytes(remote.command_for("upload", [project, *batch, *pair], env)) > UPLOAD_BATCH_BYTES:
+        line = f"{quote(ck.relpath, safe='')} {s3.presign_put(ctx, bucket, checkpoint_prefix(project, run_id) + ck.relpath)}\n"
+        if batch and ssm.command_bytes(remote.command_for("upload", [project], env, stdin=batch + line)) \
+                > UPLOAD_BATCH_BYTES:
             _upload_batch(ctx, instance_id, project, batch, env, echo)
-            batch = []
-        batch += pair
+            batch = ""
+        batch += line
     _upload_batch(ctx, instance_id, project, batch, env, echo)
     verify_copies(ctx, bucket, project, checkpoints)
     return checkpoints
 
 
-def _upload_batch(ctx: Context, instance_id: str, project: str, pairs: list[str], env: dict[str, str],
+def _upload_batch(ctx: Context, instance_id: str, project: str, lines: str, env: dict[str, str],
                   echo: Echo) -> None:
-    result = ssm.run(ctx, instance_id, "upload", [project, *pairs], env)
+    result = ssm.run(ctx, instance_id, "upload", [project], env, stdin=lines)
     for rec in remote.parse_records(result.stdout, "failed"):
         echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
 

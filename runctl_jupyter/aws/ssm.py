@@ -33,14 +33,14 @@ def command_bytes(command: str, timeout_s: int = DEFAULT_TIMEOUT_S) -> int:
 
 
 def send(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
-         env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S) -> str:
+         env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S, stdin: str | None = None) -> str:
     """Send ``remote/<script>.sh`` with quoted args; returns the command ID."""
     with translate_aws_errors(f"send a command to {instance_id}", instance_id):
         try:
             resp = ctx.client("ssm").send_command(
                 InstanceIds=[instance_id],
                 DocumentName="AWS-RunShellScript",
-                Parameters=parameters(command_for(script, args, env), timeout_s),
+                Parameters=parameters(command_for(script, args, env, stdin=stdin), timeout_s),
                 TimeoutSeconds=60,
                 Comment=f"runctl {script}"[:100],
             )
@@ -91,9 +91,10 @@ def wait_result(ctx: Context, instance_id: str, command_id: str, *, timeout_s: f
 
 
 def run(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S) -> RemoteResult:
+        env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S,
+        stdin: str | None = None) -> RemoteResult:
     """One SSM round trip: send the script, wait for its result."""
-    command_id = send(ctx, instance_id, script, args, env, timeout_s)
+    command_id = send(ctx, instance_id, script, args, env, timeout_s, stdin)
     return wait_result(ctx, instance_id, command_id, timeout_s=timeout_s + 60)
 
 

@@ -33,12 +33,14 @@ def script_path(name: str) -> str:
 
 
 def command_for(name: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                with_scripts: Sequence[str] = ()) -> str:
+                with_scripts: Sequence[str] = (), stdin: str | None = None) -> str:
     """One /bin/sh command that runs script ``name`` with bash, byte-exact arguments and env.
 
     ``with_scripts`` ships more packaged scripts beside it; the main script finds them in
     ``$RUNCTL_SCRIPTS_DIR`` (e.g. launch.sh runs sync_apply.sh only once it holds the claim).
     ``common.sh``, the helpers most scripts source from their own folder, goes with them once.
+    ``stdin`` (e.g. presigned URLs: secrets) reaches the script on its standard input from a file in
+    the command's own root-only temp folder, never in an argv that `ps` shows every user.
     """
     marker = f"RUNCTL_EOF_{secrets.token_hex(8)}"
     lines = ['d=$(mktemp -d "${TMPDIR:-/tmp}/runctl.XXXXXX") || exit 97']
@@ -47,10 +49,15 @@ def command_for(name: str, args: Sequence[str] = (), env: Mapping[str, str] | No
         assert marker not in text
         body = text if text.endswith("\n") else text + "\n"
         lines.append(f"cat > \"$d/{script}.sh\" <<'{marker}'\n{body}{marker}")
+    source = "/dev/null"
+    if stdin is not None:
+        assert marker not in stdin
+        lines.append(f"cat > \"$d/stdin\" <<'{marker}'\n{stdin}{'' if stdin.endswith(chr(10)) else chr(10)}{marker}")
+        source = '"$d/stdin"'
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
     quoted_args = " ".join(shlex.quote(a) for a in args)
     run = " ".join(p for p in ('RUNCTL_SCRIPTS_DIR="$d"', assignments, f'bash "$d/{name}.sh"', quoted_args) if p)
-    lines += [f"{run} </dev/null", "rc=$?", 'rm -rf "$d"', "exit $rc"]
+    lines += [f"{run} <{source}", "rc=$?", 'rm -rf "$d"', "exit $rc"]
     return "\n".join(lines) + "\n"
 
 

@@ -229,7 +229,14 @@ fi
   export PYTHONUNBUFFERED=1
   export RUNCTL_W_RUN_DIR="$RUN_DIR" RUNCTL_W_LOCK="$LOCK" RUNCTL_W_GUARD="$GUARD"
   if [ -n "${RUNCTL_RESUME_FROM:-}" ]; then export RUNCTL_RESUME_FROM; fi
-  unset RUNCTL_META_JSON RUNCTL_CODE_DIR
+  # nothing else of runctl's reaches the training: presigned URLs (RUNCTL_SYNC_URL, RUNCTL_FETCH_URL)
+  # are secrets, and a script that prints its environment would put them in the run's log
+  for var in $(compgen -v RUNCTL_); do
+    case "$var" in
+      RUNCTL_RUN_ID | RUNCTL_PROJECT | RUNCTL_CHECKPOINT_DIR | RUNCTL_RESUME_FROM | RUNCTL_W_*) ;;
+      *) unset "$var" ;;
+    esac
+  done
   exec setsid bash "$WRAPPER" "$PY" "$SCRIPT_REL" "$@"
 ) </dev/null >>"$LOG" 2>&1 9>&- &
 HANDED_OVER=1

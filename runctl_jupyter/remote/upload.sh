@@ -1,52 +1,43 @@
 #!/usr/bin/env bash
-# upload.sh PROJECT [RELPATH URL]...
-# Upload checkpoint files (relative to ROOT/runctl/PROJECT/checkpoints) to presigned PUT URLs with
-# curl. URLs are secrets: they are never printed. Reports one line per file:
+# upload.sh PROJECT  < lines "RELPATH URL"
+# Upload checkpoint files (RELPATH %-encoded, relative to ROOT/runctl/PROJECT/checkpoints) to presigned
+# PUT URLs with curl. URLs are secrets: they come on stdin (never in an argv `ps` shows), reach curl on
+# its stdin (-K -), and are never printed. Reports one line per file:
 #   @runctl uploaded=<relpath %-enc> size=<bytes> md5=<hex>      or
 #   @runctl failed=<relpath %-enc> reason=<%-enc>
 # and `@runctl upload_ok=N upload_failed=M`. Exit 0 when every file went up, 1 otherwise.
 set -u
-ROOT="${RUNCTL_ROOT:-$HOME}"
-project="${1:?project}"
-shift
-dir="$ROOT/runctl/$project/checkpoints"
+# the helpers every runctl script shares, shipped beside it (command_for) or found next to it
+# shellcheck source=common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
 
-enc() {  # %-encode everything but [A-Za-z0-9._~/-]
-  local s="$1" out="" c i
-  local LC_ALL=C
-  for ((i = 0; i < ${#s}; i++)); do
-    c="${s:i:1}"
-    case "$c" in
-      [A-Za-z0-9._~/-]) out+="$c" ;;
-      *) out+=$(printf '%%%02X' "'$c") ;;
-    esac
-  done
-  printf '%s' "$out"
-}
+[ "$#" -eq 1 ] || die 2 "usage: upload.sh PROJECT < lines 'RELPATH URL'"
+valid_name "$1" || die 2 "invalid project name: $(pct "$1")"
+dir="$(checkpoint_dir "$1")"
 
 ok=0
 failed=0
-while [ "$#" -ge 2 ]; do
-  rel="$1"
-  url="$2"
-  shift 2
+while read -r enc_rel url; do
+  [ -n "$enc_rel" ] || continue
+  rel="$(printf '%b' "${enc_rel//%/\\x}")"
   # only a path component that is exactly `..` leaves the folder: `model..pt` is a fine name
   case "/$rel/" in
-    //* | */../* | */./*) echo "@runctl failed=$(enc "$rel") reason=unsafe%20path"; failed=$((failed + 1)); continue ;;
+    //* | */../* | */./*) echo "@runctl failed=$(pct "$rel") reason=unsafe%20path"; failed=$((failed + 1)); continue ;;
   esac
   file="$dir/$rel"
   if [ ! -f "$file" ]; then
-    echo "@runctl failed=$(enc "$rel") reason=missing"
+    echo "@runctl failed=$(pct "$rel") reason=missing"
     failed=$((failed + 1))
     continue
   fi
-  if curl -fsS --retry 3 --retry-delay 1 -X PUT -T "$file" -o /dev/null "$url" 2>/dev/null; then
-    size=$(wc -c <"$file" | tr -d ' ')
-    md5=$(md5sum "$file" | cut -d' ' -f1)
-    echo "@runctl uploaded=$(enc "$rel") size=$size md5=$md5"
+  if printf 'url = "%s"\n' "${url//\"/\\\"}" |
+    curl -fsS --retry 3 --retry-delay 1 -X PUT -T "$file" -o /dev/null -K - 2>/dev/null; then
+    size=$(stat -L -c %s -- "$file")
+    read -r md5 _ < <(md5sum <"$file")
+    echo "@runctl uploaded=$(pct "$rel") size=$size md5=$md5"
     ok=$((ok + 1))
   else
-    echo "@runctl failed=$(enc "$rel") reason=curl%20error"
+    echo "@runctl failed=$(pct "$rel") reason=curl%20error"
     failed=$((failed + 1))
   fi
 done

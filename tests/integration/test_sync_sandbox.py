@@ -69,3 +69,11 @@ def test_a_bundle_over_the_limit_is_refused_naming_the_largest_files(ctx, instan
     assert err.value.message.startswith("The code to sync from")
     rendered = err.value.render()
     assert "data.bin (3.0 MB)" in rendered and ".runctlignore" in rendered and "config set sync_max_mb 4" in rendered
+
+
+def test_no_presigned_url_reaches_the_trainings_environment_or_log(ctx, instance, tmp_path):
+    script = make_project(tmp_path / "envdump", "envdump")
+    script.write_text("import os\nfor k, v in sorted(os.environ.items()):\n    print(f'{k}={v}')\n")
+    log = _run(ctx, instance, script, project="envdump")
+    assert "RUNCTL_RUN_ID=" in log and "RUNCTL_CHECKPOINT_DIR=" in log
+    assert "X-Amz-" not in log and "RUNCTL_SYNC_URL" not in log and "RUNCTL_SCRIPTS_DIR" not in log

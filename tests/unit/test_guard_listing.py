@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 import pytest
 
@@ -62,10 +63,10 @@ def test_a_stop_with_500_checkpoints_sends_every_upload_in_commands_under_64_kb(
     sizes: list[int] = []
     sent: list[str] = []
 
-    def run(_ctx, iid, script, args, env):
-        assert script == "upload" and args[0] == "proj"
-        sizes.append(ssm.command_bytes(remote.command_for(script, args, env)))
-        sent.extend(args[1::2])
+    def run(_ctx, iid, script, args, env, stdin=None):
+        assert script == "upload" and args == ["proj"] and token not in " ".join(args)  # URLs never in argv
+        sizes.append(ssm.command_bytes(remote.command_for(script, args, env, stdin=stdin)))
+        sent.extend(unquote(line.split()[0]) for line in stdin.splitlines())
         return RemoteResult(instance_id=iid, command_id="c", status="Success", exit_code=0, stdout="", stderr="")
 
     monkeypatch.setattr(ssm, "run", run)
@@ -73,4 +74,4 @@ def test_a_stop_with_500_checkpoints_sends_every_upload_in_commands_under_64_kb(
     guard.upload_checkpoints(SimpleNamespace(), "i-0123456789abcdef0", "proj", "r1", checkpoints, "bucket",
                              lambda _line: None)
     assert sent == [ck.relpath for ck in checkpoints]
-    assert max(sizes) <= ssm.MAX_COMMAND_BYTES and len(sizes) <= 12
+    assert max(sizes) <= ssm.MAX_COMMAND_BYTES and len(sizes) <= 20  # each batch nearly full
