@@ -171,6 +171,10 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     if synced:
         pieces.append(f"code synced: {synced.get('uploaded', '0')} file(s) sent, {synced.get('deleted', '0')} deleted")
     echo("; ".join(pieces))
+    kept = [rec["kept"] for rec in remote.parse_records(result.stdout, "kept")]
+    if kept:
+        echo(f"Kept {len(kept)} file(s) on {instance_id} that changed there since runctl synced them, although "
+             f"they are gone locally: {', '.join(kept[:5])}{' …' if len(kept) > 5 else ''} (no longer synced)")
     return launch
 
 

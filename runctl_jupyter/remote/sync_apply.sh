@@ -15,11 +15,15 @@
 #      or refresh that venv (python3 -m venv) and pip install -r; the last 12,000 bytes of pip's
 #      output are appended to stdout (all of it in venv/.pip-install.log).
 #
-# Reports:  @runctl synced=1 uploaded=N deleted=M refused_deletes=K
+# Reports:  @runctl kept=<relpath %-enc>   (per file deleted locally that the instance changed: kept)
+#           @runctl synced=1 uploaded=N deleted=M refused_deletes=K kept_files=J
 #           @runctl requirements=installed|unchanged|none
 # Exit: 0 ok · 2 usage · 3 refused (bad bundle / checksum) · 1 other failure (stderr says why).
 set -u
 umask 022
+# the helpers every runctl script shares, shipped beside it (command_for) or found next to it
+# shellcheck source=common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
 
 die() { printf 'sync_apply.sh: %s\n' "$2" >&2; exit "$1"; }
 
@@ -135,10 +139,10 @@ safe_rel() {
 declare -A old=()
 old_manifest="$code/$manifest_name"
 if [ -f "$old_manifest" ]; then
-    entry_re='^"(.*)": "[0-9a-f]{64}",?$'
+    entry_re='^"(.*)": "([0-9a-f]{64})",?$'
     while IFS= read -r line; do
         if [[ "$line" =~ $entry_re ]]; then
-            old["${BASH_REMATCH[1]}"]=1
+            old["${BASH_REMATCH[1]}"]=${BASH_REMATCH[2]}
         fi
     done < "$old_manifest"
 fi
@@ -146,6 +150,7 @@ bs="\\"
 dq='"'
 deleted=0
 refused=0
+kept=0
 while IFS= read -r -d '' rel; do
     key=${rel//"$bs"/"$bs$bs"}
     key=${key//"$dq"/"$bs$dq"}
@@ -162,6 +167,12 @@ while IFS= read -r -d '' rel; do
     if ! inside_code "$parent"; then
         refused=$((refused + 1))
         printf 'sync_apply.sh: not deleting %s (outside the code directory)\n' "$rel" >&2
+        continue
+    fi
+    if [ -f "$target" ] && [ ! -L "$target" ] && [ "$(sha256_of "$target")" != "${old["$key"]}" ]; then
+        # the training (or someone) rewrote what runctl once put there: its work, never deleted
+        printf '@runctl kept=%s\n' "$(pct "$rel")"
+        kept=$((kept + 1))
         continue
     fi
     if [ -f "$target" ] || [ -L "$target" ]; then
@@ -212,7 +223,7 @@ fi
 cp -- "$extract/$manifest_name" "$code/.$manifest_name.tmp" || die 1 "could not write the manifest"
 mv -f -- "$code/.$manifest_name.tmp" "$code/$manifest_name" || die 1 "could not write the manifest"
 
-printf '@runctl synced=1 uploaded=%s deleted=%s refused_deletes=%s\n' "$uploaded" "$deleted" "$refused"
+printf '@runctl synced=1 uploaded=%s deleted=%s refused_deletes=%s kept_files=%s\n' "$uploaded" "$deleted" "$refused" "$kept"
 
 # 6. requirements
 req="$code/requirements.txt"

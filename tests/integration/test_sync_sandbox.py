@@ -77,3 +77,22 @@ def test_no_presigned_url_reaches_the_trainings_environment_or_log(ctx, instance
     log = _run(ctx, instance, script, project="envdump")
     assert "RUNCTL_RUN_ID=" in log and "RUNCTL_CHECKPOINT_DIR=" in log
     assert "X-Amz-" not in log and "RUNCTL_SYNC_URL" not in log and "RUNCTL_SCRIPTS_DIR" not in log
+
+
+def test_a_file_the_training_rewrote_is_kept_when_it_is_deleted_locally(ctx, instance, tmp_path, sandbox):
+    script = make_project(tmp_path / "keeper", "keeper")
+    (script.parent / "outputs").mkdir()
+    (script.parent / "outputs" / "best.pt").write_text("placeholder\n")
+    (script.parent / "outputs" / "old.txt").write_text("obsolete\n")
+    script.write_text("from pathlib import Path\nPath('outputs/best.pt').write_text('trained weights\\n')\n")
+    _run(ctx, instance, script, project="keeper")
+    (script.parent / "outputs" / "best.pt").unlink()
+    (script.parent / "outputs" / "old.txt").unlink()
+    script.write_text("print('second run')\n")
+    said: list[str] = []
+    _run(ctx, instance, script, project="keeper", echo=said.append)
+    code = Path(sandbox.directory) / "instances" / instance / "runctl" / "keeper" / "code"
+    assert (code / "outputs" / "best.pt").read_text() == "trained weights\n"  # the training's work stays
+    assert not (code / "outputs" / "old.txt").exists()  # runctl's own, unchanged copy goes
+    assert any(line.startswith(f"Kept 1 file(s) on {instance}") and "outputs%2Fbest.pt" not in line
+               and "outputs/best.pt" in line for line in said), said
