@@ -79,6 +79,7 @@ ALWAYS_EXCLUDED_FILES = (("*.pyc", "a cache"), ("*.pem", "a private key"), ("id_
                          ("id_dsa*", "an SSH key"), ("id_ecdsa*", "an SSH key"), ("id_ed25519*", "an SSH key"),
                          (".netrc", "credentials"), (".pgpass", "credentials"), (".git-credentials", "credentials"))
 SECRET_ENV_FILES = (".env", ".env.*")
+_UNREMARKABLE = frozenset({"version control", "a cache"})  # left out without a word
 IGNORE_FILES = (".gitignore", ".runctlignore")  # .runctlignore: gitignore syntax, for what git keeps but runctl should not send
 #: Names reserved at the top of the remote code/ directory.
 RESERVED_ROOT_NAMES = frozenset({MANIFEST_NAME, DELETE_LIST_NAME})
@@ -325,7 +326,8 @@ def collect_files(root: str | os.PathLike[str], excluded: dict[str, str] | None 
 
     Honours ``.git/info/exclude`` and every ``.gitignore`` and ``.runctlignore`` (nested ones
     override outer ones); always leaves out credentials and keys, VCS folders, virtualenvs, caches and
-    ``checkpoints/`` (:func:`always_excluded`), recording each in ``excluded`` (relpath → why). A
+    ``checkpoints/`` (:func:`always_excluded`), recording in ``excluded`` (relpath → why) those the
+    project's own ignore rules do not already leave out, VCS folders and caches aside. A
     symlink is followed only if it resolves inside ``root`` (its target's content is sent as a regular
     file); one pointing outside, or dangling, is skipped.
     """
@@ -371,8 +373,8 @@ def collect_files(root: str | os.PathLike[str], excluded: dict[str, str] | None 
             decision = rules.decision(rel, is_dir)
             why = always_excluded(path, is_dir, decision)
             if why is not None:
-                if excluded is not None:
-                    excluded[rel + ("/" if is_dir else "")] = why
+                if excluded is not None and not decision and why not in _UNREMARKABLE:
+                    excluded[rel + ("/" if is_dir else "")] = why  # the user's own rules did not leave it out
                 continue
             if decision:
                 continue

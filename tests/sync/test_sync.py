@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from runctl_jupyter import sync
 from runctl_jupyter.remote import parse_fields, script_path
 from runctl_jupyter.sync import (
+    ALWAYS_EXCLUDED_DIRS,
     FileEntry,
     GitIgnore,
     ManifestCache,
@@ -139,8 +140,8 @@ def test_collect_files(project: Path, tmp_path: Path) -> None:
     (project / "dangling").symlink_to(project / "nope")
     excluded: dict[str, str] = {}
     files = collect_files(project, excluded)
-    assert sorted(excluded) == [".git/", ".ipynb_checkpoints/", ".venv/", "checkpoints/", "pkg/__pycache__/",
-                                "pkg/stale.pyc", "venv/"]
+    assert excluded == {".venv/": "a virtualenv", "venv/": "a virtualenv",  # (.git and caches: no word)
+                        "checkpoints/": ALWAYS_EXCLUDED_DIRS["checkpoints"]}
     assert sorted(files) == [
         ".gitignore", "important.log", "link_in", "outputs/keep.txt",
         "pkg/.gitignore", "pkg/__init__.py", "pkg/model.py", "pkg/weights.bin", "pyproject.toml",
