@@ -224,7 +224,7 @@ def guard_terminate(ctx: Context, inst: Instance, *, force: bool, snapshot: bool
         if checkpoints:
             where = ", ".join(f"s3://{bucket}/{checkpoint_prefix(name)}"
                               for name in sorted({ck.project for ck in checkpoints}))
-            echo(f"Every checkpoint ({len(checkpoints)}) has a verified copy in {where}")
+            echo(f"Every checkpoint has a verified copy in {where}")
         return
     paths = [f"runctl/{ck.project}/checkpoints/{ck.relpath}" for ck in unsaved]
     if force:

@@ -186,7 +186,7 @@ main=$!
 main_stat="$(cat "/proc/$main/stat" 2>/dev/null)" || main_stat=""
 read -r -a f <<<"${main_stat##*) }"
 put "$run_dir/main_pid" "$main ${f[19]:-}"$'\n'
-printf '[runctl] run %s: pid %s (runctl wrapper %s)\n' "$run_id" "$main" "$$"
+printf '[runctl] run %s: pid %s (wrapper pid %s)\n' "$run_id" "$main" "$$"
 while :; do
   wait "$main"
   rc=$?
