@@ -511,14 +511,28 @@ def read_remote_manifest(
     cached: Mapping[str, str] | None,
     *,
     max_restarts: int = 3,
+    drifted: list[str] | None = None,
 ) -> dict[str, str]:
-    """The instance's manifest, via ``fetch(known_sha256, offset) -> sync_manifest.sh stdout``.
+    """What the instance's code folder holds, via ``fetch(known_sha256, offset) -> sync_manifest.sh
+    stdout``: its manifest, less the files that drifted from it (changed on the instance, or gone),
+    which are listed in ``drifted`` so that the plan sends them again.
 
     With ``cached`` (what this machine last applied there) still current, one call answers
-    ``match=1`` and the cache is returned. An instance without a manifest gives ``{}``.
+    ``match=1`` and the cache is used. An instance without a manifest gives ``{}``; so does one with
+    more drifted files than it could list (everything is sent again).
     """
     from .logs import decode_chunk  # same chunk format as log tails
-    from .remote import parse_fields
+    from .remote import parse_fields, parse_records
+
+    drift: list[str] = []
+    drift_total = 0
+
+    def trusted(manifest: Mapping[str, str]) -> dict[str, str]:
+        if drifted is not None:
+            drifted[:] = drift
+        if drift_total > len(drift):
+            return {}
+        return {rel: digest for rel, digest in manifest.items() if rel not in set(drift)}
 
     known = manifest_sha256(cached) if cached is not None else ""
     for _ in range(max_restarts + 1):
@@ -529,10 +543,13 @@ def read_remote_manifest(
         while True:
             stdout = fetch(known, offset)
             fields = parse_fields(stdout)
+            if offset == 0:
+                drift = [rec["drifted"] for rec in parse_records(stdout, "drifted")]
+                drift_total = int(fields.get("drift_total", "0") or 0)
             if fields.get("manifest") == "0":
                 return {}
             if fields.get("match") == "1" and cached is not None:
-                return dict(cached)
+                return trusted(cached)
             sha = fields.get("manifest_sha256", "")
             if not _SHA256.fullmatch(sha):
                 raise SyncError("sync_manifest.sh gave no manifest checksum.", details=[stdout[:200]])
@@ -554,7 +571,7 @@ def read_remote_manifest(
             continue
         data = b"".join(parts)
         if hashlib.sha256(data).hexdigest() == expected:
-            return parse_manifest(data)
+            return trusted(parse_manifest(data))
     raise SyncError("The instance's code manifest kept changing while it was read.",
                     ["Wait for the other sync to finish, then run the command again."])
 

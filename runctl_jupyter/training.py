@@ -171,11 +171,18 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     if synced:
         pieces.append(f"code synced: {synced.get('uploaded', '0')} file(s) sent, {synced.get('deleted', '0')} deleted")
     echo("; ".join(pieces))
-    kept = [rec["kept"] for rec in remote.parse_records(result.stdout, "kept")]
+    say_kept(instance_id, [rec["kept"] for rec in remote.parse_records(result.stdout, "kept")], echo)
+    return launch
+
+
+def _names(rels: list[str]) -> str:
+    return ", ".join(rels[:5]) + (f" (+{len(rels) - 5} more)" if len(rels) > 5 else "")
+
+
+def say_kept(instance_id: str, kept: list[str], echo: Echo) -> None:
     if kept:
         echo(f"Kept {len(kept)} file(s) on {instance_id} that changed there since runctl synced them, although "
-             f"they are gone locally: {', '.join(kept[:5])}{' …' if len(kept) > 5 else ''} (no longer synced)")
-    return launch
+             f"they are gone locally: {_names(kept)} (no longer synced)")
 
 
 def _run_with(ctx, instance_id, name, run_id, rel_script, script_args, env, extra_scripts):
@@ -218,7 +225,13 @@ def _prepare_sync(ctx: Context, instance_id: str, root: Path, project: str, env:
     excluded: dict[str, str] = {}
     local = sync.collect_files(root, excluded)
     _say_excluded(excluded, echo)
-    remote_manifest = sync.read_remote_manifest(fetch, _manifest_cache().get(instance_id, project))
+    drifted: list[str] = []
+    remote_manifest = sync.read_remote_manifest(fetch, _manifest_cache().get(instance_id, project), drifted=drifted)
+    resend = [rel for rel in drifted if rel in local]
+    if resend:
+        echo(f"Code sync: {len(resend)} file(s) on {instance_id} differ from what runctl last sent (changed "
+             f"there, or gone): {_names(resend)}; sending the local version again")
+    say_kept(instance_id, [rel for rel in drifted if rel not in local], echo)
     plan = sync.plan(local, remote_manifest)
     _refuse_oversized(ctx, root, plan, local)
     if plan.empty:

@@ -12,8 +12,13 @@
 #   @runctl-data
 #   <base64 of the raw manifest bytes [OFFSET, OFFSET+count) (gzip'ed when enc says so)>
 #
-# The page format is tail.sh's, so it stays under SSM's 24,000-character stdout limit.
+# The page format is tail.sh's, so it stays under SSM's 24,000-character stdout limit. With OFFSET 0,
+# first `@runctl drifted=<relpath %-enc>` lines (at most 200) and `@runctl drift_total=N`: the files
+# the manifest lists whose content on the instance is not what it says (changed there, or gone).
 set -u
+# the helpers every runctl script shares, shipped beside it (command_for) or found next to it
+# shellcheck source=common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
 
 HARD_MAX=17700
 WINDOW_FACTOR=3
@@ -61,6 +66,52 @@ snap="$tmpdir/manifest"
 cp -- "$manifest" "$snap" || die "cannot read the manifest"
 sha=$(sha256_of "$snap")
 [[ "$sha" =~ ^[0-9a-f]{64}$ ]] || die "cannot checksum the manifest"
+
+# Drift: a file the manifest lists that is not what runctl put there any more (the training rewrote
+# it, or it is gone). Its hash is cached by (size, mtime, ctime, inode), so an unchanged project is
+# not read again. At most DRIFT_MAX lines; drift_total says how many there are in all.
+DRIFT_MAX=200
+drift_report() {
+    local code="$ROOT/runctl/$project/code" cache="$ROOT/runctl/$project/.code-hashes"
+    local entry_re='^"(.*)": "([0-9a-f]{64})",?$' line key want rel f st got n=0 total=0 k rest
+    local bs="\\" dq='"'
+    local -A hashes=() seen=()
+    if [ -f "$cache" ]; then
+        while read -r k rest; do hashes["$k"]="$rest"; done < "$cache"
+    fi
+    while IFS= read -r line; do
+        [[ "$line" =~ $entry_re ]] || continue
+        want=${BASH_REMATCH[2]}
+        rel=${BASH_REMATCH[1]//"$bs$dq"/"$dq"}
+        rel=${rel//"$bs$bs"/"$bs"}
+        f="$code/$rel"
+        key=$(pct "$rel")
+        got=missing
+        if [ -f "$f" ] && [ ! -L "$f" ]; then
+            st=$(stat -c '%s %.9Y %.9Z %i' -- "$f" 2>/dev/null) || st=""
+            if [ -n "$st" ] && [ "${hashes[$key]:-}" != "" ] && [ "${hashes[$key]% *}" = "$st" ]; then
+                got=${hashes[$key]##* }
+            else
+                got=$(sha256_of "$f")
+                if [ -n "$st" ]; then hashes["$key"]="$st $got"; fi
+            fi
+        fi
+        seen["$key"]=1
+        if [ "$got" != "$want" ]; then
+            total=$((total + 1))
+            if [ "$n" -lt "$DRIFT_MAX" ]; then
+                printf '@runctl drifted=%s\n' "$key"
+                n=$((n + 1))
+            fi
+        fi
+    done < "$snap"
+    for k in "${!hashes[@]}"; do
+        if [ -n "${seen[$k]+x}" ]; then printf '%s %s\n' "$k" "${hashes[$k]}"; fi
+    done > "$cache.tmp.$$" 2>/dev/null
+    mv -f -- "$cache.tmp.$$" "$cache" 2>/dev/null || rm -f -- "$cache.tmp.$$"
+    printf '@runctl drift_total=%s\n' "$total"
+}
+if [ "$offset" -eq 0 ]; then drift_report; fi
 
 if [ "$sha" = "$known" ]; then
     printf '@runctl manifest=1 match=1 manifest_sha256=%s\n' "$sha"

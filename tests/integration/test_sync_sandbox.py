@@ -96,3 +96,20 @@ def test_a_file_the_training_rewrote_is_kept_when_it_is_deleted_locally(ctx, ins
     assert not (code / "outputs" / "old.txt").exists()  # runctl's own, unchanged copy goes
     assert any(line.startswith(f"Kept 1 file(s) on {instance}") and "outputs%2Fbest.pt" not in line
                and "outputs/best.pt" in line for line in said), said
+
+
+def test_a_file_changed_on_the_instance_is_seen_and_sent_again(ctx, instance, tmp_path, sandbox):
+    """A run rewrote config.yaml; the next train used to send 0 files and run the instance's version."""
+    script = make_project(tmp_path / "drift", "drift")
+    (script.parent / "config.yaml").write_text("lr: 0.1\n")
+    script.write_text("from pathlib import Path\nprint('config', Path('config.yaml').read_text().strip())\n"
+                      "Path('config.yaml').write_text('lr: 999\\n')\n")
+    assert "config lr: 0.1" in _run(ctx, instance, script, project="drift")
+    said: list[str] = []
+    assert "config lr: 0.1" in _run(ctx, instance, script, project="drift", echo=said.append)
+    assert any(line.startswith(f"Code sync: 1 file(s) on {instance} differ from what runctl last sent")
+               and "config.yaml" in line for line in said), said
+    said.clear()
+    ctx2 = __import__("runctl_jupyter").api.context()
+    _run(ctx2, instance, script, project="drift", echo=said.append)  # drifted again by the last run
+    assert ctx2.calls["ssm.SendCommand"] >= 1

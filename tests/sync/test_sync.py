@@ -545,6 +545,8 @@ def test_large_manifest_is_paged_and_verified(tmp_path: Path) -> None:
     inst = Instance(tmp_path)
     big = {f"pkg/module_{i:05d}/file_with_a_longish_name_{i}.py": hashlib.sha256(str(i).encode()).hexdigest()
            for i in range(3000)}
+    for i, rel in enumerate(big):
+        write(inst.code, rel, str(i))  # what the manifest says is there (else it is drift)
     write(inst.code, ".runctl-manifest.json", manifest_json(big))
     outputs: list[str] = []
 
@@ -568,8 +570,12 @@ def test_large_manifest_is_paged_and_verified(tmp_path: Path) -> None:
 
 def test_manifest_changing_between_pages_restarts(tmp_path: Path) -> None:
     inst = Instance(tmp_path)
-    m1 = {f"f{i}.py": "1" * 64 for i in range(2000)}
-    m2 = {f"g{i}.py": "2" * 64 for i in range(2000)}
+    m1 = {f"f{i}.py": hashlib.sha256(b"1").hexdigest() for i in range(2000)}
+    m2 = {f"g{i}.py": hashlib.sha256(b"2").hexdigest() for i in range(2000)}
+    for rel in m1:
+        write(inst.code, rel, "1")
+    for rel in m2:
+        write(inst.code, rel, "2")
     write(inst.code, ".runctl-manifest.json", manifest_json(m1))
     calls = {"n": 0}
 
@@ -602,3 +608,21 @@ def test_bundle_gzip_header_is_fixed(project: Path) -> None:
     data = make_bundle(project, plan(collect_files(project), {}))
     assert data[4:8] == b"\0\0\0\0"                   # gzip mtime 0
     assert gzip.decompress(data)[:21] == b".runctl-manifest.json"
+
+
+def test_files_that_drifted_on_the_instance_are_not_trusted(tmp_path: Path) -> None:
+    inst = Instance(tmp_path)
+    digest = {name: hashlib.sha256(name.encode()).hexdigest() for name in ("a.py", "b.yaml", "c.txt")}
+    for name in digest:
+        write(inst.code, name, name)
+    write(inst.code, ".runctl-manifest.json", manifest_json(digest))
+    drifted: list[str] = []
+    assert read_remote_manifest(inst.fetch_manifest, digest, drifted=drifted) == digest and drifted == []
+    write(inst.code, "b.yaml", "b.yam!")          # the same size, other content
+    (inst.code / "c.txt").unlink()
+    assert read_remote_manifest(inst.fetch_manifest, digest, drifted=drifted) == {"a.py": digest["a.py"]}
+    assert drifted == ["b.yaml", "c.txt"]
+    # too many to list: nothing is trusted, everything goes again
+    many = {f"m{i}.py": "0" * 64 for i in range(300)}
+    write(inst.code, ".runctl-manifest.json", manifest_json(many))
+    assert read_remote_manifest(inst.fetch_manifest, None, drifted=drifted) == {} and len(drifted) == 200
