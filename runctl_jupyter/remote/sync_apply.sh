@@ -189,7 +189,7 @@ done < "$extract/.runctl-delete"
 
 # 5. move new files into place
 uploaded=0
-declare -A checked_dirs=()
+declare -A checked_dirs=() placed=()
 if [ -d "$extract/files" ]; then
     while IFS= read -r -d '' src; do
         rel=${src#"$extract/files/"}
@@ -215,6 +215,7 @@ if [ -d "$extract/files" ]; then
         case "$dest" in
             *.py) base=${dest##*/}; rm -f -- "${dest%/*}/__pycache__/${base%.py}".*.pyc ;;
         esac
+        placed["$rel"]=1
         uploaded=$((uploaded + 1))
     done < <(find "$extract/files" -type f -print0)
 fi
@@ -222,6 +223,34 @@ fi
 # new manifest, atomically
 cp -- "$extract/$manifest_name" "$code/.$manifest_name.tmp" || die 1 "could not write the manifest"
 mv -f -- "$code/.$manifest_name.tmp" "$code/$manifest_name" || die 1 "could not write the manifest"
+
+# seed sync_manifest.sh's drift-check hash cache with the files placed just now (their hashes are the
+# manifest's, checked when the bundle was made), so the next sync reads none of them again
+seed_hash_cache() {
+    local cache="$proj_dir/.code-hashes" tab=$'\t' k rest rel st line
+    local entry_re='^"(.*)": "([0-9a-f]{64})",?$'
+    local -A hashes=() fresh=() placed_stat=()
+    if [ -f "$cache" ]; then
+        while IFS="$tab" read -r k rest; do hashes["$k"]="$rest"; done < "$cache"
+    fi
+    while IFS= read -r -d '' rel && IFS= read -r -d '' st; do
+        placed_stat["$rel"]="$st"
+    done < <(find "$code" -type f -printf '%P\0%s %T@ %C@ %i\0' 2>/dev/null)
+    while IFS= read -r line; do
+        [[ "$line" =~ $entry_re ]] || continue
+        k=${BASH_REMATCH[1]}
+        rel=${k//"$bs$dq"/"$dq"}
+        rel=${rel//"$bs$bs"/"$bs"}
+        if [ -n "${placed[$rel]+x}" ] && [ -n "${placed_stat[$rel]:-}" ]; then
+            fresh["$k"]="${placed_stat[$rel]} ${BASH_REMATCH[2]}"
+        elif [ -n "${hashes[$k]:-}" ]; then
+            fresh["$k"]=${hashes[$k]}
+        fi
+    done < "$code/$manifest_name"
+    for k in "${!fresh[@]}"; do printf '%s\t%s\n' "$k" "${fresh[$k]}"; done > "$cache.tmp.$$" 2>/dev/null
+    mv -f -- "$cache.tmp.$$" "$cache" 2>/dev/null || rm -f -- "$cache.tmp.$$"
+}
+seed_hash_cache
 
 printf '@runctl synced=1 uploaded=%s deleted=%s refused_deletes=%s kept_files=%s\n' "$uploaded" "$deleted" "$refused" "$kept"
 

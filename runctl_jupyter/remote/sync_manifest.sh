@@ -73,40 +73,44 @@ sha=$(sha256_of "$snap")
 DRIFT_MAX=200
 drift_report() {
     local code="$ROOT/runctl/$project/code" cache="$ROOT/runctl/$project/.code-hashes"
-    local entry_re='^"(.*)": "([0-9a-f]{64})",?$' line key want rel f st got n=0 total=0 k rest
+    local entry_re='^"(.*)": "([0-9a-f]{64})",?$' line key want rel st got n=0 total=0 k rest tab=$'\t'
     local bs="\\" dq='"'
-    local -A hashes=() seen=()
+    local -A hashes=() stats=() seen=()
+    # every file's (size, mtime, ctime, inode) in one pass: no process per file
+    while IFS= read -r -d '' rel && IFS= read -r -d '' st; do
+        stats["$rel"]="$st"
+    done < <(find "$code" -type f -printf '%P\0%s %T@ %C@ %i\0' 2>/dev/null)
     if [ -f "$cache" ]; then
-        while read -r k rest; do hashes["$k"]="$rest"; done < "$cache"
+        while IFS="$tab" read -r k rest; do hashes["$k"]="$rest"; done < "$cache"
     fi
     while IFS= read -r line; do
         [[ "$line" =~ $entry_re ]] || continue
+        key=${BASH_REMATCH[1]} # JSON-escaped (only \\ and \"), never a tab or newline
         want=${BASH_REMATCH[2]}
-        rel=${BASH_REMATCH[1]//"$bs$dq"/"$dq"}
+        rel=${key//"$bs$dq"/"$dq"}
         rel=${rel//"$bs$bs"/"$bs"}
-        f="$code/$rel"
-        key=$(pct "$rel")
+        st=${stats["$rel"]:-}
         got=missing
-        if [ -f "$f" ] && [ ! -L "$f" ]; then
-            st=$(stat -c '%s %.9Y %.9Z %i' -- "$f" 2>/dev/null) || st=""
-            if [ -n "$st" ] && [ "${hashes[$key]:-}" != "" ] && [ "${hashes[$key]% *}" = "$st" ]; then
-                got=${hashes[$key]##* }
+        if [ -n "$st" ]; then
+            rest=${hashes["$key"]:-}
+            if [ -n "$rest" ] && [ "${rest% *}" = "$st" ]; then
+                got=${rest##* }
             else
-                got=$(sha256_of "$f")
-                if [ -n "$st" ]; then hashes["$key"]="$st $got"; fi
+                got=$(sha256_of "$code/$rel")
+                hashes["$key"]="$st $got"
             fi
         fi
         seen["$key"]=1
         if [ "$got" != "$want" ]; then
             total=$((total + 1))
             if [ "$n" -lt "$DRIFT_MAX" ]; then
-                printf '@runctl drifted=%s\n' "$key"
+                printf '@runctl drifted=%s\n' "$(pct "$rel")"
                 n=$((n + 1))
             fi
         fi
     done < "$snap"
     for k in "${!hashes[@]}"; do
-        if [ -n "${seen[$k]+x}" ]; then printf '%s %s\n' "$k" "${hashes[$k]}"; fi
+        if [ -n "${seen[$k]+x}" ]; then printf '%s\t%s\n' "$k" "${hashes[$k]}"; fi
     done > "$cache.tmp.$$" 2>/dev/null
     mv -f -- "$cache.tmp.$$" "$cache" 2>/dev/null || rm -f -- "$cache.tmp.$$"
     printf '@runctl drift_total=%s\n' "$total"

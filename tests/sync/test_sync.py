@@ -626,3 +626,19 @@ def test_files_that_drifted_on_the_instance_are_not_trusted(tmp_path: Path) -> N
     many = {f"m{i}.py": "0" * 64 for i in range(300)}
     write(inst.code, ".runctl-manifest.json", manifest_json(many))
     assert read_remote_manifest(inst.fetch_manifest, None, drifted=drifted) == {} and len(drifted) == 200
+
+
+def test_the_last_apply_seeds_the_drift_checks_hash_cache(tmp_path: Path) -> None:
+    """sync_apply.sh seeds the drift check's hash cache: an unchanged project is not re-read."""
+    inst = Instance(tmp_path)
+    project = tmp_path / "local"
+    for i in range(20):
+        write(project, f"pkg/m{i}.py", f"x = {i}\n")
+    files = collect_files(project)
+    assert inst.apply(make_bundle(project, plan(files, {}), files)).returncode == 0
+    cache = inst.root / "runctl" / inst.project / ".code-hashes"
+    entries = dict(line.split("\t") for line in cache.read_text().splitlines())
+    assert len(entries) == 20 and all(v.split()[-1] == files[k].sha256 for k, v in entries.items())
+    drifted: list[str] = []
+    assert read_remote_manifest(inst.fetch_manifest, None, drifted=drifted) == {k: v.sha256 for k, v in files.items()}
+    assert drifted == []
