@@ -209,12 +209,8 @@ def test_a_new_run_supersedes_the_old_guardian(root, fake):
     _wait(lambda: not _guardian_pids(root), timeout=5, what="no guardian left")
 
 
-def test_fetch_checkpoint_puts_the_file_in_place_and_checks_md5(root, fake, tmp_path):
-    served = tmp_path / "serve"
-    served.mkdir()
-    body = b'{"epoch": 3}\n'
-    import hashlib
-
+def _serve(body: bytes) -> ThreadingHTTPServer:
+    """A loopback HTTP server answering every GET with ``body`` (a presigned GET's stand-in)."""
     handler = type("H", (BaseHTTPRequestHandler,), {
         "log_message": lambda self, *a: None,
         "do_GET": lambda self: (self.send_response(200), self.send_header("Content-Length", str(len(body))),
@@ -222,6 +218,16 @@ def test_fetch_checkpoint_puts_the_file_in_place_and_checks_md5(root, fake, tmp_
     })
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_fetch_checkpoint_puts_the_file_in_place_and_checks_md5(root, fake, tmp_path):
+    served = tmp_path / "serve"
+    served.mkdir()
+    body = b'{"epoch": 3}\n'
+    import hashlib
+
+    server = _serve(body)
     try:
         env = {"PATH": os.environ["PATH"], "RUNCTL_ROOT": str(root),
                "RUNCTL_FETCH_URL": f"http://127.0.0.1:{server.server_port}/x?sig={SECRET}",
@@ -247,13 +253,7 @@ def test_resume_never_overwrites_the_instances_newer_work(root, tmp_path):
     import time
 
     body = b'{"epoch": 3, "from": "s3"}\n'
-    handler = type("H", (BaseHTTPRequestHandler,), {
-        "log_message": lambda self, *a: None,
-        "do_GET": lambda self: (self.send_response(200), self.send_header("Content-Length", str(len(body))),
-                                self.end_headers(), self.wfile.write(body)),
-    })
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _serve(body)
     ck = root / "runctl/demo/checkpoints"
     ck.mkdir(parents=True)
     local = ck / "checkpoint_epoch_3.json"
