@@ -512,10 +512,12 @@ def read_remote_manifest(
     *,
     max_restarts: int = 3,
     drifted: list[str] | None = None,
+    missing: set[str] | None = None,
 ) -> dict[str, str]:
     """What the instance's code folder holds, via ``fetch(known_sha256, offset) -> sync_manifest.sh
     stdout``: its manifest, less the files that drifted from it (changed on the instance, or gone),
-    which are listed in ``drifted`` so that the plan sends them again.
+    which are listed in ``drifted`` (those gone from the instance also in ``missing``) so that the
+    plan sends them again.
 
     With ``cached`` (what this machine last applied there) still current, one call answers
     ``match=1`` and the cache is used. An instance without a manifest gives ``{}``; so does one with
@@ -525,11 +527,15 @@ def read_remote_manifest(
     from .remote import parse_fields, parse_records
 
     drift: list[str] = []
+    gone: set[str] = set()
     drift_total = 0
 
     def trusted(manifest: Mapping[str, str]) -> dict[str, str]:
         if drifted is not None:
             drifted[:] = drift
+        if missing is not None:
+            missing.clear()
+            missing.update(gone)
         if drift_total > len(drift):
             return {}
         return {rel: digest for rel, digest in manifest.items() if rel not in set(drift)}
@@ -544,7 +550,9 @@ def read_remote_manifest(
             stdout = fetch(known, offset)
             fields = parse_fields(stdout)
             if offset == 0:
-                drift = [rec["drifted"] for rec in parse_records(stdout, "drifted")]
+                records = parse_records(stdout, "drifted")
+                drift = [rec["drifted"] for rec in records]
+                gone = {rec["drifted"] for rec in records if rec.get("gone") == "1"}
                 drift_total = int(fields.get("drift_total", "0") or 0)
             if fields.get("manifest") == "0":
                 return {}

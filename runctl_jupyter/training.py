@@ -226,12 +226,14 @@ def _prepare_sync(ctx: Context, instance_id: str, root: Path, project: str, env:
     local = sync.collect_files(root, excluded)
     _say_excluded(excluded, echo)
     drifted: list[str] = []
-    remote_manifest = sync.read_remote_manifest(fetch, _manifest_cache().get(instance_id, project), drifted=drifted)
+    gone: set[str] = set()
+    remote_manifest = sync.read_remote_manifest(fetch, _manifest_cache().get(instance_id, project),
+                                                drifted=drifted, missing=gone)
     resend = [rel for rel in drifted if rel in local]
     if resend:
         echo(f"Code sync: {len(resend)} file(s) on {instance_id} differ from what runctl last sent (changed "
              f"there, or gone): {_names(resend)}; sending the local version again")
-    say_kept(instance_id, [rel for rel in drifted if rel not in local], echo)
+    say_kept(instance_id, [rel for rel in drifted if rel not in local and rel not in gone], echo)
     plan = sync.plan(local, remote_manifest)
     _refuse_oversized(ctx, root, plan, local)
     if plan.empty:

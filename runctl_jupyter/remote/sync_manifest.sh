@@ -13,7 +13,7 @@
 #   <base64 of the raw manifest bytes [OFFSET, OFFSET+count) (gzip'ed when enc says so)>
 #
 # The page format is tail.sh's, so it stays under SSM's 24,000-character stdout limit. With OFFSET 0,
-# first `@runctl drifted=<relpath %-enc>` lines (at most 200) and `@runctl drift_total=N`: the files
+# first `@runctl drifted=<relpath %-enc> [gone=1]` lines (at most 200) and `@runctl drift_total=N`: the files
 # the manifest lists whose content on the instance is not what it says (changed there, or gone).
 set -u
 # the helpers every runctl script shares, shipped beside it (command_for) or found next to it
@@ -104,7 +104,11 @@ drift_report() {
         if [ "$got" != "$want" ]; then
             total=$((total + 1))
             if [ "$n" -lt "$DRIFT_MAX" ]; then
-                printf '@runctl drifted=%s\n' "$(pct "$rel")"
+                if [ "$got" = missing ]; then
+                    printf '@runctl drifted=%s gone=1\n' "$(pct "$rel")"
+                else
+                    printf '@runctl drifted=%s\n' "$(pct "$rel")"
+                fi
                 n=$((n + 1))
             fi
         fi

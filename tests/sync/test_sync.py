@@ -620,8 +620,9 @@ def test_files_that_drifted_on_the_instance_are_not_trusted(tmp_path: Path) -> N
     assert read_remote_manifest(inst.fetch_manifest, digest, drifted=drifted) == digest and drifted == []
     write(inst.code, "b.yaml", "b.yam!")          # the same size, other content
     (inst.code / "c.txt").unlink()
-    assert read_remote_manifest(inst.fetch_manifest, digest, drifted=drifted) == {"a.py": digest["a.py"]}
-    assert drifted == ["b.yaml", "c.txt"]
+    gone: set[str] = set()
+    assert read_remote_manifest(inst.fetch_manifest, digest, drifted=drifted, missing=gone) == {"a.py": digest["a.py"]}
+    assert drifted == ["b.yaml", "c.txt"] and gone == {"c.txt"}
     # too many to list: nothing is trusted, everything goes again
     many = {f"m{i}.py": "0" * 64 for i in range(300)}
     write(inst.code, ".runctl-manifest.json", manifest_json(many))
