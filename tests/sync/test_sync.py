@@ -643,3 +643,49 @@ def test_the_last_apply_seeds_the_drift_checks_hash_cache(tmp_path: Path) -> Non
     drifted: list[str] = []
     assert read_remote_manifest(inst.fetch_manifest, None, drifted=drifted) == {k: v.sha256 for k, v in files.items()}
     assert drifted == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_edits_on_both_sides_never_lose_the_trainings_work(tmp_path: Path, seed: int) -> None:
+    """Property: across 5 syncs with random local edits, deletions and renames, and random rewrites on
+    the instance (a training writing into its code folder), the instance ends each sync with exactly
+    the local project's files, and a file the instance changed is never deleted (kept, or overwritten
+    only by the local version of that same file)."""
+    import random
+
+    rng = random.Random(seed)
+    local = tmp_path / "local"
+    write(local, "pyproject.toml", "[project]\nname='p'\n")
+    for i in range(8):
+        write(local, f"src/m{i}.py", f"x = {i}\n")
+    inst = Instance(tmp_path)
+    written_by_training: dict[str, bytes] = {}
+    for round_ in range(5):
+        names = sorted(p.relative_to(local).as_posix() for p in local.rglob("*.py"))
+        for _ in range(rng.randint(1, 4)):
+            action, name = rng.choice(["edit", "delete", "rename", "add"]), rng.choice(names)
+            if not (local / name).exists():
+                continue
+            if action == "edit":
+                (local / name).write_text(f"x = {rng.random()!r}\n")
+            elif action == "delete":
+                (local / name).unlink()
+            elif action == "rename":
+                (local / name).rename(local / name.replace(".py", f"_r{round_}.py"))
+            else:
+                write(local, f"src/new_{round_}_{rng.randint(0, 99)}.py", "y = 1\n")
+        inst.sync(local)
+        on_instance, sent = tree(inst.code), collect_files(local)
+        for rel in sent:  # the code is the local project's (a drifted file is sent again)
+            assert on_instance.get(rel) == (local / rel).read_bytes(), (seed, round_, rel)
+        for rel, data in list(written_by_training.items()):
+            if rel in sent:
+                del written_by_training[rel]  # the local version of that same file replaced it
+            else:
+                assert on_instance.get(rel) == data, f"the training's {rel} was lost (seed {seed})"
+        managed = list(parse_manifest((inst.code / ".runctl-manifest.json").read_bytes()))
+        if managed and rng.random() < 0.7:
+            victim = rng.choice(managed)
+            data = f"written by the training in round {round_}\n".encode()
+            (inst.code / victim).write_bytes(data)
+            written_by_training[victim] = data
