@@ -210,17 +210,12 @@ def _curl_quote(value: str) -> str:
 
 def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: str) -> dict[str, str]:
     """The launch command's environment for the guardian (secrets included: never print it)."""
-    from botocore.config import Config
-
+    from .aws import s3
     from .training import checkpoint_prefix
 
     ttl = max(60, int((p.urls_valid_until - ctx.now()).total_seconds()) - 60)
     prefix = checkpoint_prefix(project, run_id)
-    from .aws.session import sandbox_endpoint
-
-    s3v4 = ctx.session.client("s3", region_name=ctx.region, config=Config(signature_version="s3v4"),
-                              endpoint_url=sandbox_endpoint() if ctx.is_sandbox else None)
-    post = s3v4.generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
+    post = s3.presigner(ctx, bucket).generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
                                         Conditions=[["content-length-range", 0, 5 * 1024 ** 3]])
     s3post = [f"url = {_curl_quote(post['url'])}"]
     s3post += [f"form-string = {_curl_quote(f'{k}={v}')}" for k, v in post["fields"].items() if k != "key"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import BackendError, Step, UsageError, cmd, translate_aws_errors
-from .session import Context
+from .session import Context, sandbox_endpoint
 
 SANDBOX_BUCKET = "runctl-sandbox"
 URL_TTL_S = 3600
@@ -72,13 +72,33 @@ def put_bytes(ctx: Context, bucket: str, key: str, data: bytes) -> None:
         ctx.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
 
 
+_BUCKET_REGIONS: dict[tuple[str, str], str] = {}
+
+
+def bucket_region(ctx: Context, bucket: str) -> str:
+    """The region a bucket lives in (GetBucketLocation, cached per world and bucket)."""
+    world = sandbox_endpoint() or "aws"  # (no STS call just to name the world)
+    if (world, bucket) not in _BUCKET_REGIONS:
+        with translate_aws_errors(f"find the region of s3://{bucket}"):
+            location = ctx.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint")
+        # no constraint is us-east-1; "EU" is what old eu-west-1 buckets say
+        _BUCKET_REGIONS[(world, bucket)] = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(
+            location, location)
+    return _BUCKET_REGIONS[(world, bucket)]
+
+
+def presigner(ctx: Context, bucket: str):
+    """The client that signs URLs for ``bucket``: SigV4, its own region's endpoint."""
+    return ctx.client("s3", bucket_region(ctx, bucket), presign=True)
+
+
 def presign_get(ctx: Context, bucket: str, key: str, ttl_s: int = URL_TTL_S) -> str:
-    return ctx.client("s3").generate_presigned_url(
+    return presigner(ctx, bucket).generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s)
 
 
 def presign_put(ctx: Context, bucket: str, key: str, ttl_s: int = URL_TTL_S) -> str:
-    return ctx.client("s3").generate_presigned_url(
+    return presigner(ctx, bucket).generate_presigned_url(
         "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s)
 
 

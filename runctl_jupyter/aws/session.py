@@ -185,9 +185,12 @@ class Context:
         return World("aws", self.region, self._account)
 
     # -- clients ----------------------------------------------------------------------------
-    def client(self, service: str, region: str | None = None):
+    def client(self, service: str, region: str | None = None, *, presign: bool = False):
+        """A cached client; ``presign`` (S3): one that presigns SigV4 URLs for ``region``'s own
+        endpoint (botocore presigns SigV2 on the global endpoint for us-east-1, us-west-2 and
+        eu-west-1, which S3 refuses for buckets made since June 2020; curl follows no redirect)."""
         region = region or (self.region if service != "pricing" else _pricing_region(self.region))
-        key = (service, region)
+        key = (service, region) if not presign else (service, region, "presign")
         with self._lock:
             client = self._clients.get(key)
             if client is None:
@@ -200,6 +203,10 @@ class Context:
                     read_timeout=60,
                     max_pool_connections=32,
                 )
+                if presign:  # the sandbox's loopback endpoint takes path-style URLs
+                    config = config.merge(Config(signature_version="s3v4", s3={
+                        "addressing_style": "path" if self.is_sandbox else "virtual",
+                        "us_east_1_regional_endpoint": "regional"}))
                 # In the sandbox the endpoint is pinned here, not left to AWS_ENDPOINT_URL alone: a
                 # context that believes it is in the sandbox must never reach real AWS.
                 endpoint = sandbox_endpoint() if self.is_sandbox else None

@@ -13,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from . import imds, moto_seams, pricing, spot
 from .control_api import ControlApi
@@ -71,6 +72,10 @@ class SandboxApp:
             return self.control.handle(environ)(environ, start_response)
         if path.startswith("/_imds/"):
             return imds.handle(self.world, environ)(environ, start_response)
+        if _signed_v2(environ):  # as S3 answers for every bucket made since June 2020
+            drain(environ)
+            return s3_error("InvalidRequest", "The authorization mechanism you have provided is not supported. "
+                            "Please use AWS4-HMAC-SHA256.", 400)(environ, start_response)
         req = parse_request(environ)
         if req.signed:
             decision = self.world.faults.decide(req.service)
@@ -107,6 +112,14 @@ class SandboxApp:
                 moto_seams.preload(regions)
 
         threading.Thread(target=work, daemon=True, name="moto-preload").start()
+
+
+def _signed_v2(environ: dict[str, Any]) -> bool:
+    """A SigV2 request: `Authorization: AWS KEY:SIG`, or a presigned URL with AWSAccessKeyId + Signature."""
+    if environ.get("HTTP_AUTHORIZATION", "").startswith("AWS "):
+        return True
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    return "Signature" in query and "AWSAccessKeyId" in query and "X-Amz-Algorithm" not in query
 
 
 def _internal_error(req: AwsRequest, message: str) -> Any:
