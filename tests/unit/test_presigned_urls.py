@@ -15,8 +15,10 @@ from runctl_jupyter.aws import s3
 
 @pytest.fixture
 def aws_ctx(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "RUNCTL_SANDBOX_DIR"):
-        monkeypatch.delenv(var, raising=False)
+    from runctl_jupyter.aws.session import SANDBOX_ENV
+
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "RUNCTL_SANDBOX_DIR", SANDBOX_ENV):
+        monkeypatch.delenv(var, raising=False)  # a real-account context (nothing is sent: stubbed, presigned)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTESTTEST")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
