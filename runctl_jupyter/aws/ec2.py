@@ -24,7 +24,7 @@ SPOT_UNAVAILABLE = {"InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSp
 
 def wait_limits(ctx: Context) -> tuple[int, int]:
     """(seconds between polls, deadline in seconds) that fit the world: the sandbox's transitions
-    take well under a second, so a minute there means it is stuck (or gone); AWS's take tens of
+    take well under a second, so 30 s there means it is stuck (or gone); AWS's take tens of
     seconds, and a GPU image can need minutes to boot and register with SSM."""
     return (1, SANDBOX_WAIT_S) if ctx.is_sandbox else (5, AWS_WAIT_S)
 

@@ -347,6 +347,21 @@ list_checkpoints() {
   fi
 }
 
+# shellcheck disable=SC2034 # CODE_STATS / CODE_HASHES are results for the caller
+code_stats_and_hashes() {
+  # code_stats_and_hashes CODE_DIR CACHE_FILE: CODE_STATS[relpath]="size mtime ctime inode" for every
+  # file in one find pass (no process per file), and CODE_HASHES[json-escaped relpath]="size mtime ctime
+  # inode sha256" from the drift-check cache (lines "KEY<TAB>STAT SHA"; keys never hold a tab)
+  local rel st k rest
+  declare -gA CODE_STATS=() CODE_HASHES=()
+  while IFS= read -r -d '' rel && IFS= read -r -d '' st; do
+    CODE_STATS["$rel"]="$st"
+  done < <(find "$1" -type f -printf '%P\0%s %T@ %C@ %i\0' 2>/dev/null)
+  if [ -f "$2" ]; then
+    while IFS=$'\t' read -r k rest; do CODE_HASHES["$k"]="$rest"; done <"$2"
+  fi
+}
+
 # shellcheck disable=SC2034 # R_* are results for the caller
 run_state() {
   # run_state RUN_DIR: sets R_STATE (running|exited|none), R_PID, R_EXIT, R_LOST

@@ -227,24 +227,19 @@ mv -f -- "$code/.$manifest_name.tmp" "$code/$manifest_name" || die 1 "could not 
 # seed sync_manifest.sh's drift-check hash cache with the files placed just now (their hashes are the
 # manifest's, checked when the bundle was made), so the next sync reads none of them again
 seed_hash_cache() {
-    local cache="$proj_dir/.code-hashes" tab=$'\t' k rest rel st line
+    local cache="$proj_dir/.code-hashes" k rel line
     local entry_re='^"(.*)": "([0-9a-f]{64})",?$'
-    local -A hashes=() fresh=() placed_stat=()
-    if [ -f "$cache" ]; then
-        while IFS="$tab" read -r k rest; do hashes["$k"]="$rest"; done < "$cache"
-    fi
-    while IFS= read -r -d '' rel && IFS= read -r -d '' st; do
-        placed_stat["$rel"]="$st"
-    done < <(find "$code" -type f -printf '%P\0%s %T@ %C@ %i\0' 2>/dev/null)
+    local -A fresh=()
+    code_stats_and_hashes "$code" "$cache"
     while IFS= read -r line; do
         [[ "$line" =~ $entry_re ]] || continue
         k=${BASH_REMATCH[1]}
         rel=${k//"$bs$dq"/"$dq"}
         rel=${rel//"$bs$bs"/"$bs"}
-        if [ -n "${placed[$rel]+x}" ] && [ -n "${placed_stat[$rel]:-}" ]; then
-            fresh["$k"]="${placed_stat[$rel]} ${BASH_REMATCH[2]}"
-        elif [ -n "${hashes[$k]:-}" ]; then
-            fresh["$k"]=${hashes[$k]}
+        if [ -n "${placed[$rel]+x}" ] && [ -n "${CODE_STATS[$rel]:-}" ]; then
+            fresh["$k"]="${CODE_STATS[$rel]} ${BASH_REMATCH[2]}"
+        elif [ -n "${CODE_HASHES[$k]:-}" ]; then
+            fresh["$k"]=${CODE_HASHES[$k]}
         fi
     done < "$code/$manifest_name"
     for k in "${!fresh[@]}"; do printf '%s\t%s\n' "$k" "${fresh[$k]}"; done > "$cache.tmp.$$" 2>/dev/null

@@ -73,31 +73,25 @@ sha=$(sha256_of "$snap")
 DRIFT_MAX=200
 drift_report() {
     local code="$ROOT/runctl/$project/code" cache="$ROOT/runctl/$project/.code-hashes"
-    local entry_re='^"(.*)": "([0-9a-f]{64})",?$' line key want rel st got n=0 total=0 k rest tab=$'\t'
+    local entry_re='^"(.*)": "([0-9a-f]{64})",?$' line key want rel st got n=0 total=0 k rest
     local bs="\\" dq='"'
-    local -A hashes=() stats=() seen=()
-    # every file's (size, mtime, ctime, inode) in one pass: no process per file
-    while IFS= read -r -d '' rel && IFS= read -r -d '' st; do
-        stats["$rel"]="$st"
-    done < <(find "$code" -type f -printf '%P\0%s %T@ %C@ %i\0' 2>/dev/null)
-    if [ -f "$cache" ]; then
-        while IFS="$tab" read -r k rest; do hashes["$k"]="$rest"; done < "$cache"
-    fi
+    local -A seen=()
+    code_stats_and_hashes "$code" "$cache"
     while IFS= read -r line; do
         [[ "$line" =~ $entry_re ]] || continue
         key=${BASH_REMATCH[1]} # JSON-escaped (only \\ and \"), never a tab or newline
         want=${BASH_REMATCH[2]}
         rel=${key//"$bs$dq"/"$dq"}
         rel=${rel//"$bs$bs"/"$bs"}
-        st=${stats["$rel"]:-}
+        st=${CODE_STATS["$rel"]:-}
         got=missing
         if [ -n "$st" ]; then
-            rest=${hashes["$key"]:-}
+            rest=${CODE_HASHES["$key"]:-}
             if [ -n "$rest" ] && [ "${rest% *}" = "$st" ]; then
                 got=${rest##* }
             else
                 got=$(sha256_of "$code/$rel")
-                hashes["$key"]="$st $got"
+                CODE_HASHES["$key"]="$st $got"
             fi
         fi
         seen["$key"]=1
@@ -113,8 +107,8 @@ drift_report() {
             fi
         fi
     done < "$snap"
-    for k in "${!hashes[@]}"; do
-        if [ -n "${seen[$k]+x}" ]; then printf '%s\t%s\n' "$k" "${hashes[$k]}"; fi
+    for k in "${!CODE_HASHES[@]}"; do
+        if [ -n "${seen[$k]+x}" ]; then printf '%s\t%s\n' "$k" "${CODE_HASHES[$k]}"; fi
     done > "$cache.tmp.$$" 2>/dev/null
     mv -f -- "$cache.tmp.$$" "$cache" 2>/dev/null || rm -f -- "$cache.tmp.$$"
     printf '@runctl drift_total=%s\n' "$total"
