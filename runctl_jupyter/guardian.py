@@ -9,6 +9,11 @@ what it needs in the launch command (round trip 2, no extra SSM call):
   ``runctl/<project>/checkpoints/<run-id>/`` — so the guardian uploads checkpoints under their real
   names (the same keys ``stop`` uses; ``terminate``'s guard and ``--resume auto`` see them). The
   POST is kept as a fallback in role mode too.
+- **what goes up**: when the instance stops, the newest checkpoint (its disk stays); on a spot notice
+  and before terminating a one-time spot instance, every checkpoint of the project (newest first), and
+  the guardian terminates only once all went up and no other project's checkpoints are on the disk —
+  otherwise it keeps the instance running, and its record (``uploaded`` of ``upload_total``,
+  ``instance=kept running: …``) and the run log say why (:func:`describe_record` shows it in status).
 - **stopping the instance**: a presigned EC2 ``StopInstances`` (``TerminateInstances`` for a one-time
   spot instance) GET for this instance only: no instance role needed. On AWS, once it has expired,
   the guardian falls back to ``shutdown -h now`` (instance-initiated shutdown behaviour = stop).
@@ -248,14 +253,14 @@ def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: 
 
 
 def before_launch(ctx: Any, instance_id: str, project: str, run_id: str, resume: str | None,
-                  launch_env_: dict[str, str], extra_scripts: list[str], echo: Echo,
+                  launch_env_: dict[str, str], echo: Echo,
                   request: Request | None = None) -> None:
     """``training.start_training``'s hook before round trip 2: guardian env/scripts, resume fetch."""
     from .aws import ec2, s3
 
     inst = ec2.describe(ctx, instance_id)
     if resume == "auto":
-        _resume_auto(ctx, project, launch_env_, extra_scripts, echo)
+        _resume_auto(ctx, project, launch_env_, echo)
     p = plan(ctx, inst, request)
     if p is None:
         return
@@ -268,7 +273,6 @@ def before_launch(ctx: Any, instance_id: str, project: str, run_id: str, resume:
         raise UsageError("The guardian needs an S3 bucket for checkpoint copies.",
                          [cmd("config set bucket NAME", "Set one"), Step("Or pass --bucket NAME")])
     launch_env_.update(launch_env(ctx, inst, p, project, run_id, bucket))
-    extra_scripts.append("guardian")
     _PLANS[run_id] = p
     if p.mode == "instance-role":
         echo(f"Guardian: uploads with the instance role ({inst.iam_instance_profile}); presigned URLs as "
@@ -278,13 +282,21 @@ def before_launch(ctx: Any, instance_id: str, project: str, run_id: str, resume:
     extra = ""
     if p.max_cost:
         extra = f" (price ${p.price_per_hour:.4f}/h from {p.price_source})"
-    ending = ("terminates it (one-time spot: it cannot be stopped)" if p.end == "terminate" else "stops it")
     said = [f"Guardian {p.watching()}{extra}"]
     if p.spot:
-        said.append("on a spot notice it checkpoints and uploads")
+        said.append("on a spot notice it checkpoints and uploads every checkpoint, newest first")
     if p.autostop_s or p.max_seconds or p.max_cost:
-        said.append(f"when a limit is reached it checkpoints, uploads and {ending}")
+        said.append(ending_text(p.end))
     echo("; ".join(said))
+
+
+def ending_text(end: str) -> str:
+    """What the guardian does when a limit is reached (what ``guardian.sh`` does for ``end``)."""
+    if end == "terminate":
+        return ("when a limit is reached it checkpoints, uploads every checkpoint and terminates the instance "
+                "(one-time spot: it cannot be stopped) only once all are in S3 and no other project's checkpoints "
+                "are on its disk; otherwise it keeps it running and says why in the log and `aws status`")
+    return "when a limit is reached it checkpoints, uploads the newest checkpoint and stops the instance"
 
 
 def after_launch(ctx: Any, instance_id: str, run_id: str) -> None:
@@ -322,7 +334,7 @@ def newest_checkpoint(ctx: Any, bucket: str, project: str) -> dict[str, Any] | N
     return None if best is None else best[1]
 
 
-def _resume_auto(ctx: Any, project: str, env: dict[str, str], extra_scripts: list[str], echo: Echo) -> None:
+def _resume_auto(ctx: Any, project: str, env: dict[str, str], echo: Echo) -> None:
     from .aws import s3
     from .training import checkpoint_prefix
 
@@ -337,10 +349,10 @@ def _resume_auto(ctx: Any, project: str, env: dict[str, str], extra_scripts: lis
     env["RUNCTL_FETCH_NAME"] = rel
     # the instance keeps its own checkpoint when it is as new or newer (never-uploaded work)
     env["RUNCTL_FETCH_MTIME"] = str(int(obj["LastModified"].timestamp()))
-    etag = obj.get("ETag", "").strip('"')
-    if etag and "-" not in etag:
-        env["RUNCTL_FETCH_MD5"] = etag
-    extra_scripts.append("fetch_checkpoint")
+    # the download is checked against the MD5 runctl stored with the copy (an ETag is no MD5 for multipart)
+    md5 = s3.stored_md5s(ctx, bucket, [obj["Key"]]).get(obj["Key"])
+    if md5:
+        env["RUNCTL_FETCH_MD5"] = md5
     echo(f"Resume: fetching s3://{bucket}/{obj['Key']} onto the instance before the run starts")
 
 
@@ -374,8 +386,21 @@ def describe_record(fields: dict[str, str]) -> str:
         what = fields.get("action", "?")
         ck = fields.get("checkpoint")
         up = fields.get("upload")
-        tail = f", {ck} {'uploaded' if up == 'ok' else 'NOT uploaded'}" if ck else ", no checkpoint"
-        return f"{state}: {what}{tail} at {fields.get('at', '?')}"
+        if fields.get("upload_scope") == "all":  # the disk goes: every checkpoint was to be uploaded
+            total, done = fields.get("upload_total"), fields.get("uploaded", "0")
+            if total and total != "0":
+                tail = f", {done} of {total} checkpoints uploaded"
+            elif up == "none":
+                tail = ", no checkpoint"
+            else:
+                tail = ", uploading checkpoints"
+        else:
+            tail = f", {ck} {'uploaded' if up == 'ok' else 'NOT uploaded'}" if ck else ", no checkpoint"
+        text = f"{state}: {what}{tail}" + (f" at {fields['at']}" if fields.get("at") else "")
+        instance = fields.get("instance", "")
+        if instance.startswith("kept running"):
+            text += f"; instance {instance}"
+        return text
     return f"{state}: {fields.get('action', '')}".rstrip(": ")
 
 

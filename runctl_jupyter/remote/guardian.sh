@@ -6,12 +6,18 @@
 # Independent of the notebook: polls IMDSv2 (PUT /latest/api/token, then GET
 # /latest/meta-data/spot/instance-action with the token) at ${RUNCTL_IMDS_ENDPOINT:-http://169.254.169.254}
 # every RUNCTL_GUARDIAN_POLL seconds (default 5), and watches the training (RUN_DIR/pid) and the clock.
-#   spot notice  → SIGTERM the training's main process, wait (bounded) for it to exit, upload the newest
-#                  checkpoint, record it, exit (AWS takes the instance).
+#   spot notice  → SIGTERM the training's main process, wait (bounded) for it to exit, upload EVERY
+#                  checkpoint of the project, newest first (the 2 minutes may run out), record what went
+#                  up and what did not, exit (AWS takes the instance and its disk).
 #   autostop     → the training has ended (or another run's claim is gone) for RUNCTL_GUARDIAN_AUTOSTOP
-#                  seconds: upload the newest checkpoint, stop (or terminate) the instance, exit.
+#                  seconds: upload, then stop (or terminate) the instance, exit.
 #   budget cap   → the run's elapsed time ≥ RUNCTL_GUARDIAN_MAX_SECONDS, or elapsed × RUNCTL_PRICE_PER_HOUR
 #                  ≥ RUNCTL_GUARDIAN_MAX_COST: SIGTERM, wait, upload, then stop (or terminate) the instance.
+#   Uploads: END=stop (the disk survives) → the newest checkpoint only. END=terminate (the disk goes) →
+#   every checkpoint file of the project (same rule as checkpoints.sh for .NAME.tmp… files), and the
+#   instance is terminated only when every one went up AND no other project's checkpoint folder on the
+#   disk holds files (refuse on doubt); otherwise it keeps running and the record (instance=kept running:
+#   WHY) and the run log say why.
 # Other env: RUNCTL_GUARDIAN_SPOT (1 = watch spot notices, default 1), RUNCTL_GUARDIAN_END (stop|terminate:
 #   what ends the instance; terminate for a one-time spot instance), RUNCTL_GUARDIAN_TERM_WAIT (seconds to
 #   wait for the training after SIGTERM, default 90: well inside a spot notice's 2 minutes),
@@ -25,7 +31,10 @@
 #                     under runctl/PROJECT/checkpoints/RUN_ID/
 #   RUNCTL_G_STOP, RUNCTL_G_TERMINATE   curl config: a presigned EC2 StopInstances/TerminateInstances GET
 # Records: RUN_DIR/guardian.json (what it watches, what it did), RUN_DIR/guardian.fields (the same as one
-#   "@runctl k=v …" line for guardian_status.sh), a "[runctl guardian] …" line in RUN_DIR/log per action.
+#   "@runctl k=v …" line for guardian_status.sh), a "[runctl guardian] …" line in RUN_DIR/log per action,
+#   RUN_DIR/guardian.uploads (when every checkpoint is uploaded: one "@runctl uploaded=… size=… mtime=…
+#   via=…" or "@runctl failed=… size=… mtime=… reason=…" line per file; the record has the counts:
+#   upload_scope=all uploaded=N upload_total=M upload_failed=F uploaded_bytes= upload_total_bytes=).
 set -u
 # the helpers every runctl script shares, shipped beside it (command_for) or found next to it
 # shellcheck source=common.sh
@@ -228,10 +237,64 @@ stop_training() {
   fi
 }
 
+# S3's limits a presigned POST meets (the POST policy's content-length-range is the same 5 GiB)
+POST_MAX_BYTES=5368709120
+KEY_MAX_BYTES=1024
+UPLOADS="$RUN_DIR/guardian.uploads"
+byte_len() {
+  local LC_ALL=C
+  printf '%s' "${#1}"
+}
+
+UP_HOW="" UP_WHY=""
+upload_file() {
+  # upload_file RELPATH SIZE: CK_DIR/RELPATH → s3 key runctl/PROJECT/checkpoints/RUN_ID/RELPATH, with the
+  # instance role (AWS CLI) or the presigned POST (its policy: any key starting with that prefix);
+  # 0 = uploaded (UP_HOW says how), else UP_WHY says why not
+  local rel="$1" size="$2" path="$CK_DIR/$1" key="$KEY_PREFIX$1" esc code rc
+  UP_HOW="" UP_WHY=""
+  if [ "$(byte_len "$key")" -gt "$KEY_MAX_BYTES" ]; then
+    UP_WHY="its S3 key would be over S3's $KEY_MAX_BYTES bytes"
+    return 1
+  fi
+  if [ "${RUNCTL_GUARDIAN_ROLE:-0}" = 1 ] && [ -n "${RUNCTL_GUARDIAN_BUCKET:-}" ] && command -v aws >/dev/null 2>&1; then
+    if aws s3 cp --only-show-errors -- "$path" "s3://$RUNCTL_GUARDIAN_BUCKET/$key" </dev/null >/dev/null; then
+      UP_HOW="instance-role"
+      return 0
+    fi
+    UP_WHY="the instance role's upload failed (aws s3 cp)"
+  fi
+  if [ -f "$SECRETS/s3post.curl" ]; then
+    if [ "$size" -gt "$POST_MAX_BYTES" ]; then
+      UP_WHY="${UP_WHY:+$UP_WHY; }over 5 GiB, more than one presigned POST holds (an instance role can: guardian_upload instance-role)"
+      return 1
+    fi
+    esc="${path//\\/\\\\}"
+    esc="${esc//\"/\\\"}"
+    rc=0
+    # the URL and signature stay in the curl config file: never in argv, never in a message
+    code="$(curl -sS -m 600 --retry 3 --retry-delay 1 -o /dev/null -w '%{http_code}' -K "$SECRETS/s3post.curl" \
+      --form-string "key=$key" -F "file=@\"$esc\"" </dev/null 2>/dev/null)" || rc=$?
+    case "$rc/$code" in
+      0/2??)
+        UP_HOW="presigned-post"
+        return 0
+        ;;
+      0/*) UP_WHY="${UP_WHY:+$UP_WHY; }S3 refused the presigned POST (HTTP $code; expired?)" ;;
+      26/*) UP_WHY="${UP_WHY:+$UP_WHY; }cannot read the file" ;;
+      *) UP_WHY="${UP_WHY:+$UP_WHY; }S3 unreachable (curl error $rc)" ;;
+    esac
+    return 1
+  fi
+  UP_WHY="${UP_WHY:-no upload path (no presigned POST, no instance role with the AWS CLI)}"
+  return 1
+}
+
 UP_NAME=""
 upload_newest() {
-  # the newest checkpoint → s3 key runctl/PROJECT/checkpoints/RUN_ID/<relpath>
-  local rel path key how="" esc
+  # the newest checkpoint only (the instance stops: its disk, with every other checkpoint, stays)
+  local rel path sum
+  rec upload_scope newest
   rel="$(newest_checkpoint "$CK_DIR")"
   UP_NAME="$rel"
   if [ -z "$rel" ]; then
@@ -240,34 +303,198 @@ upload_newest() {
     return 1
   fi
   path="$CK_DIR/$rel"
-  key="$KEY_PREFIX$rel"
   rec checkpoint "$rel"
-  if [ "${RUNCTL_GUARDIAN_ROLE:-0}" = 1 ] && [ -n "${RUNCTL_GUARDIAN_BUCKET:-}" ] && command -v aws >/dev/null 2>&1; then
-    if aws s3 cp --only-show-errors -- "$path" "s3://$RUNCTL_GUARDIAN_BUCKET/$key" </dev/null >/dev/null; then
-      how="instance-role"
-    fi
-  fi
-  if [ -z "$how" ] && [ -f "$SECRETS/s3post.curl" ]; then
-    esc="${path//\\/\\\\}"
-    esc="${esc//\"/\\\"}"
-    if curl -sS -f -m 600 --retry 3 --retry-delay 1 -o /dev/null -K "$SECRETS/s3post.curl" \
-      --form-string "key=$key" -F "file=@\"$esc\"" </dev/null 2>/dev/null; then
-      how="presigned-post"
-    fi
-  fi
-  if [ -z "$how" ]; then
+  if ! upload_file "$rel" "$(stat -L -c %s -- "$path" 2>/dev/null || printf 0)"; then
     rec upload failed
-    rec upload_reason "no upload path worked (presigned POST expired or unreachable, no instance role)"
+    rec upload_reason "$UP_WHY"
     return 1
   fi
   rec upload ok
-  rec uploaded_via "$how"
-  rec s3_key "$key"
-  rec size "$(stat -c %s -- "$path" 2>/dev/null || printf '?')"
-  read -r esc _ < <(md5sum <"$path")
-  rec md5 "$esc"
+  rec uploaded_via "$UP_HOW"
+  rec s3_key "$KEY_PREFIX$rel"
+  rec size "$(stat -L -c %s -- "$path" 2>/dev/null || printf '?')"
+  read -r sum _ < <(md5sum <"$path")
+  rec md5 "$sum"
   rec uploaded_at "$(now_f)"
   return 0
+}
+
+# list_files DIR: every checkpoint file under DIR, newest first, following symlinks, without the recent
+# temporary files of atomic writes in progress (common.sh is_partial, the rule checkpoints.sh follows):
+# LF_PATHS, LF_SIZES, LF_MTIMES (parallel arrays). Fails (LIST_WHY says why) when find could not read
+# everything: a listing that may miss a file is no evidence.
+LF_PATHS=() LF_SIZES=() LF_MTIMES=()
+LIST_WHY=""
+list_files() {
+  local dir="$1" tmp="$RUN_DIR/.guardian-list.$$" line t s p rc=0
+  LF_PATHS=() LF_SIZES=() LF_MTIMES=()
+  LIST_WHY=""
+  [ -d "$dir" ] || return 0
+  find -L "$dir" -type f -printf '%T@ %s %P\0' >"$tmp" 2>"$tmp.err" || rc=1
+  if [ "$rc" != 0 ]; then
+    LIST_WHY="cannot list every file of $dir ($(head -c 300 -- "$tmp.err" 2>/dev/null | head -n 1))"
+  fi
+  while IFS= read -r -d '' line; do
+    t="${line%% *}"
+    line="${line#* }"
+    s="${line%% *}"
+    p="${line#* }"
+    is_partial "$dir" "$p" && continue
+    LF_PATHS+=("$p")
+    LF_SIZES+=("$s")
+    LF_MTIMES+=("$t")
+  done < <(LC_ALL=C sort -z -r -n -- "$tmp" 2>/dev/null)
+  rm -f -- "$tmp" "$tmp.err"
+  return "$rc"
+}
+
+brief() {
+  # brief NAME: a file name short enough for a one-line record
+  if [ "${#1}" -gt 80 ]; then printf '%s…%s' "${1:0:40}" "${1: -30}"; else printf '%s' "$1"; fi
+}
+
+UP_DONE=0 UP_TOTAL=0 UP_SUMMARY="" UP_FAILED_TEXT=""
+upload_all() {
+  # every checkpoint file of the project (the instance is terminated, or AWS takes it: its disk goes),
+  # newest first (a spot notice's 2 minutes may run out before the last). Then the folder is listed
+  # again, and what is new or changed since goes up too (3 passes at most): the last listing is the
+  # evidence. Each file is a line in RUN_DIR/guardian.uploads; the record counts them.
+  local pass i rel size mtime reason ok_bytes total_bytes hows="" shown=0 written=-1
+  local -a todo=()
+  local -A done_=() failed_=() why_=()
+  rec upload_scope all
+  : >"$UPLOADS" 2>/dev/null || true
+  UP_DONE=0 UP_TOTAL=0 UP_SUMMARY="" UP_FAILED_TEXT=""
+  for pass in 1 2 3 4; do
+    if ! list_files "$CK_DIR"; then
+      rec upload_listing "$LIST_WHY"
+    fi
+    todo=()
+    for i in "${!LF_PATHS[@]}"; do
+      rel="${LF_PATHS[i]}"
+      [ "${done_[$rel]:-}" = "${LF_SIZES[i]} ${LF_MTIMES[i]}" ] && continue
+      [ "${failed_[$rel]:-}" = "${LF_SIZES[i]} ${LF_MTIMES[i]}" ] && continue # failed as it is: not again
+      todo+=("$i")
+    done
+    [ "${#todo[@]}" -gt 0 ] && [ "$pass" -lt 4 ] || break
+    [ "$pass" = 1 ] || say "checkpoints changed while uploading: uploading ${#todo[@]} more (pass $pass)"
+    for i in "${todo[@]}"; do
+      rel="${LF_PATHS[i]}"
+      size="${LF_SIZES[i]}"
+      mtime="${LF_MTIMES[i]}"
+      if upload_file "$rel" "$size"; then
+        # a file that changed while it went up has no faithful copy: the next pass takes it again
+        if [ "$(find -L "$CK_DIR/$rel" -maxdepth 0 -printf '%s %T@' 2>/dev/null)" = "$size $mtime" ]; then
+          done_[$rel]="$size $mtime"
+          unset 'failed_[$rel]'
+          case ", $hows, " in *", $UP_HOW, "*) ;; *) hows+="${hows:+, }$UP_HOW" ;; esac
+          printf '@runctl uploaded=%s size=%s mtime=%s via=%s\n' "$(pct "$rel")" "$size" "$mtime" "$UP_HOW" >>"$UPLOADS"
+        else
+          why_[$rel]="it changed while it was being uploaded"
+        fi
+      else
+        failed_[$rel]="$size $mtime"
+        why_[$rel]="$UP_WHY"
+        printf '@runctl failed=%s size=%s mtime=%s reason=%s\n' "$(pct "$rel")" "$size" "$mtime" "$(pct "$UP_WHY")" >>"$UPLOADS"
+      fi
+      rec uploaded "${#done_[@]}"
+      rec upload_total "${#LF_PATHS[@]}"
+      # the progress on the disk, at most once a second (writing the record is not free)
+      if [ "$SECONDS" != "$written" ]; then
+        write_record
+        written="$SECONDS"
+      fi
+    done
+  done
+  # the verdict, on the last listing
+  UP_DONE=0 UP_TOTAL="${#LF_PATHS[@]}" ok_bytes=0 total_bytes=0
+  for i in "${!LF_PATHS[@]}"; do
+    rel="${LF_PATHS[i]}"
+    total_bytes=$((total_bytes + LF_SIZES[i]))
+    if [ "${done_[$rel]:-}" = "${LF_SIZES[i]} ${LF_MTIMES[i]}" ]; then
+      UP_DONE=$((UP_DONE + 1))
+      ok_bytes=$((ok_bytes + LF_SIZES[i]))
+      continue
+    fi
+    if [ "${failed_[$rel]:-}" = "${LF_SIZES[i]} ${LF_MTIMES[i]}" ]; then
+      reason="${why_[$rel]}"
+    else
+      reason="it kept changing while the guardian uploaded"
+    fi
+    if [ "$shown" -lt 3 ]; then
+      UP_FAILED_TEXT+="${UP_FAILED_TEXT:+, }$(brief "$rel"): $reason"
+    fi
+    shown=$((shown + 1))
+  done
+  if [ "$shown" -gt 3 ]; then UP_FAILED_TEXT+=", and $((shown - 3)) more (guardian.uploads)"; fi
+  UP_NAME="${LF_PATHS[0]:-}"
+  rec checkpoint "$UP_NAME"
+  rec uploaded "$UP_DONE"
+  rec upload_total "$UP_TOTAL"
+  rec upload_failed "$((UP_TOTAL - UP_DONE))"
+  rec uploaded_bytes "$ok_bytes"
+  rec upload_total_bytes "$total_bytes"
+  [ -z "$hows" ] || rec uploaded_via "$hows"
+  if [ "$UP_TOTAL" = 0 ]; then
+    rec upload none
+    rec upload_reason "no checkpoint on the instance"
+    UP_SUMMARY="no checkpoint to upload"
+  elif [ "$UP_DONE" = "$UP_TOTAL" ]; then
+    rec upload ok
+    UP_SUMMARY="all $UP_TOTAL checkpoints uploaded ($ok_bytes bytes; newest $(brief "$UP_NAME"))"
+  else
+    if [ "$UP_DONE" = 0 ]; then rec upload failed; else rec upload partial; fi
+    rec upload_reason "$UP_FAILED_TEXT"
+    UP_SUMMARY="$UP_DONE of $UP_TOTAL checkpoints uploaded; NOT uploaded: $UP_FAILED_TEXT"
+  fi
+  rec uploaded_at "$(now_f)"
+  [ -z "${REC[upload_listing]:-}" ] && [ "$UP_DONE" = "$UP_TOTAL" ]
+}
+
+OTHER=""
+other_projects() {
+  # OTHER: every other project whose checkpoint folder on this disk holds files ("name (N files), …"):
+  # this guardian's presigned POST covers only runctl/PROJECT/checkpoints/RUN_ID/, so it cannot copy
+  # them; fails (LIST_WHY) when a folder could not be listed
+  local dir name rc=0 why=""
+  OTHER=""
+  for dir in "$RUNCTL_DIR"/*/checkpoints "$RUNCTL_DIR"/.[!.]*/checkpoints; do
+    [ -d "$dir" ] || continue
+    name="${dir%/checkpoints}"
+    name="${name##*/}"
+    [ "$name" = "$PROJECT" ] && continue
+    if ! list_files "$dir"; then
+      rc=1
+      why="$LIST_WHY"
+    fi
+    case "${#LF_PATHS[@]}" in
+      0) ;;
+      1) OTHER+="${OTHER:+, }$(brief "$name") (1 file)" ;;
+      *) OTHER+="${OTHER:+, }$(brief "$name") (${#LF_PATHS[@]} files)" ;;
+    esac
+  done
+  LIST_WHY="$why"
+  return "$rc"
+}
+
+KEEP_WHY=""
+may_terminate() {
+  # may_terminate: every checkpoint of every project on this disk has a copy in S3 (refuse on doubt);
+  # otherwise KEEP_WHY says why the instance must keep running
+  KEEP_WHY=""
+  if [ -n "${REC[upload_listing]:-}" ]; then
+    KEEP_WHY="${REC[upload_listing]}"
+  elif [ "$UP_DONE" != "$UP_TOTAL" ]; then
+    KEEP_WHY="$((UP_TOTAL - UP_DONE)) of $UP_TOTAL checkpoints not uploaded ($UP_FAILED_TEXT)"
+  elif ! other_projects; then
+    KEEP_WHY="$LIST_WHY"
+  elif [ -n "$OTHER" ]; then
+    rec other_projects "$OTHER"
+    KEEP_WHY="other projects' checkpoints on this disk, which this guardian cannot copy: $OTHER"
+  elif training_alive; then
+    KEEP_WHY="the training still runs after SIGTERM and SIGKILL: its checkpoints may still change"
+  fi
+  [ -z "$KEEP_WHY" ]
 }
 
 end_instance() {
@@ -302,26 +529,49 @@ end_instance() {
 }
 
 finish() {
-  # finish STATE ACTION LOGLINE_PREFIX: record, tell the run log
+  # finish STATE ACTION LOGLINE_PREFIX [MORE_LOGLINE]: record, tell the run log
   local what
   rec state "$1"
   rec action "$2"
   rec at "$(iso "$(now_epoch)")"
-  if [ "${REC[upload]:-}" = ok ]; then
+  if [ "${REC[upload_scope]:-}" = all ]; then
+    what="$UP_SUMMARY"
+  elif [ "${REC[upload]:-}" = ok ]; then
     what="$UP_NAME uploaded"
   elif [ -n "$UP_NAME" ]; then
     what="$UP_NAME NOT uploaded (${REC[upload_reason]:-})"
   else
     what="no checkpoint to upload"
   fi
-  # the log line first: whoever sees the final record can rely on the log already saying it
+  # the log lines first: whoever sees the final record can rely on the log already saying it
   say "$3: $what"
+  if [ -n "${4:-}" ]; then say "$4"; fi
   write_record
+}
+
+quiesce_training() {
+  # the instance goes (terminate, a spot reclaim), so a training still running after SIGTERM dies with it
+  # anyway: end it now, so that the checkpoint folder holds still while it is copied
+  training_alive || return 0
+  if end_group "$PID"; then
+    rec training "still running after SIGTERM; ended (the instance is going away)"
+  else
+    rec training "still running after SIGTERM; some of its processes survived SIGKILL"
+  fi
+}
+
+this_instance() {
+  # the instance's id (IMDS), for the steps a message gives; "INSTANCE_ID" when IMDS does not say
+  if imds_get instance-id && [[ "$IMDS_BODY" =~ ^i-[0-9a-f]{8,17}$ ]]; then
+    printf '%s' "$IMDS_BODY"
+  else
+    printf 'INSTANCE_ID'
+  fi
 }
 
 act() {
   # act ACTION: what to do once something happened
-  local action="$1"
+  local action="$1" why iid
   rec state acting
   rec action "$action"
   rec detected_at "$(now_f)"
@@ -330,25 +580,37 @@ act() {
     spot-notice)
       rec notice "$IMDS_BODY"
       stop_training
-      upload_newest || true
+      # AWS takes the instance and its disk whatever happens: copy everything possible, newest first
+      quiesce_training
+      upload_all || true
       finish acted "$action" "spot interruption notice"
       ;;
     autostop | max-hours | max-cost)
       stop_training
-      upload_newest || true
-      local why
       case "$action" in
         autostop) why="autostop: idle for ${AUTOSTOP}s" ;;
         max-hours) why="budget cap: run time reached ${MAX_SECONDS}s" ;;
         *) why="budget cap: cost reached \$$(cost_of "$ELAPSED" "$PRICE") of \$${MAX_COST}" ;;
       esac
-      if [ "$END" = terminate ]; then
-        why+=" (a one-time spot instance cannot be stopped: terminating it)"
-      else
-        why+=" (stopping the instance)"
+      if [ "$END" != terminate ]; then
+        # the instance stops: its disk, with every checkpoint, stays; the newest goes to S3
+        upload_newest || true
+        finish acted "$action" "$why (stopping the instance)"
+        end_instance || say "could not $END the instance: ${REC[instance]:-}"
+        exit 0
       fi
-      finish acted "$action" "$why"
-      end_instance || say "could not $END the instance: ${REC[instance]:-}"
+      # terminate destroys the disk: only once every checkpoint of every project on it is in S3
+      quiesce_training
+      upload_all || true
+      if may_terminate; then
+        finish acted "$action" "$why (a one-time spot instance cannot be stopped: terminating it)"
+        end_instance || say "could not $END the instance: ${REC[instance]:-}"
+      else
+        iid="$(this_instance)"
+        rec instance "kept running: $KEEP_WHY"
+        finish acted "$action" "$why (a one-time spot instance cannot be stopped, and terminating it would lose checkpoints: NOT terminating it)" \
+          "instance kept running, and billed, until you act: $KEEP_WHY. To resolve: 1. \`runctl aws checkpoints $iid\` shows which checkpoints have S3 copies  2. \`runctl aws stop $iid\` uploads what has none, then terminates it (it refuses on doubt)  3. or \`runctl aws terminate $iid --snapshot\` saves its disk first"
+      fi
       ;;
   esac
   exit 0

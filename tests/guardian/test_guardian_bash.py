@@ -21,6 +21,7 @@ from sandbox_env import REPO
 from runctl_jupyter.remote import parse_fields, script_path
 
 SECRET = "SIGNATURE-5ecret-d0-not-leak"
+IID = "i-0123456789abcdef0"
 
 
 class Fake:
@@ -31,6 +32,7 @@ class Fake:
         self.tokens: set[str] = set()
         self.uploads: list[dict] = []
         self.ec2_calls: list[str] = []
+        self.refuse: set[str] = set()      # POSTs whose key ends with one of these are refused (403)
         self.unauthorized = 0
         fake = self
 
@@ -58,6 +60,8 @@ class Fake:
                         return self._send(401)
                     if self.path == "/latest/meta-data/spot/instance-action" and fake.notice:
                         return self._send(200, fake.notice.encode())
+                    if self.path == "/latest/meta-data/instance-id":
+                        return self._send(200, IID.encode())
                     return self._send(404)
                 if self.path.startswith("/ec2?"):
                     fake.ec2_calls.append(self.path)
@@ -73,6 +77,8 @@ class Fake:
                 for part in msg.iter_parts():
                     name = part.get_param("name", header="content-disposition")
                     fields[name] = part.get_payload(decode=True)
+                if any(fields["key"].decode().endswith(name) for name in fake.refuse):
+                    return self._send(403, b"<Error><Code>AccessDenied</Code></Error>")
                 fake.uploads.append(fields)
                 return self._send(204)
 
@@ -160,12 +166,22 @@ def test_spot_notice_sigterm_upload_record(root, fake):
     fake.notice = '{"action": "terminate", "time": "2025-01-01T00:02:00Z"}'
     rec = _wait(lambda: (r := _record(root, "r1")).get("state") == "acted" and r, what="the guardian to act")
     assert rec["action"] == "spot-notice" and rec["upload"] == "ok" and rec["training"] == "exited after SIGTERM"
-    (upload,) = fake.uploads
-    assert upload["key"] == f"runctl/demo/checkpoints/r1/{rec['checkpoint']}".encode()
-    assert upload["x-amz-signature"] == SECRET.encode() and list(upload)[-1] == "file"
-    assert upload["file"] == (ck / rec["checkpoint"]).read_bytes()
+    # AWS takes the disk: every checkpoint goes up, the newest (saved on SIGTERM) first
+    on_disk = sorted(p.name for p in ck.glob("checkpoint_epoch_*.json"))
+    assert len(on_disk) >= 2 and rec["upload_scope"] == "all"
+    assert rec["uploaded"] == rec["upload_total"] == str(len(on_disk)) and rec["upload_failed"] == "0"
+    assert fake.uploads[0]["key"] == f"runctl/demo/checkpoints/r1/{rec['checkpoint']}".encode()
+    assert rec["checkpoint"] == max(on_disk, key=lambda n: int(n.split("_")[-1].split(".")[0]))
+    assert sorted(u["key"].decode() for u in fake.uploads) == sorted(f"runctl/demo/checkpoints/r1/{n}" for n in on_disk)
+    for upload in fake.uploads:
+        assert upload["x-amz-signature"] == SECRET.encode() and list(upload)[-1] == "file"
+        assert upload["file"] == (ck / upload["key"].decode().rsplit("/", 1)[1]).read_bytes()
+    assert rec["uploaded_bytes"] == rec["upload_total_bytes"] == str(sum((ck / n).stat().st_size for n in on_disk))
     log = (run / "log").read_text()
-    assert f"[runctl guardian] spot interruption notice: {rec['checkpoint']} uploaded" in log
+    assert f"[runctl guardian] spot interruption notice: all {len(on_disk)} checkpoints uploaded (" in log
+    assert f"newest {rec['checkpoint']})" in log
+    listed = (run / "guardian.uploads").read_text().splitlines()
+    assert len(listed) == len(on_disk) and all(line.startswith("@runctl uploaded=") for line in listed)
     assert (run / "exit_code").read_text().strip() == "0"
     for path in (run / "log", run / "guardian.log", run / "guardian.json", run / "guardian.fields"):
         assert SECRET not in path.read_text()
@@ -193,6 +209,9 @@ def test_autostop_uses_the_presigned_ec2_call(root, fake):
     assert _wait(lambda: _record(root, "r3").get("state") == "acted")
     rec = _record(root, "r3")
     assert rec["action"] == "autostop" and rec["instance"] == "stop requested (presigned EC2 call)"
+    # the instance stops and its disk stays: only the newest of its 2 checkpoints goes up
+    assert rec["upload_scope"] == "newest" and len(fake.uploads) == 1
+    assert fake.uploads[0]["key"] == b"runctl/demo/checkpoints/r3/checkpoint_epoch_2.json"
     started = float((root / "runctl/demo/runs/r3/ended_at").read_text())
     assert float(rec["detected_at"]) - started >= 1.0
     _wait(lambda: not _guardian_pids(root), timeout=5, what="the guardian to exit")
@@ -278,3 +297,101 @@ def test_resume_never_overwrites_the_instances_newer_work(root, tmp_path):
         assert r.stdout.strip() == str(beside) and beside.read_bytes() == body and local.read_bytes() == kept
     finally:
         server.shutdown()
+
+
+# --- a one-time spot instance: terminate only once every checkpoint on its disk is in S3 -------------
+
+def _terminate_env(root, fake, **extra):
+    return _env(root, fake, RUNCTL_GUARDIAN_SPOT="0", RUNCTL_GUARDIAN_AUTOSTOP="0.5", RUNCTL_GUARDIAN_END="terminate",
+                RUNCTL_G_TERMINATE=f'url = "{fake.url}/ec2?Action=TerminateInstances&X-Amz-Signature={SECRET}"',
+                **extra)
+
+
+def _acted(root, run_id):
+    _wait(lambda: _record(root, run_id).get("state") == "acted", what="the guardian to act")
+    _wait(lambda: not _guardian_pids(root), timeout=5, what="the guardian to exit")
+    return _record(root, run_id)
+
+
+def test_one_time_spot_autostop_uploads_every_checkpoint_then_terminates(root, fake):
+    """Terminating after uploading only the newest checkpoint destroyed every other one with the disk."""
+    _launch(root, _terminate_env(root, fake), "t1", "--epochs", "3", "--sleep", "0")
+    rec = _acted(root, "t1")
+    ck = root / "runctl" / "demo" / "checkpoints"
+    names = [f"checkpoint_epoch_{e}.json" for e in (1, 2, 3)]
+    assert sorted(p.name for p in ck.iterdir()) == names
+    assert sorted(u["key"].decode() for u in fake.uploads) == [f"runctl/demo/checkpoints/t1/{n}" for n in names]
+    for upload in fake.uploads:
+        assert upload["file"] == (ck / upload["key"].decode().rsplit("/", 1)[1]).read_bytes()
+    assert fake.uploads[0]["key"].endswith(b"checkpoint_epoch_3.json")  # newest first
+    assert (rec["upload_scope"], rec["upload"], rec["uploaded"], rec["upload_total"], rec["upload_failed"]) == \
+        ("all", "ok", "3", "3", "0")
+    assert rec["uploaded_bytes"] == str(sum((ck / n).stat().st_size for n in names))
+    assert rec["instance"] == "terminate requested (presigned EC2 call)"
+    assert len(fake.ec2_calls) == 1 and "Action=TerminateInstances" in fake.ec2_calls[0]
+    log = (root / "runctl/demo/runs/t1/log").read_text()
+    assert "[runctl guardian] autostop: idle for 0.5s (a one-time spot instance cannot be stopped: terminating " \
+           "it): all 3 checkpoints uploaded (" in log
+
+
+def test_one_time_spot_keeps_running_when_one_upload_fails(root, fake):
+    fake.refuse = {"checkpoint_epoch_2.json"}
+    _launch(root, _terminate_env(root, fake), "t2", "--epochs", "3", "--sleep", "0")
+    rec = _acted(root, "t2")
+    assert fake.ec2_calls == []  # not terminated: checkpoint_epoch_2.json has no copy
+    assert sorted(u["key"].decode().rsplit("/", 1)[1] for u in fake.uploads) == \
+        ["checkpoint_epoch_1.json", "checkpoint_epoch_3.json"]
+    assert (rec["upload"], rec["uploaded"], rec["upload_total"], rec["upload_failed"]) == ("partial", "2", "3", "1")
+    why = "1 of 3 checkpoints not uploaded (checkpoint_epoch_2.json: S3 refused the presigned POST (HTTP 403; expired?))"
+    assert rec["instance"] == f"kept running: {why}"
+    log = (root / "runctl/demo/runs/t2/log").read_text()
+    assert "NOT terminating it): 2 of 3 checkpoints uploaded; NOT uploaded: checkpoint_epoch_2.json: S3 refused" in log
+    assert f"[runctl guardian] instance kept running, and billed, until you act: {why}. To resolve: " in log
+    assert f"`runctl aws stop {IID}`" in log
+    listed = (root / "runctl/demo/runs/t2/guardian.uploads").read_text()
+    assert "@runctl failed=checkpoint_epoch_2.json size=" in listed and listed.count("@runctl uploaded=") == 2
+    fields = parse_fields((root / "runctl/demo/runs/t2/guardian.fields").read_text())
+    assert fields["instance"] == f"kept running: {why}" and fields["uploaded"] == "2"
+
+
+def test_one_time_spot_keeps_running_while_another_project_has_checkpoints(root, fake):
+    other = root / "runctl" / "other" / "checkpoints" / "sub"
+    other.mkdir(parents=True)
+    (other / "model.pt").write_bytes(b"weights of another project")
+    _launch(root, _terminate_env(root, fake), "t3", "--epochs", "3", "--sleep", "0")
+    rec = _acted(root, "t3")
+    assert fake.ec2_calls == [] and len(fake.uploads) == 3 and rec["upload"] == "ok"
+    assert not any(b"model.pt" in u["key"] for u in fake.uploads)  # its POST covers only runctl/demo/…/t3/
+    assert rec["instance"] == "kept running: other projects' checkpoints on this disk, which this guardian " \
+                              "cannot copy: other (1 file)"
+    assert rec["other_projects"] == "other (1 file)"
+    assert "instance kept running, and billed, until you act: other projects' checkpoints" in \
+        (root / "runctl/demo/runs/t3/log").read_text()
+
+
+def test_temporary_files_follow_the_checkpoint_listings_rule(root, fake):
+    """A recent .NAME.tmp… is an atomic write in progress (left out, as checkpoints.sh does); an old one
+    may be all that is left of a checkpoint after a crash: it is uploaded (own project) or it blocks the
+    terminate (another project)."""
+    ck = root / "runctl" / "demo" / "checkpoints"
+    ck.mkdir(parents=True)
+    (ck / ".recent.pt.tmp.42").write_bytes(b"half written")
+    old_tmp = ck / ".crashed.pt.tmp.7"
+    old_tmp.write_bytes(b"all that is left")
+    os.utime(old_tmp, (time.time() - 3600, time.time() - 3600))
+    other = root / "runctl" / "other" / "checkpoints"
+    other.mkdir(parents=True)
+    (other / ".model.pt.tmp.9").write_bytes(b"being written")
+    _launch(root, _terminate_env(root, fake), "t4", "--epochs", "1", "--sleep", "0")
+    rec = _acted(root, "t4")
+    assert sorted(u["key"].decode().rsplit("/", 1)[1] for u in fake.uploads) == \
+        [".crashed.pt.tmp.7", "checkpoint_epoch_1.json"]
+    assert rec["uploaded"] == rec["upload_total"] == "2" and rec["instance"] == "terminate requested (presigned EC2 call)"
+    assert len(fake.ec2_calls) == 1
+    # the same for another project: an old temporary file there is a checkpoint this guardian cannot copy
+    os.utime(other / ".model.pt.tmp.9", (time.time() - 3600, time.time() - 3600))
+    fake.uploads.clear()
+    fake.ec2_calls.clear()
+    _launch(root, _terminate_env(root, fake), "t5", "--epochs", "1", "--sleep", "0")
+    rec = _acted(root, "t5")
+    assert fake.ec2_calls == [] and rec["instance"].endswith("cannot copy: other (1 file)")

@@ -100,18 +100,22 @@ def test_spot_notice_puts_the_checkpoint_in_s3_before_the_instance_goes(ctx, spo
     t0 = time.monotonic()
     control.interrupt(info, spot_instance, notice_seconds=6, terminate_after_seconds=6)
     prefix = training.checkpoint_prefix("gspot", launch.run_id)
-    objects = _wait_until(lambda: s3.list_objects(ctx, BUCKET, prefix), timeout=6, what="the checkpoint in S3")
+    first = _wait_until(lambda: s3.list_objects(ctx, BUCKET, prefix), timeout=6, what="the checkpoint in S3")
     elapsed = time.monotonic() - t0
+    rec = _wait_until(lambda: (r := _record(sandbox, spot_instance, "gspot", launch.run_id))["state"] == "acted"
+                      and r, timeout=6, what="the guardian record")
     # Still before the reclaim: the instance and its disk are there to compare with.
     assert api.status(ctx, spot_instance).state == "running"
-    (rel, obj), = objects.items()
-    on_disk = (base / "checkpoints" / rel).read_bytes()
-    assert s3.get_bytes(ctx, BUCKET, obj.key) == on_disk
-    rec = _wait_until(lambda: (r := _record(sandbox, spot_instance, "gspot", launch.run_id))["state"] == "acted"
-                      and r, what="the guardian record")
-    assert rec["action"] == "spot-notice" and rec["upload"] == "ok" and rec["checkpoint"] == rel
+    rel = rec["checkpoint"]
+    assert rec["action"] == "spot-notice" and rec["upload"] == "ok" and rel in first  # the newest went up first
+    # AWS takes the disk: every checkpoint on it went up, not only the newest
+    on_disk = {p.name: p.read_bytes() for p in (base / "checkpoints").glob("checkpoint_epoch_*.json")}
+    objects = s3.list_objects(ctx, BUCKET, prefix)
+    assert {name: s3.get_bytes(ctx, BUCKET, obj.key) for name, obj in objects.items()} == on_disk
+    assert rec["uploaded"] == rec["upload_total"] == str(len(on_disk)) and rec["upload_failed"] == "0"
     log = (base / "runs" / launch.run_id / "log").read_text()
-    assert f"[runctl guardian] spot interruption notice: {rel} uploaded" in log
+    assert f"[runctl guardian] spot interruption notice: all {len(on_disk)} checkpoints uploaded (" in log
+    assert f"newest {rel})" in log
     assert f"received SIGTERM: saved {rel}" in log
     print(f"\nnotice → checkpoint in S3: {elapsed:.2f} s")
     _wait_until(lambda: api.status(ctx, spot_instance).state == "terminated", timeout=15, what="the reclaim")
@@ -188,9 +192,13 @@ def test_resume_auto_on_a_fresh_instance_continues_at_the_next_epoch(ctx, sandbo
     rec = _record(sandbox, budget_run.iid, "gbudget", budget_run.run_id)
     epoch = int(rec["checkpoint"].removeprefix("checkpoint_epoch_").removesuffix(".json"))
     lines: list[str] = []
+    # a first command puts runctl's scripts on the fresh instance (where a version installs them once),
+    # so that the count below is the training's own round trips
+    assert training.runs_frame(ctx, instance, "gbudget").empty
+    before = ctx.calls["ssm.SendCommand"]
     launch = training.start_training(ctx, instance, SCRIPT, ["--epochs", str(epoch + 2), "--sleep", "0"],
                                      project="gbudget", resume="auto", echo=lines.append)
-    assert ctx.calls["ssm.SendCommand"] == 2  # the fetch rides in round trip 2
+    assert ctx.calls["ssm.SendCommand"] - before == 2  # the fetch rides in round trip 2
     chunks: list[str] = []
     result = training.follow_run(ctx, launch, chunks.append)
     log_lines = "".join(chunks).splitlines()
@@ -222,3 +230,86 @@ def test_status_refresh_reads_the_guardian_record(ctx, instance, sandbox):
     assert fields["state"] == "watching" and fields["guardian_alive"] == "1"
     assert inst.tags["runctl:guardian"] == "watching: max 1h"
     api.stop(ctx, instance, wait=True)
+
+
+# --- a one-time spot instance: terminate only once every checkpoint on its disk is in S3 -------------
+
+def test_the_post_policy_lets_the_guardian_upload_every_key_under_the_runs_prefix(ctx, spot_instance):
+    import base64
+
+    inst = api.status(ctx, spot_instance)
+    p = guardian.plan(ctx, inst, guardian.Request(autostop_s=60))
+    assert p.end == "terminate"
+    env = guardian.launch_env(ctx, inst, p, "gtest", "r1", BUCKET)
+    (policy,) = [line.removeprefix('form-string = "policy=').removesuffix('"')
+                 for line in env["RUNCTL_G_S3POST"].splitlines() if line.startswith('form-string = "policy=')]
+    conditions = json.loads(base64.b64decode(policy))["conditions"]
+    assert ["starts-with", "$key", "runctl/gtest/checkpoints/r1/"] in conditions  # nested paths included
+    assert ["content-length-range", 0, 5 * 1024 ** 3] in conditions
+
+
+def _checkpoints_in_s3(ctx, project: str, run_id: str) -> dict[str, int]:
+    objects = s3.list_objects(ctx, BUCKET, training.checkpoint_prefix(project, run_id))
+    return {rel: json.loads(s3.get_bytes(ctx, BUCKET, obj.key)).get("epoch") for rel, obj in objects.items()
+            if rel.startswith("checkpoint_epoch_")} | {rel: -1 for rel in objects if not rel.startswith("checkpoint_")}
+
+
+def test_one_time_spot_autostop_uploads_every_checkpoint_then_terminates(ctx, spot_instance, sandbox):
+    """The guardian used to upload only the newest checkpoint, then terminate: the others died with the disk."""
+    lines: list[str] = []
+    training.train_command(ctx, _train_cmd(spot_instance, "--epochs", "3", "--sleep", "0", project="gall",
+                                           autostop=1.0), _fe(lines))
+    run_id = api.status(ctx, spot_instance).tags["runctl:run-id"]
+    _wait_until(lambda: api.status(ctx, spot_instance).state in ("shutting-down", "terminated"), timeout=30,
+                what="the guardian to terminate the instance")
+    assert _checkpoints_in_s3(ctx, "gall", run_id) == {f"checkpoint_epoch_{e}.json": e for e in (1, 2, 3)}
+    # what train said it would do is what it did
+    said = "\n".join(lines)
+    assert "uploads every checkpoint and terminates the instance (one-time spot: it cannot be stopped) only " \
+           "once all are in S3 and no other project's checkpoints are on its disk" in said
+
+
+def _kept_running(ctx, sandbox, iid: str, project: str) -> tuple[str, dict]:
+    lines: list[str] = []
+    training.train_command(ctx, _train_cmd(iid, "--epochs", "3", "--sleep", "0", project=project, autostop=1.0),
+                           _fe(lines))
+    run_id = api.status(ctx, iid).tags["runctl:run-id"]
+    rec = _wait_until(lambda: (r := _record(sandbox, iid, project, run_id))["state"] == "acted" and r,
+                      timeout=30, what="the guardian to act")
+    _wait_until(lambda: not [p for p in _instance_processes(sandbox, iid)
+                             if b"guardian.sh" in Path(f"/proc/{p}/cmdline").read_bytes()],
+                timeout=5, what="the guardian to exit")
+    time.sleep(1.0)  # a terminate would have been asked for by now
+    assert api.status(ctx, iid).state == "running"
+    return run_id, rec
+
+
+def test_one_time_spot_is_kept_running_when_a_checkpoint_cannot_be_uploaded(ctx, spot_instance, sandbox):
+    # a checkpoint whose S3 key would exceed S3's 1024 bytes: no upload can copy it
+    deep = _disk(sandbox, spot_instance) / "gkept" / "checkpoints" / "/".join(["d" * 200] * 5)
+    deep.mkdir(parents=True)
+    (deep / "weights.pt").write_bytes(b"a checkpoint S3 cannot hold under this name")
+    run_id, rec = _kept_running(ctx, sandbox, spot_instance, "gkept")
+    assert (rec["upload"], rec["uploaded"], rec["upload_total"], rec["upload_failed"]) == ("partial", "3", "4", "1")
+    assert rec["instance"].startswith("kept running: 1 of 4 checkpoints not uploaded (dddd")
+    assert rec["instance"].endswith("/weights.pt: its S3 key would be over S3's 1024 bytes)")
+    assert set(_checkpoints_in_s3(ctx, "gkept", run_id)) == {f"checkpoint_epoch_{e}.json" for e in (1, 2, 3)}
+    log = (_disk(sandbox, spot_instance) / "gkept" / "runs" / run_id / "log").read_text()
+    assert "[runctl guardian] instance kept running, and billed, until you act: 1 of 4 checkpoints not uploaded" in log
+    assert f"`runctl aws stop {spot_instance}`" in log
+    # `aws status` reads the record: the user sees what was uploaded and why the instance still runs
+    summary = api.status(ctx, spot_instance).summary()
+    assert "guardian: acted: autostop, 3 of 4 checkpoints uploaded at " in summary
+    assert "; instance kept running: 1 of 4 checkpoints not uploaded" in summary
+
+
+def test_one_time_spot_is_kept_running_while_another_project_has_checkpoints(ctx, spot_instance, sandbox):
+    other = _disk(sandbox, spot_instance) / "someone-else" / "checkpoints"
+    other.mkdir(parents=True)
+    (other / "model.pt").write_bytes(b"another project's only copy")
+    run_id, rec = _kept_running(ctx, sandbox, spot_instance, "gmine")
+    assert rec["upload"] == "ok" and rec["uploaded"] == rec["upload_total"] == "3"
+    assert rec["instance"] == ("kept running: other projects' checkpoints on this disk, which this guardian "
+                               "cannot copy: someone-else (1 file)")
+    assert _checkpoints_in_s3(ctx, "gmine", run_id) == {f"checkpoint_epoch_{e}.json": e for e in (1, 2, 3)}
+    assert (other / "model.pt").exists()

@@ -114,6 +114,25 @@ def test_describe_record():
         "acted: spot-notice, c_5.json uploaded at 2025-01-01T00:00:00Z"
     assert guardian.describe_record({"state": "watching", "watching": "spot", "guardian_alive": "1"}) == \
         "watching: spot"
+    # a one-time spot instance: every checkpoint was to go up; the instance kept running when one did not
+    kept = {"state": "acted", "action": "autostop", "upload_scope": "all", "upload": "partial", "uploaded": "38",
+            "upload_total": "40", "upload_failed": "2", "checkpoint": "c_40.pt", "at": "2025-01-01T00:00:00Z",
+            "instance": "kept running: 2 of 40 checkpoints not uploaded (c_3.pt: S3 refused the presigned POST)"}
+    assert guardian.describe_record(kept) == \
+        "acted: autostop, 38 of 40 checkpoints uploaded at 2025-01-01T00:00:00Z; instance kept running: 2 of 40 " \
+        "checkpoints not uploaded (c_3.pt: S3 refused the presigned POST)"
+    done = dict(kept, upload="ok", uploaded="40", upload_failed="0", instance="terminate requested (presigned EC2 call)")
+    assert guardian.describe_record(done) == "acted: autostop, 40 of 40 checkpoints uploaded at 2025-01-01T00:00:00Z"
+    assert guardian.describe_record({"state": "acting", "action": "spot-notice", "upload_scope": "all"}) == \
+        "acting: spot-notice, uploading checkpoints"
+    assert guardian.describe_record(dict(kept, upload="none", uploaded="0", upload_total="0")).startswith(
+        "acted: autostop, no checkpoint at ")
+
+
+def test_what_train_says_the_guardian_does_matches_the_end():
+    assert "uploads the newest checkpoint and stops the instance" in guardian.ending_text("stop")
+    said = guardian.ending_text("terminate")
+    assert "uploads every checkpoint and terminates the instance" in said and "keeps it running" in said
 
 
 @pytest.mark.parametrize("name", ["guardian", "fetch_checkpoint", "guardian_status"])
