@@ -44,10 +44,18 @@ def default_project(ctx: Context, start: Path | None = None) -> str:
 # --- instances ---------------------------------------------------------------------------------
 
 def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str | None = None,
-           echo: Echo = _quiet, **options: Any) -> Instance:
-    project = project or default_project(ctx)
+           echo: Echo = _quiet, from_snapshot: str | None = None, **options: Any) -> Instance:
+    """Launch an instance tagged as runctl's. ``from_snapshot`` attaches a volume made from that EBS
+    snapshot (checked first: its ID, region and state; see :mod:`runctl_jupyter.restore`); the
+    project then defaults to the snapshot's."""
+    saved = None
+    if from_snapshot is not None:
+        from . import restore
+
+        saved = restore.check_snapshot(ctx, from_snapshot, instance_type)
+    project = project or (saved.project if saved else None) or default_project(ctx)
     world = ctx.world().label()
-    inst = ec2.create(ctx, instance_type, project=project, **options)
+    inst = ec2.create(ctx, instance_type, project=project, from_snapshot=from_snapshot, **options)
     echo(f"[{world}] Created {inst.instance_id} ({instance_type}, project {project}) — {inst.state}")
     if wait:
         try:
@@ -57,12 +65,17 @@ def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str
             ec2.cancel_created(ctx, inst)
             what = "its spot request cancelled and " if inst.spot_request_id else ""
             steps = [st for st in exc.steps if not (st.command or "").startswith("aws wait")]
-            steps.append(cmd(f"aws create {instance_type} --wait", "Then create a new one"))
+            again = f" --from-snapshot {from_snapshot}" if from_snapshot else ""
+            steps.append(cmd(f"aws create {instance_type}{again} --wait", "Then create a new one"))
             raise type(exc)(f"{exc.message} runctl has {what}terminated {inst.instance_id}, which this "
                             f"create had just launched.", steps, details=exc.details) from exc
         inst = ec2.describe(ctx, inst.instance_id)
         inst.ssm_online = True
         echo(f"[{world}] {inst.instance_id} is running and ready for commands")
+    if saved is not None:
+        from . import restore
+
+        restore.say_where(ctx, inst, saved, project, echo)
     return inst
 
 

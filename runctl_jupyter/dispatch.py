@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import api
-from .errors import UsageError, cmd
+from .errors import Hint, UsageError, cmd
 from .grammar import Command
 
 
@@ -22,6 +22,15 @@ class Frontend:
     echo: Callable[[str], None]      # a progress / info line
     notebook: bool = False
     magic_config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A Hint names runctl commands without prefix: shown with this front end's.
+        raw, prefix = self.echo, self.prefix
+
+        def echo(line: str) -> None:
+            raw(line.render(prefix) if isinstance(line, Hint) else line)
+
+        self.echo = echo
 
 
 def _flags(c: Command) -> dict[str, Any]:
@@ -43,7 +52,8 @@ def _create(c: Command, fe: Frontend) -> str:
     inst = api.create(ctx, c.instance_type, wait=c.wait, project=c.project, echo=fe.echo, ami=c.ami,
                       name=c.name, iam_instance_profile=c.iam_instance_profile, key_name=c.key_name,
                       security_groups=c.security_group or (), subnet=c.subnet, disk_gb=c.disk_gb,
-                      spot=c.spot, max_price=c.max_price, fallback_on_demand=c.fallback_on_demand)
+                      spot=c.spot, max_price=c.max_price, fallback_on_demand=c.fallback_on_demand,
+                      from_snapshot=c.from_snapshot)
     return inst.instance_id
 
 

@@ -37,8 +37,32 @@ class Step:
         cmd = f"{prefix} {self.command}"
         return f"{self.text}: {cmd}" if self.text else cmd
 
+    def said(self, template: str) -> Hint:
+        """A progress line naming this step's command where ``template`` has ``{}`` (see :class:`Hint`)."""
+        return Hint(template, self.command or "")
+
 
 StepLike = Step | str
+
+
+class Hint(str):
+    """A progress line that names runctl commands, stored without prefix as a Step's are.
+
+    ``Hint("Restore it with `{}`.", "aws create t3.micro --from-snapshot snap-…")``: as a plain string
+    it reads with the shell's prefix (``runctl aws create …``); a front end's echo shows
+    :meth:`render` with its own (``%runctl aws create …`` in a notebook).
+    """
+
+    template: str
+    commands: tuple[str, ...]
+
+    def __new__(cls, template: str, *commands: str) -> Hint:
+        line = super().__new__(cls, template.format(*(f"{SHELL_PREFIX} {c}" for c in commands)))
+        line.template, line.commands = template, commands
+        return line
+
+    def render(self, prefix: str) -> str:
+        return self.template.format(*(f"{prefix} {c}" for c in self.commands))
 
 
 def cmd(command: str, text: str = "") -> Step:

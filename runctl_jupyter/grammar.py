@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import Step, UsageError, cmd
+from .models import validate_snapshot_id
 
 AWS_VERBS = ("create", "start", "stop", "terminate", "wait", "status", "train", "monitor", "checkpoints", "runs")
 SHORT_FORMS = {v: ("aws", v) for v in AWS_VERBS}
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spot", action="store_true", help="launch spot capacity")
     p.add_argument("--max-price", type=_money, help="spot max $/hr (default: the on-demand price)")
     p.add_argument("--fallback-on-demand", action="store_true", help="use on-demand if spot is unavailable")
+    p.add_argument("--from-snapshot", metavar="SNAPSHOT_ID",
+                   help="attach this EBS snapshot (e.g. one `terminate --snapshot` saved) as an extra volume")
     _add_world_flags(p)
 
     for verb, text in (("start", "start a stopped instance"), ("wait", "wait for a state")):
@@ -454,6 +457,8 @@ def parse(argv: Sequence[str]) -> Command:
             [cmd(f"{' '.join(path)} --help", "See the usage")],
         )
     _check_region_flags(ns, own)
+    if getattr(ns, "from_snapshot", None) is not None:
+        validate_snapshot_id(ns.from_snapshot)
     return Command(path=path, options=ns, script_args=script_args, had_separator=had_sep)
 
 

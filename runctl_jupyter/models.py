@@ -22,6 +22,39 @@ def validate_instance_id(instance_id: str) -> str:
     return instance_id
 
 
+SNAPSHOT_ID_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+def validate_snapshot_id(snapshot_id: str) -> str:
+    """``snap-`` + 8 or 17 lowercase hex digits, checked before any call is made."""
+    if not SNAPSHOT_ID_RE.match(snapshot_id or ""):
+        raise UsageError(
+            f"'{snapshot_id}' is not an EBS snapshot ID (expected snap- followed by 8 or 17 hex digits).",
+            [cmd("resources list", "List runctl's snapshots (rows of kind snapshot) and copy an ID"),
+             Step("IDs look like snap-0abc123def4567890")],
+        )
+    return snapshot_id
+
+
+FROM_SNAPSHOT_TAG = "runctl:from-snapshot"  # on an instance `create --from-snapshot` launched
+RESTORE_DEVICE_TAG = "runctl:restore-device"  # where that snapshot's volume is attached
+
+
+@dataclass(frozen=True)
+class EbsSnapshot:
+    """An EBS snapshot as ``create --from-snapshot`` needs it (from DescribeSnapshots)."""
+
+    snapshot_id: str
+    state: str  # pending | completed | error | recoverable | recovering
+    size_gb: int
+    region: str
+    progress: str = ""
+    source_instance: str | None = None  # runctl:instance: the instance whose disk it saved
+    project: str | None = None  # runctl:project
+    device: str | None = None  # runctl:device: where that disk was attached
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class World:
     """Where a command acted: the embedded sandbox, or an AWS account + region."""
@@ -93,6 +126,9 @@ class Instance:
         guardian = tags.get("runctl:guardian")
         if guardian:
             lines.append(f"  guardian: {guardian}")
+        if self.tags.get(FROM_SNAPSHOT_TAG):
+            lines.append(f"  restored from {self.tags[FROM_SNAPSHOT_TAG]} (attached as "
+                         f"{self.tags.get(RESTORE_DEVICE_TAG, '?')})")
         return "\n".join(lines)
 
 

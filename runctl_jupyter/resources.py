@@ -1,8 +1,10 @@
 """``resources list|summary``: what runs and what it costs, as a DataFrame.
 
-One paginated DescribeInstances (+ one DescribeVolumes) per region, regions queried concurrently;
-prices from one PriceBook per process (Pricing API → disk cache → dated snapshot; spot from the
-AZ's price history). Training status and the cost ledger come from runctl's tags: no SSM calls.
+One paginated DescribeInstances (+ one DescribeVolumes) and one paginated DescribeSnapshots (runctl's
+own, tagged ``runctl:instance`` by ``terminate --snapshot``) per region, regions queried
+concurrently; prices from one PriceBook per process (Pricing API → disk cache → dated snapshot; spot
+from the AZ's price history; EBS and snapshot storage from the dated snapshot). Training status and
+the cost ledger come from runctl's tags: no SSM calls.
 """
 
 from __future__ import annotations
@@ -69,8 +71,30 @@ def resolve_regions(ctx: Context, regions: str | None, all_regions: bool) -> lis
     return [ctx.region]
 
 
-def _region_rows(ctx: Context, region: str, book, now, limits) -> list:
+_DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+
+
+def _snapshots(ec2: Any, region: str) -> list[dict] | None:
+    """runctl's EBS snapshots of a region (paginated); None when the policy does not allow listing
+    them (a policy written before snapshots were listed): the table then says so, it does not fail."""
+    from .costs.ebs_snapshots import INSTANCE_TAG
+
+    with translate_aws_errors(f"list runctl's EBS snapshots in {region}"):
+        try:
+            return [s for page in ec2.get_paginator("describe_snapshots").paginate(
+                        OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": [INSTANCE_TAG]}],
+                        PaginationConfig={"PageSize": 1000})
+                    for s in page.get("Snapshots", [])]
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in _DENIED:
+                return None
+            raise
+
+
+def _region_rows(ctx: Context, region: str, book, now, limits) -> tuple[list, bool]:
+    """(cost rows of the region's instances and runctl's snapshots, whether snapshots could be listed)."""
     from .costs import cost_rows
+    from .costs.ebs_snapshots import snapshot_rows
 
     ec2 = ctx.client("ec2", region)
     instances: list[dict] = []
@@ -85,7 +109,11 @@ def _region_rows(ctx: Context, region: str, book, now, limits) -> list:
                 for vol in page.get("Volumes", []):
                     for att in vol.get("Attachments", []):
                         volume_gb[att["InstanceId"]] = volume_gb.get(att["InstanceId"], 0.0) + vol.get("Size", 0)
-    return cost_rows(live, book, region=region, now=now, volume_gb=volume_gb, thresholds=limits)
+    snapshots = _snapshots(ec2, region)
+    rows = cost_rows(live, book, region=region, now=now, volume_gb=volume_gb, thresholds=limits)
+    rows += snapshot_rows(snapshots or [], region=region, now=now, gb_month=book.ebs_snapshot_gb_month(region),
+                          as_of=book.snapshot.date)
+    return rows, snapshots is not None
 
 
 def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = False,
@@ -98,17 +126,19 @@ def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = 
     names = resolve_regions(ctx, regions, all_regions)
     book, now, limits = price_book(ctx), ctx.now(), thresholds(ctx)
     if len(names) == 1:
-        rows = _region_rows(ctx, names[0], book, now, limits)
+        parts = [_region_rows(ctx, names[0], book, now, limits)]
     else:
         with ThreadPoolExecutor(max_workers=min(MAX_REGION_WORKERS, len(names))) as pool:
-            rows = [r for part in pool.map(lambda n: _region_rows(ctx, n, book, now, limits), names) for r in part]
-    df = frame(rows)
+            parts = list(pool.map(lambda n: _region_rows(ctx, n, book, now, limits), names))
+    df = frame([r for rows, _listed in parts for r in rows])
+    unlisted = [name for name, (_rows, listed) in zip(names, parts, strict=True) if not listed]
     if state or project:
         df = filter_rows(df, state=state, project=project)
     df = sort_rows(df, sort)
     world = ctx.world().label() if len(names) == 1 else ("sandbox" if ctx.is_sandbox else "AWS") + \
         f" · {len(names)} regions"
-    df.attrs["runctl_caption_info"] = CaptionInfo(world=world)
+    notes = (f"snapshots not listed in {', '.join(unlisted)} (ec2:DescribeSnapshots not allowed)",) if unlisted else ()
+    df.attrs["runctl_caption_info"] = CaptionInfo(world=world, notes=notes)
     df.attrs["runctl_thresholds"] = limits
     return df
 

@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import BackendError, GuardRefused, Step, cmd, translate_aws_errors
-from ..models import Instance, validate_instance_id
+from ..models import (
+    FROM_SNAPSHOT_TAG,
+    RESTORE_DEVICE_TAG,
+    EbsSnapshot,
+    Instance,
+    validate_instance_id,
+    validate_snapshot_id,
+)
 from .session import Context
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -18,6 +25,10 @@ _ARM_FAMILIES = ("a1", "t4g", "m6g", "m7g", "c6g", "c7g", "r6g", "r7g", "g5g", "
 SANDBOX_WAIT_S = 30
 AWS_WAIT_S = 600
 MANAGED_TAG = "runctl:created"
+# Where `create --from-snapshot` attaches the saved disk: AWS's recommended names for EBS data volumes
+# are /dev/sd[f-p] (a Nitro type shows it as an NVMe disk, a Xen type as /dev/xvdf).
+RESTORE_DEVICE = "/dev/sdf"
+SNAPSHOT_NOT_FOUND = {"InvalidSnapshot.NotFound", "InvalidSnapshotID.NotFound"}
 SPOT_UNAVAILABLE = {"InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded",
                     "InsufficientCapacity", "UnfulfillableCapacity"}
 
@@ -84,6 +95,37 @@ def iter_instances(ctx: Context, region: str, filters: list[dict] | None = None)
                     yield instance_from_api(data, region)
 
 
+class SnapshotNotFound(BackendError):
+    """The snapshot is not in this region (snapshots are regional) or not this account's to use."""
+
+
+def _snapshot_not_found(ctx: Context, snapshot_id: str) -> SnapshotNotFound:
+    return SnapshotNotFound(
+        f"Snapshot {snapshot_id} was not found in {ctx.region} (a snapshot belongs to one region).",
+        [cmd("resources list --all-regions", "Find its region: runctl's snapshots are listed with theirs"),
+         Step("Then pass that --region, or copy the snapshot here with `aws ec2 copy-snapshot`")])
+
+
+def describe_snapshot(ctx: Context, snapshot_id: str) -> EbsSnapshot:
+    """One snapshot of ``ctx.region``; :class:`SnapshotNotFound` when the region has none by that ID."""
+    validate_snapshot_id(snapshot_id)
+    with translate_aws_errors(f"look up snapshot {snapshot_id}"):
+        try:
+            data = ctx.client("ec2").describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in SNAPSHOT_NOT_FOUND:
+                raise _snapshot_not_found(ctx, snapshot_id) from exc
+            raise
+    if not data:
+        raise _snapshot_not_found(ctx, snapshot_id)
+    snap = data[0]
+    tags = {t["Key"]: t["Value"] for t in snap.get("Tags", []) or []}
+    return EbsSnapshot(snapshot_id=snap["SnapshotId"], state=snap.get("State", "unknown"),
+                       size_gb=int(snap.get("VolumeSize") or 0), region=ctx.region,
+                       progress=str(snap.get("Progress") or ""), source_instance=tags.get("runctl:instance"),
+                       project=tags.get("runctl:project") or None, device=tags.get("runctl:device"), tags=tags)
+
+
 def default_ami(ctx: Context, instance_type: str) -> str:
     arm = instance_type.split(".")[0] in _ARM_FAMILIES
     name = AL2023_ARM_PARAMETER if arm else AL2023_PARAMETER
@@ -106,7 +148,12 @@ def create(
     spot: bool = False,
     max_price: float | None = None,
     fallback_on_demand: bool = False,
+    from_snapshot: str | None = None,
 ) -> Instance:
+    """Launch one instance; ``from_snapshot`` attaches a volume made from that snapshot at
+    :data:`RESTORE_DEVICE` (in the instance's own AZ; deleted with the instance, the snapshot stays)."""
+    if from_snapshot is not None:
+        validate_snapshot_id(from_snapshot)
     image = ami or default_ami(ctx, instance_type)
     now = ctx.now().replace(microsecond=0).isoformat()
     tags = [
@@ -128,6 +175,14 @@ def create(
                                  "Ebs": {"VolumeSize": disk_gb, "VolumeType": "gp3", "DeleteOnTermination": True}}],
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},  # IMDSv2 only
     }
+    if from_snapshot is not None:
+        # No VolumeSize: the volume is the snapshot's size. DeleteOnTermination: the saved disk is
+        # the snapshot, which outlives this instance; a volume left behind would bill unseen.
+        params["BlockDeviceMappings"].append(
+            {"DeviceName": RESTORE_DEVICE, "Ebs": {"SnapshotId": from_snapshot, "VolumeType": "gp3",
+                                                   "DeleteOnTermination": True}})
+        tags += [{"Key": FROM_SNAPSHOT_TAG, "Value": from_snapshot},
+                 {"Key": RESTORE_DEVICE_TAG, "Value": RESTORE_DEVICE}]
     if iam_instance_profile:
         key = "Arn" if iam_instance_profile.startswith("arn:") else "Name"
         params["IamInstanceProfile"] = {key: iam_instance_profile}

@@ -21,6 +21,7 @@ from .billing import (
     stop_time_from_reason,
     uptime_seconds,
 )
+from .ebs_snapshots import snapshot_row, snapshot_rows
 from .pricelist import parse_price_list, product_filters
 from .pricing import PriceBook, PriceQuote
 from .rows import CostRow, cost_row, cost_rows
@@ -37,7 +38,7 @@ __all__ = [
     "Accrual", "CostRow", "CostWarning", "Ledger", "PriceBook", "PriceQuote", "Snapshot", "Thresholds",
     "accrued_usd", "billed_seconds", "cost_row", "cost_rows", "current_accrual", "ebs_usd_per_hour",
     "ledger_after_stop", "ledger_from_tags", "load_snapshot", "parse_price_list", "product_filters",
-    "stop_time_from_reason", "uptime_seconds", "warnings_for", *_LAZY,
+    "snapshot_row", "snapshot_rows", "stop_time_from_reason", "uptime_seconds", "warnings_for", *_LAZY,
 ]
 
 

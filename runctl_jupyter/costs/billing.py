@@ -28,7 +28,7 @@ LEDGER_THROUGH_TAG = "runctl:ledger-through"
 MINIMUM_BILLED_SECONDS = 60  # AWS: per-second billing, 60 s minimum each time an instance starts
 HOURS_PER_MONTH = 730  # AWS prices EBS per GB-month; it converts with 730 hours a month
 
-Basis = Literal["ledger", "since last start"]
+Basis = Literal["ledger", "since last start", "since created"]  # the last: EBS snapshot storage
 
 TagsLike = Mapping[str, str] | Iterable[Mapping[str, str]]
 

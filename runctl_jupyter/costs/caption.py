@@ -16,6 +16,7 @@ class CaptionInfo:
     price_source: str | None = None  # e.g. "pricing-api"
     price_date: str | None = None  # e.g. "2026-11-01"
     world: str | None = None  # e.g. "sandbox" or "account 123456789012 · us-east-1"
+    notes: tuple[str, ...] = ()  # what the table could not show, e.g. snapshots a policy hides
 
 
 def _prices(df: pd.DataFrame, info: CaptionInfo) -> str:
@@ -33,8 +34,23 @@ def _prices(df: pd.DataFrame, info: CaptionInfo) -> str:
     return ", ".join(parts)
 
 
+def _snapshots(rows: pd.DataFrame) -> str:
+    """``2 snapshots 60 GB $3.00/month`` (stored EBS, billed until deleted); an unknown price is never $0."""
+    monthly = rows["storage_usd_per_month"]
+    text = (f"{len(rows)} snapshot{'s' if len(rows) != 1 else ''} {rows['size_gb'].sum():g} GB "
+            f"{fmt.usd(float(monthly.sum(min_count=1)))}/month")
+    unpriced = int(monthly.isna().sum())
+    if unpriced and unpriced < len(rows):
+        text += f" + {unpriced} without a known price"
+    return text
+
+
 def caption_text(df: pd.DataFrame, info: CaptionInfo | None = None) -> str:
-    """``N running · $X.XXXX/hr · $Y.YY accrued · prices: <source> (<date>)`` (+ notes when needed)."""
+    """``N running · $X.XXXX/hr · $Y.YY accrued · prices: <source> (<date>)`` (+ notes when needed).
+
+    Stored EBS is summed apart: the volumes of stopped instances ($/hr) and runctl's snapshots ($/month);
+    "accrued" includes what the snapshots have cost so far.
+    """
     info = info or CaptionInfo()
     running = df["state"].eq("running")
     # min_count=1: when no figure is known at all the total is unknown ($?), not $0; nothing running is $0.
@@ -45,9 +61,14 @@ def caption_text(df: pd.DataFrame, info: CaptionInfo | None = None) -> str:
     unpriced = int(df.loc[running, "usd_per_hour"].isna().sum())
     if unpriced:
         text += f" · {unpriced} running without a known price"
-    ebs = float(df.loc[~running, "ebs_usd_per_hour"].sum(min_count=0))
+    snapshots = df["kind"].eq("snapshot") if "kind" in df.columns else pd.Series(False, index=df.index)
+    ebs = float(df.loc[~running & ~snapshots, "ebs_usd_per_hour"].sum(min_count=0))
     if ebs > 0:
         text += f" · stopped volumes {fmt.hourly(ebs)}/hr"
+    if snapshots.any():
+        text += f" · {_snapshots(df.loc[snapshots])}"
     if info.world:
         text += f" · {info.world}"
+    for note in info.notes:
+        text += f" · ⚠️  {note}"
     return text

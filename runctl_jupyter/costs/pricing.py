@@ -220,3 +220,7 @@ class PriceBook:
     def ebs_gb_month(self, region: str) -> float | None:
         """gp3 USD per GB-month from the snapshot (volumes of stopped instances still bill)."""
         return self._snapshot.ebs_gb_month(region)
+
+    def ebs_snapshot_gb_month(self, region: str) -> float | None:
+        """EBS snapshot storage (standard tier) USD per GB-month, from the snapshot: they bill until deleted."""
+        return self._snapshot.ebs_snapshot_price(region)

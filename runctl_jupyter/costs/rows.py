@@ -1,5 +1,7 @@
 """One row per instance for `%runctl resources` (pure): CostRow, built from describe_instances data.
 
+Snapshot rows (``kind="snapshot"``) come from :mod:`.ebs_snapshots`.
+
 Tags read (written by runctl when it starts/stops a run, so listing needs no SSM call):
 ``Name``, ``runctl:project``, ``runctl:run-state`` ("running" | "exit 0" | "exit 3" | …),
 ``runctl:last-checkpoint``, and the ledger tags of :mod:`.billing`.
@@ -61,7 +63,8 @@ def training_text(tags: Mapping[str, str], instance_state: str = "running") -> s
         return f"{run_state or 'none'} · guardian {guardian}"
     return run_state
 
-Lifecycle = Literal["on-demand", "spot"]
+Lifecycle = Literal["on-demand", "spot", ""]  # "": not an instance (a snapshot row)
+Kind = Literal["instance", "snapshot"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class CostRow:
     ebs_usd_per_hour: float | None = None
     project: str | None = None
     warnings: tuple[CostWarning, ...] = field(default_factory=tuple)
+    kind: Kind = "instance"
+    snapshot_id: str | None = None  # snapshot rows: its ID (instance_id is the instance it was taken from)
+    size_gb: float | None = None  # EBS GB: the instance's attached volumes, or the snapshot's volume size
+    created: datetime | None = None  # snapshot rows: when it was taken (tz-aware)
+    storage_usd_per_month: float | None = None  # EBS storage: the attached volumes, or the snapshot
 
 
 class _Quote(Protocol):
@@ -119,6 +127,7 @@ def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: da
                               stopped_at=stop_time_from_reason(instance.get("StateTransitionReason")))
     up = uptime_seconds(launched, now, running=running)
     ebs = ebs_usd_per_hour(ebs_gb, ebs_gb_month) if ebs_gb and ebs_gb_month is not None else None
+    monthly = ebs_gb * ebs_gb_month if ebs_gb and ebs_gb_month is not None else None
     return CostRow(
         instance_id=str(instance["InstanceId"]),
         instance_type=str(instance.get("InstanceType", "")),
@@ -139,6 +148,8 @@ def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: da
         ebs_usd_per_hour=ebs,
         project=tags.get(PROJECT_TAG),
         warnings=tuple(warnings_for(state, up, accrual.usd, hourly, thresholds)),
+        size_gb=float(ebs_gb) if ebs_gb else None,
+        storage_usd_per_month=monthly,
     )
 
 

@@ -16,6 +16,7 @@ class Snapshot:
     on_demand: dict[str, dict[str, float]]
     ebs_gp3_gb_month: dict[str, float]
     spot_fraction_range: tuple[float, float]
+    ebs_snapshot_gb_month: dict[str, float] = field(default_factory=dict)  # standard tier
     description: str = field(default="", compare=False)
 
     @classmethod
@@ -24,13 +25,19 @@ class Snapshot:
         return cls(date=str(d["date"]), currency=str(d.get("currency", "USD")),
                    on_demand={r: {t: float(p) for t, p in ts.items()} for r, ts in d["on_demand"].items()},
                    ebs_gp3_gb_month={r: float(p) for r, p in d.get("ebs_gp3_gb_month", {}).items()},
-                   spot_fraction_range=(float(lo), float(hi)), description=str(d.get("description", "")))
+                   spot_fraction_range=(float(lo), float(hi)),
+                   ebs_snapshot_gb_month={r: float(p) for r, p in d.get("ebs_snapshot_gb_month", {}).items()},
+                   description=str(d.get("description", "")))
 
     def on_demand_price(self, region: str, instance_type: str) -> float | None:
         return self.on_demand.get(region, {}).get(instance_type)
 
     def ebs_gb_month(self, region: str) -> float | None:
         return self.ebs_gp3_gb_month.get(region)
+
+    def ebs_snapshot_price(self, region: str) -> float | None:
+        """EBS snapshot storage (standard tier), USD per GB-month; None for a region not in the file."""
+        return self.ebs_snapshot_gb_month.get(region)
 
     @property
     def spot_mid_fraction(self) -> float:

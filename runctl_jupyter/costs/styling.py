@@ -44,6 +44,10 @@ def _launched(ts: pd.Timestamp) -> str:
     return "" if pd.isna(ts) else ts.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _size(gb: float) -> str:
+    return "" if pd.isna(gb) else f"{gb:g}"
+
+
 def _uptime(td: pd.Timedelta) -> str:
     return "" if pd.isna(td) or td.total_seconds() == 0 else fmt.uptime(td.total_seconds())
 
@@ -55,14 +59,22 @@ def style(df: pd.DataFrame, caption_info: CaptionInfo | None = None, *,
     styler = styler.hide(axis="index")
     styler = styler.apply(_css, axis=None, thresholds=thresholds)
     formats = {c: fmt.hourly for c in ("usd_per_hour", "ebs_usd_per_hour") if c in df.columns}
-    if "accrued_usd" in df.columns:
-        formats["accrued_usd"] = fmt.usd
+    for c in ("accrued_usd", "storage_usd_per_month"):
+        if c in df.columns:
+            formats[c] = fmt.usd
     if "launched" in df.columns:
         formats["launched"] = _launched
     if "uptime" in df.columns:
         formats["uptime"] = _uptime
-    styler = styler.format(formats, na_rep="—")
-    styler = styler.format(na_rep="", subset=[c for c in df.columns if c not in formats])
+    styler = styler.format(formats, na_rep="—")  # "—": unknown (a price runctl does not know)
+    # Blank, not "—", where a column does not apply: when a snapshot was taken (instance rows), its size.
+    blank = {c: f for c, f in (("created", _launched), ("size_gb", _size)) if c in df.columns}
+    for c, f in blank.items():
+        styler = styler.format(f, subset=[c], na_rep="")
+    styler = styler.format(na_rep="", subset=[c for c in df.columns if c not in formats and c not in blank])
+    if "kind" in df.columns and df["kind"].eq("snapshot").any():  # a snapshot has no compute columns
+        compute = [c for c in ("launched", "usd_per_hour") if c in df.columns]
+        styler = styler.format(na_rep="", subset=pd.IndexSlice[df.index[df["kind"].eq("snapshot")], compute])
     styler = styler.set_caption(caption_text(df, caption_info))
     styler = styler.set_table_attributes('class="runctl-resources"')
     return styler.set_table_styles([

@@ -3,11 +3,20 @@
 Columns (dtypes): instance_id, name, instance_type, state, lifecycle, project, region, az (str);
 launched (datetime64[ns, UTC]); uptime (timedelta64[ns], since the last start, 0 unless running);
 usd_per_hour, accrued_usd, ebs_usd_per_hour (float64, NaN = unknown); accrued_basis ("ledger" |
-"since last start"); price_source, price_as_of, training, last_checkpoint (str); warnings (str,
-the warning texts joined by newlines, "" for none).
+"since last start" | "since created"); price_source, price_as_of, training, last_checkpoint (str);
+warnings (str, the warning texts joined by newlines, "" for none); kind ("instance" | "snapshot"),
+snapshot_id (str, None on instance rows); size_gb (float64: attached EBS GB, or the snapshot's
+volume size); created (datetime64[ns, UTC]: when a snapshot was taken, NaT on instance rows);
+storage_usd_per_month (float64: EBS storage, the attached volumes' or the snapshot's).
+
+A snapshot row (runctl's EBS snapshots, see :mod:`.ebs_snapshots`) keeps every column's meaning:
+``instance_id`` is the instance its disk came from, ``state`` the snapshot's (``completed``), the
+compute columns (``instance_type``, ``launched``, ``uptime``, ``usd_per_hour``) are empty, and its
+storage counts in ``ebs_usd_per_hour`` and ``accrued_usd`` like a stopped instance's volumes.
 
 ``df.attrs``: ``runctl_kind = "resources"`` (lets a display formatter recognise the frame) and
-``runctl_warnings = {instance_id: (CostWarning, …)}`` (styling reads it; recomputed if missing).
+``runctl_warnings = {instance_id: (CostWarning, …)}`` of the instance rows (styling reads it;
+recomputed if missing; snapshot rows never warn).
 """
 
 from __future__ import annotations
@@ -25,9 +34,11 @@ from .warnings import CostWarning, Thresholds, warnings_for
 
 COLUMNS = ["instance_id", "name", "instance_type", "state", "lifecycle", "project", "region", "az",
            "launched", "uptime", "usd_per_hour", "accrued_usd", "accrued_basis", "ebs_usd_per_hour",
-           "price_source", "price_as_of", "training", "last_checkpoint", "warnings"]
-MONEY_COLUMNS = ["usd_per_hour", "accrued_usd", "ebs_usd_per_hour"]
-_TEXT_COLUMNS = [c for c in COLUMNS if c not in (*MONEY_COLUMNS, "launched", "uptime")]
+           "price_source", "price_as_of", "training", "last_checkpoint", "warnings",
+           "kind", "snapshot_id", "size_gb", "created", "storage_usd_per_month"]
+MONEY_COLUMNS = ["usd_per_hour", "accrued_usd", "ebs_usd_per_hour", "storage_usd_per_month"]
+_TEXT_COLUMNS = [c for c in COLUMNS if c not in (*MONEY_COLUMNS, "launched", "uptime", "size_gb", "created")]
+_NULLABLE_TEXT = ("name", "project", "az", "training", "last_checkpoint", "warnings", "snapshot_id")
 _ROW_FIELDS = {f.name for f in fields(CostRow)}
 
 ATTR_KIND = "runctl_kind"
@@ -103,8 +114,10 @@ def frame(rows: Iterable[CostRow | Mapping[str, Any]]) -> pd.DataFrame:
         if c == "warnings":
             continue
         cols[c] = pd.Series([d.get(c) for d in items], dtype=object)
-    cols["launched"] = pd.to_datetime(pd.Series([d.get("launched") for d in items], dtype=object),
-                                      utc=True).astype("datetime64[ns, UTC]")
+    for c in ("launched", "created"):
+        cols[c] = pd.to_datetime(pd.Series([d.get(c) for d in items], dtype=object),
+                                 utc=True).astype("datetime64[ns, UTC]")
+    cols["size_gb"] = pd.Series([d.get("size_gb") for d in items], dtype="float64")
     cols["uptime"] = pd.to_timedelta(pd.Series([d.get("uptime_seconds") or 0 for d in items],
                                                dtype="int64"), unit="s").astype("timedelta64[ns]")
     for c in MONEY_COLUMNS:
@@ -112,19 +125,30 @@ def frame(rows: Iterable[CostRow | Mapping[str, Any]]) -> pd.DataFrame:
     cols["warnings"] = pd.Series(["\n".join(w.text for w in d["warnings"]) for d in items], dtype=object)
     df = pd.DataFrame(cols, columns=COLUMNS)
     for c in _TEXT_COLUMNS:
-        if c not in ("name", "project", "az", "training", "last_checkpoint", "warnings"):
-            df[c] = df[c].fillna("")
+        if c not in _NULLABLE_TEXT:
+            df[c] = df[c].fillna("instance" if c == "kind" else "")
     df.attrs[ATTR_KIND] = "resources"
-    df.attrs[ATTR_WARNINGS] = WarningIndex({d["instance_id"]: d["warnings"] for d in items})
+    df.attrs[ATTR_WARNINGS] = WarningIndex({d["instance_id"]: d["warnings"] for d in items
+                                            if d.get("kind") != "snapshot"})
     return df
+
+
+def _is_snapshot(df: pd.DataFrame) -> pd.Series:
+    """Which rows are snapshots (a frame from before snapshot rows has none)."""
+    if "kind" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["kind"].eq("snapshot")
 
 
 def row_warnings(df: pd.DataFrame, thresholds: Thresholds | None = None) -> list[tuple[CostWarning, ...]]:
     """Warnings per row, in row order: from ``df.attrs`` or, if absent, recomputed from the row."""
     known: Mapping[str, tuple[CostWarning, ...]] = df.attrs.get(ATTR_WARNINGS) or {}
-    out = []
-    for iid, state, up, acc, hr in zip(df["instance_id"], df["state"], df["uptime"], df["accrued_usd"],
-                                       df["usd_per_hour"], strict=True):
+    out: list[tuple[CostWarning, ...]] = []
+    for snap, iid, state, up, acc, hr in zip(_is_snapshot(df), df["instance_id"], df["state"], df["uptime"],
+                                             df["accrued_usd"], df["usd_per_hour"], strict=True):
+        if snap:  # storage only: the warnings are about running instances
+            out.append(())
+            continue
         if iid in known:
             out.append(tuple(known[iid]))
             continue
@@ -135,7 +159,10 @@ def row_warnings(df: pd.DataFrame, thresholds: Thresholds | None = None) -> list
 
 
 def summary(df: pd.DataFrame, by: str | Sequence[str] = ("instance_type", "project", "state")) -> pd.DataFrame:
-    """Grouped: instances, running, $/hr of the running ones, accrued total (flat columns)."""
+    """Grouped: instances, running, snapshots, $/hr of the running ones, accrued total (flat columns).
+
+    Snapshot rows count as snapshots, not instances; their storage so far is in the accrued total.
+    """
     keys = [by] if isinstance(by, str) else list(by)
     missing = [k for k in keys if k not in df.columns]
     if missing:
@@ -143,12 +170,14 @@ def summary(df: pd.DataFrame, by: str | Sequence[str] = ("instance_type", "proje
                          [Step("Use columns of the resources table, e.g. instance_type, project, state")])
     work = df[keys].copy()
     running = df["state"].eq("running")
-    work["instances"] = 1
+    snapshots = _is_snapshot(df)
+    work["instances"] = (~snapshots).astype("int64")
     work["running"] = running.astype("int64")
+    work["snapshots"] = snapshots.astype("int64")
     work["usd_per_hour"] = df["usd_per_hour"].where(running, 0.0)
     work["accrued_usd"] = df["accrued_usd"]
     out = (work.groupby(keys, dropna=False, sort=True)
-           .agg(instances=("instances", "sum"), running=("running", "sum"),
+           .agg(instances=("instances", "sum"), running=("running", "sum"), snapshots=("snapshots", "sum"),
                 usd_per_hour=("usd_per_hour", _total_or_unknown),
                 accrued_usd=("accrued_usd", _total_or_unknown))
            .reset_index())

@@ -3,10 +3,12 @@
       t3.micro (11 running, $0.1144/hr)
         i-xxx  running  (25h 30m)  $0.0104/hr ($0.26 total)
           ⚠️  Running 25 hours ($0.26 accumulated)
-      Total: 11 running · $0.1144/hr · $0.26 accrued · prices: snapshot (2026-11-01)
+      EBS snapshots (1, 30 GB, $1.50/month)
+        snap-0abc…  from i-xxx  project mnist  30 GB  created 2026-11-02  $1.50/month ($0.15 so far)
+      Total: 11 running · $0.1144/hr · $0.41 accrued · prices: snapshot (2026-11-01) · 1 snapshot 30 GB $1.50/month
 
-Groups follow the frame's row order (sort first to choose it). "total" is the ledger figure;
-without a ledger the line says "since last start".
+Groups follow the frame's row order (sort first to choose it); runctl's snapshots come last, in
+their own group. "total" is the ledger figure; without a ledger the line says "since last start".
 """
 
 from __future__ import annotations
@@ -38,6 +40,23 @@ def _instance_line(r: dict[str, Any]) -> str:
     return line
 
 
+def _snapshot_line(r: dict[str, Any]) -> str:
+    created = "" if pd.isna(r["created"]) else f"  created {r['created']:%Y-%m-%d}"
+    project = f"  project {r['project']}" if isinstance(r.get("project"), str) and r["project"] else ""
+    state = "" if r["state"] == "completed" else f"  {r['state']}"
+    return (f"    {r['snapshot_id']}  from {r['instance_id'] or '?'}{project}  {r['size_gb']:g} GB{created}{state}"
+            f"  {fmt.usd(r['storage_usd_per_month'])}/month ({fmt.usd(r['accrued_usd'])} so far)")
+
+
+def _snapshot_header(rows: list[dict[str, Any]]) -> str:
+    monthly = [r["storage_usd_per_month"] for r in rows]
+    known = [float(m) for m in monthly if pd.notna(m)]
+    price = f"{fmt.usd(sum(known))}/month" if known else "price unknown"
+    if known and len(known) < len(rows):
+        price += f" + {len(rows) - len(known)} without a known price"
+    return f"  EBS snapshots ({len(rows)}, {sum(float(r['size_gb']) for r in rows):g} GB, {price})"
+
+
 def _group_header(itype: str, running: int, hourly: float, unpriced: int) -> str:
     """``t3.micro (2 running, $0.0208/hr)``; a price runctl does not know is never shown as $0."""
     if running and unpriced == running:
@@ -52,7 +71,11 @@ def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> st
     """The listing as runctl prints it in a shell, ending with a totals line."""
     groups: dict[str, list[str]] = {}
     totals: dict[str, list[Any]] = {}  # type -> [running count, $/hr of the priced running, unpriced count]
+    snapshots: list[dict[str, Any]] = []
     for r, warns in zip(df.to_dict("records"), row_warnings(df), strict=True):
+        if r.get("kind") == "snapshot":
+            snapshots.append(r)
+            continue
         itype = str(r["instance_type"])
         block = groups.setdefault(itype, [])
         total = totals.setdefault(itype, [0, 0.0, 0])
@@ -68,6 +91,9 @@ def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> st
     for itype, block in groups.items():
         lines.append(_group_header(itype, *totals[itype]))
         lines.extend(block)
+    if snapshots:
+        lines.append(_snapshot_header(snapshots))
+        lines.extend(_snapshot_line(r) for r in snapshots)
     if df.empty:
         lines.append("  No instances.")
     lines.append(f"  Total: {caption_text(df, caption_info)}")

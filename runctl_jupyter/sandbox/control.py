@@ -32,7 +32,7 @@ LOG_FILE = "server.log"
 LOCK_FILE = ".start.lock"
 # What a sandbox folder may contain; --fresh refuses to wipe a folder holding anything else.
 CLIENT_DIR = "client"  # the notebook side's caches for this world (code manifests, prices)
-_OWN_ENTRIES = {STATE_FILE, LOG_FILE, LOCK_FILE, "instances", "ssm", "bin", CLIENT_DIR}
+_OWN_ENTRIES = {STATE_FILE, LOG_FILE, LOCK_FILE, "instances", "snapshots", "ssm", "bin", CLIENT_DIR}
 _spawned: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started (to reap them)
 
 
@@ -325,7 +325,7 @@ def faults(info: SandboxInfo) -> dict[str, Any]:
 
 
 def set_delays(info: SandboxInfo, **delays: float) -> dict[str, float]:
-    """pending=, stopping=, ssm_online=, kill_grace= (seconds of real time)."""
+    """pending=, stopping=, ssm_online=, kill_grace=, invocation_lag= (seconds of real time); none: read them."""
     return dict(_ctl(info, "delays", delays))
 
 

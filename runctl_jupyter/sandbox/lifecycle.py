@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from . import moto_seams, processes
 from .clock import call_later, iso
+from .ebs import EbsSnapshots
 from .protocol import AwsRequest, ec2_error
 from .world import InstanceMeta, World
 
@@ -35,6 +36,8 @@ class Lifecycle:
         self.forward = forward
         self.actions = {"RunInstances": self.run_instances, "StartInstances": self.start_instances,
                         "StopInstances": self.stop_instances, "TerminateInstances": self.terminate_instances}
+        self.ebs = EbsSnapshots(world, forward)  # snapshots hold the disk they saved
+        self.actions.update(self.ebs.actions)
 
     def handle(self, req: AwsRequest, environ: dict[str, Any]) -> Response | None:
         handler = self.actions.get(req.action or "")
@@ -113,6 +116,7 @@ class Lifecycle:
     def run_instances(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
         p = req.params
         spot = p.get("InstanceMarketOptions.MarketType", "").lower() == "spot"
+        restores: list[tuple[str, str]] = []
         with self.world.moto_lock:
             resp = self.forward(environ)
             if resp.status_code != 200:
@@ -131,10 +135,12 @@ class Lifecycle:
                     meta.interruption_behavior = p.get(
                         "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "terminate")
                 self.begin_pending(inst)
+                restores += self.ebs.restores_for(inst)
             text = _RUNNING_STATE.sub("<instanceState><code>0</code><name>pending</name></instanceState>", text)
             text = _LAUNCH_TIME.sub(f"<launchTime>{iso(now)}</launchTime>", text)
             resp.set_data(text)
-            return resp
+        self.ebs.restore(restores)  # its disk holds them before anyone hears of the instance
+        return resp
 
     def start_instances(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
         with self.world.moto_lock:

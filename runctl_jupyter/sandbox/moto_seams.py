@@ -8,7 +8,10 @@ Relied-on range: moto >=5.1,<5.3 (verified on 5.2.5). The seams used:
                describe_availability_zones(), iam_instance_profile_associations
   ec2 Instance: id, _state (.name/.code), launch_time (naive UTC datetime), lifecycle,
                 instance_type, region_name, placement.zone, image_id, disable_api_stop,
-                disable_api_termination, get_tags()
+                disable_api_termination, get_tags(), root_device_name,
+                block_device_mapping{device: BlockDeviceType(volume_id)}
+  ec2 backend: snapshots{id: Snapshot(start_time naive UTC, volume)}, volumes{id: Volume(snapshot_id,
+               attachment: VolumeAttachment(instance, device) | None)}
   s3 backend ("global"): buckets{name: FakeBucket(keys: _VersionedKeyStore of FakeKey(name, value, size))}
 Callers must hold World.moto_lock around every function here except app()/request_handler().
 """
@@ -155,6 +158,39 @@ def iam_role_name(inst: Any) -> str | None:
 
 def availability_zones(region: str) -> list[str]:
     return sorted(z.name for z in _backend("ec2", region).describe_availability_zones())
+
+
+# --- EBS snapshots --------------------------------------------------------------------------------
+
+def snapshot_source(snapshot_id: str, region: str) -> tuple[str | None, bool, str | None]:
+    """Where a snapshot's volume was when it was taken: (instance ID, attached at that instance's
+    root device, the snapshot the volume itself was made from)."""
+    snap = _backend("ec2", region).snapshots.get(snapshot_id)
+    if snap is None:
+        return None, False, None
+    volume = snap.volume
+    attachment = getattr(volume, "attachment", None)
+    if attachment is None:
+        return None, False, volume.snapshot_id
+    inst = attachment.instance
+    return inst.id, attachment.device == inst.root_device_name, volume.snapshot_id
+
+
+def set_snapshot_start_time(snapshot_id: str, region: str, moment: datetime) -> None:
+    snap = _backend("ec2", region).snapshots.get(snapshot_id)
+    if snap is not None:
+        snap.start_time = moment.astimezone(UTC).replace(tzinfo=None)  # naive UTC, as moto keeps it
+
+
+def restored_snapshots(inst: Any) -> list[tuple[str, str]]:
+    """(device, snapshot ID) of each volume of ``inst`` made from a snapshot, the root device excepted."""
+    backend = _backend("ec2", region_of(inst))
+    found = []
+    for device, bdt in list(inst.block_device_mapping.items()):
+        volume = backend.volumes.get(bdt.volume_id)
+        if volume is not None and volume.snapshot_id and device != inst.root_device_name:
+            found.append((device, str(volume.snapshot_id)))
+    return found
 
 
 # --- S3 ---------------------------------------------------------------------------------------------

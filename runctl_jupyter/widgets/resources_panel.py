@@ -189,8 +189,11 @@ class ResourcesPanel(PanelBase):
             running = df[df["state"] == "running"] if len(df) else df
             hourly = float(running["usd_per_hour"].sum(min_count=1)) if len(running) else 0.0
             accrued = float(df["accrued_usd"].sum(min_count=1)) if len(df) else 0.0
+            snapshots = int(df["kind"].eq("snapshot").sum()) if "kind" in df.columns else 0
             parts += [f"{len(running)} running", f"{fmt.hourly(hourly)}/hr", f"{fmt.usd(accrued)} accrued",
-                      f"{len(df)} instance(s) listed"]
+                      f"{len(df) - snapshots} instance(s) listed"]
+            if snapshots:
+                parts.append(f"{snapshots} snapshot(s)")
         if self.last_refresh is not None:
             parts.append(f"last refresh {self.last_refresh:%H:%M:%S}")
         if note:
@@ -200,6 +203,8 @@ class ResourcesPanel(PanelBase):
     def _update_instances(self, df: Any) -> None:
         options = []
         for row in df.itertuples(index=False):
+            if getattr(row, "kind", "instance") == "snapshot":  # a saved disk: no instance to act on
+                continue
             label = f"{row.instance_id} · {row.state} · {row.instance_type}"
             if getattr(row, "project", ""):
                 label += f" · {row.project}"

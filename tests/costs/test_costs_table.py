@@ -54,8 +54,8 @@ def test_warnings_recomputed_when_attrs_are_lost() -> None:
 
 def test_summary() -> None:
     s = summary(frame(mixed_rows()))
-    assert list(s.columns) == ["instance_type", "project", "state", "instances", "running", "usd_per_hour",
-                               "accrued_usd"]
+    assert list(s.columns) == ["instance_type", "project", "state", "instances", "running", "snapshots",
+                               "usd_per_hour", "accrued_usd"]
     p3 = s[s["instance_type"] == "p3.2xlarge"].set_index("state")
     assert p3.loc["running", "usd_per_hour"] == pytest.approx(3.06)
     assert p3.loc["stopped", "usd_per_hour"] == 0  # stopped instances add no compute $/hr

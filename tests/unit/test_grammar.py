@@ -84,3 +84,33 @@ def test_bad_values_are_usage_errors():
         grammar.parse(["aws", "train", IID, "s.py", "--max-hours", "zero"])
     with pytest.raises(UsageError):
         grammar.parse(["aws", "status", IID, "--", "x"])
+
+
+SNAP = "snap-0abc123def4567890"
+
+
+def test_create_from_snapshot_parses_with_either_id_length():
+    c = grammar.parse(["aws", "create", "g5.xlarge", "--from-snapshot", SNAP, "--wait"])
+    assert (c.path, c.instance_type, c.from_snapshot, c.wait) == (("aws", "create"), "g5.xlarge", SNAP, True)
+    assert grammar.parse(["create", "t3.micro", "--from-snapshot=snap-0123abcd"]).from_snapshot == "snap-0123abcd"
+    assert grammar.parse(["create", "t3.micro"]).from_snapshot is None
+    assert "--from-snapshot SNAPSHOT_ID" in grammar.help_text(["aws", "create"])
+
+
+@pytest.mark.parametrize("bad", ["snap-123", "snap-0ABC123DEF4567890", "vol-0abc123def4567890", IID, ""])
+def test_a_bad_snapshot_id_exits_2_before_any_aws_call(bad, capsys, monkeypatch):
+    from runctl_jupyter import api, cli
+
+    def no_aws(*_a, **_k):
+        raise AssertionError("no AWS call may be made for a bad snapshot ID")
+
+    monkeypatch.setattr(api, "context", no_aws)
+    assert cli.main(["aws", "create", "t3.micro", "--from-snapshot", bad]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.splitlines() == [
+        f"Error: '{bad}' is not an EBS snapshot ID (expected snap- followed by 8 or 17 hex digits).",
+        "To resolve:",
+        "  1. List runctl's snapshots (rows of kind snapshot) and copy an ID: runctl resources list",
+        "  2. IDs look like snap-0abc123def4567890",
+    ]
