@@ -81,13 +81,13 @@ def _largest_upload_command() -> tuple[int, int]:
         return RemoteResult(instance_id=iid, command_id="c", status="Success", exit_code=0, stdout="", stderr="")
 
     saved = (s3.presign_put, guard.verify_copies, ssm.run, ssm.remote_root_env)
-    s3.presign_put = lambda _ctx, bucket, key: (f"https://{bucket}.s3.us-east-1.amazonaws.com/{key}?X-Amz-Algorithm="
+    s3.presign_put = lambda _ctx, bucket, key, _md5: (f"https://{bucket}.s3.us-east-1.amazonaws.com/{key}?X-Amz-Algorithm="
                                                 f"AWS4-HMAC-SHA256&X-Amz-Security-Token={'T' * 1024}&"
                                                 f"X-Amz-Signature={'a' * 64}")
     guard.verify_copies = lambda *_a: None
     ssm.run, ssm.remote_root_env = run, lambda _ctx: {"RUNCTL_ROOT": "/home/ec2-user"}
     try:
-        checkpoints = [guard.Checkpoint(f"run-1/checkpoint_epoch_{i:04d}.pt", 1, "00", 1) for i in range(500)]
+        checkpoints = [guard.Checkpoint(f"run-1/checkpoint_epoch_{i:04d}.pt", 1, "0" * 32, 1) for i in range(500)]
         guard.upload_checkpoints(SimpleNamespace(), "i-0123456789abcdef0", "proj", "r1", checkpoints, "bucket",
                                  lambda _line: None)
     finally:
@@ -95,11 +95,22 @@ def _largest_upload_command() -> tuple[int, int]:
     return len(sizes), max(sizes)
 
 
+def _script_commands() -> tuple[int, int, int]:
+    """The scripts' one-time install (commands, largest) and what a command carries once they are there."""
+    from runctl_jupyter import remote
+    from runctl_jupyter.aws import ssm
+
+    installs = [ssm.command_bytes(c) for c in remote.install_commands()]
+    status = ssm.command_bytes(remote.command_for("status", ["proj"], {"RUNCTL_ROOT": "/home/ec2-user"}))
+    return len(installs), max(installs), status
+
+
 def run(bench: Bench) -> list[Metric]:
     group = "stop and the checkpoint guard"
     stop_s = _stop_with_workers(bench)
     first, again = _hashed_bytes(bench)
     commands, largest = _largest_upload_command()
+    installs, install_bytes, status_bytes = _script_commands()
     return [
         Metric("stop → instance stopped, training with 4 workers (sandbox)", stop_s, "s", group=group,
                note="includes the stand-in's 0.5 s save, the group's end, listing, upload, StopInstances"),
@@ -108,4 +119,8 @@ def run(bench: Bench) -> list[Metric]:
         Metric("SendCommands to upload 500 checkpoints (1 KB session token)", commands, "", group=group),
         Metric("largest of those SendCommands", largest, "B", 64 * 1024, group=group,
                anchor="AWS: 64 KB (was one ~650 KB command)"),
+        Metric("SendCommands to install the scripts (once per instance and version)", installs, "", group=group),
+        Metric("largest of those SendCommands", install_bytes, "B", 64 * 1024, group=group,
+               anchor="the scripts travelled inline in every command: 74 KB launch refused"),
+        Metric("a status SendCommand once the scripts are installed", status_bytes, "B", group=group),
     ]

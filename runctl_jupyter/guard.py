@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from urllib.parse import quote
@@ -33,6 +33,9 @@ EVIDENCE_TAG = "runctl:evidence"
 MAX_LISTING_PAGES = 1000
 # one upload command per batch of presigned URLs, each well inside SendCommand's 64 KB
 UPLOAD_BATCH_BYTES = ssm.MAX_COMMAND_BYTES - 4096
+SINGLE_PUT_MAX_BYTES = 5 * 1024 ** 3  # S3's largest single PUT; larger files go as multipart uploads
+PART_BYTES = 512 * 1024 ** 2
+MAX_PARTS = 10_000
 DOCS_WARNING = "⚠️  WARNING: Instance {iid} has checkpoints that will be lost on termination."
 
 
@@ -109,8 +112,10 @@ def list_checkpoints(ctx: Context, instance_id: str, project: str | None) -> Lis
 
 
 def verify_copies(ctx: Context, bucket: str | None, project: str, checkpoints: list[Checkpoint]) -> None:
-    """Mark checkpoints that have a copy in S3 with the same size and MD5 (a single-part ETag; a
-    multipart or SSE-KMS ETag is no MD5, so such a copy stays unverified: doubt, never a false yes)."""
+    """Mark checkpoints that have a copy in S3 of the same size whose MD5, stored with the object by
+    runctl's upload (``x-amz-meta-runctl-md5``, signed; S3 checked the body against ``Content-MD5``),
+    equals the instance's. An ETag is never taken for an MD5 (multipart, SSE-KMS): a copy without
+    runctl's checksum stays unverified, which is doubt, never a false yes."""
     for ck in checkpoints:
         ck.s3_key, ck.verified = None, False
     if not bucket or not checkpoints:
@@ -119,9 +124,11 @@ def verify_copies(ctx: Context, bucket: str | None, project: str, checkpoints: l
     by_name: dict[str, list[s3.S3Object]] = {}
     for rel, obj in copies.items():
         by_name.setdefault(rel.split("/", 1)[-1], []).append(obj)
+    same_size = {obj.key for ck in checkpoints for obj in by_name.get(ck.relpath, []) if obj.size == ck.size}
+    stored = s3.stored_md5s(ctx, bucket, sorted(same_size))
     for ck in checkpoints:
         for obj in by_name.get(ck.relpath, []):
-            if obj.size == ck.size and obj.md5 == ck.md5:
+            if obj.key in same_size and ck.md5 and stored.get(obj.key) == ck.md5:
                 ck.s3_key, ck.verified = obj.key, True
 
 
@@ -130,32 +137,88 @@ def verify_all(ctx: Context, bucket: str | None, checkpoints: list[Checkpoint]) 
         verify_copies(ctx, bucket, name, [ck for ck in checkpoints if ck.project == name])
 
 
+@dataclass
+class _Multipart:
+    checkpoint: Checkpoint
+    key: str
+    upload_id: str
+    parts: int
+    etags: dict[int, str] = field(default_factory=dict)
+    failed: str = ""  # why a part did not arrive
+
+
+def part_size_for(size: int) -> int:
+    """Parts of PART_BYTES, larger when S3's 10,000-part limit needs it."""
+    return max(PART_BYTES, -(-size // MAX_PARTS))
+
+
 def upload_checkpoints(ctx: Context, instance_id: str, project: str, run_id: str,
                        checkpoints: list[Checkpoint], bucket: str, echo: Echo) -> list[Checkpoint]:
-    """Send unverified checkpoints to S3 with presigned PUTs (one SSM round trip), then verify."""
+    """Send unverified checkpoints to S3 with presigned URLs (batched SendCommands), then verify in S3.
+
+    A file up to SINGLE_PUT_MAX_BYTES goes as one PUT signed with its MD5; a larger one as a multipart
+    upload (presigned ``UploadPart`` URLs, each part sent with its own ``Content-MD5``, the instance
+    refusing a part of a file whose size or mtime changed since it was listed), completed here, or
+    aborted when any part failed."""
     verify_copies(ctx, bucket, project, checkpoints)
-    todo = [ck for ck in checkpoints if not ck.verified]
+    todo = [ck for ck in checkpoints if not ck.verified and ck.md5]
     if not todo:
         return checkpoints
     env = ssm.remote_root_env(ctx)
-    batch = ""  # "RELPATH(%-encoded) URL" lines on upload.sh's stdin: URLs never in an argv
-    for ck in todo:
-        line = f"{quote(ck.relpath, safe='')} {s3.presign_put(ctx, bucket, checkpoint_prefix(project, run_id) + ck.relpath)}\n"
-        if batch and ssm.command_bytes(remote.command_for("upload", [project], env, stdin=batch + line)) \
-                > UPLOAD_BATCH_BYTES:
-            _upload_batch(ctx, instance_id, project, batch, env, echo)
-            batch = ""
-        batch += line
-    _upload_batch(ctx, instance_id, project, batch, env, echo)
+    multiparts: dict[str, _Multipart] = {}
+    batch = ""  # upload.sh's stdin, one line per PUT: URLs never in an argv
+    try:
+        for line in _upload_lines(ctx, project, run_id, todo, bucket, multiparts):
+            if batch and ssm.command_bytes(remote.command_for("upload", [project], env, stdin=batch + line)) \
+                    > UPLOAD_BATCH_BYTES:
+                _upload_batch(ctx, instance_id, project, batch, env, echo, multiparts)
+                batch = ""
+            batch += line
+        _upload_batch(ctx, instance_id, project, batch, env, echo, multiparts)
+    except BaseException:
+        for mp in multiparts.values():  # no started upload is left behind to bill
+            s3.finish_multipart(ctx, bucket, mp.key, mp.upload_id, None)
+        raise
+    for mp in multiparts.values():
+        whole = not mp.failed and sorted(mp.etags) == list(range(1, mp.parts + 1))
+        s3.finish_multipart(ctx, bucket, mp.key, mp.upload_id, mp.etags if whole else None)
+        if not whole:
+            echo(f"  upload failed: {mp.checkpoint.relpath} ({len(mp.etags)} of {mp.parts} parts arrived"
+                 f"{'; ' + mp.failed if mp.failed else ''}; the multipart upload was aborted)")
     verify_copies(ctx, bucket, project, checkpoints)
     return checkpoints
 
 
+def _upload_lines(ctx: Context, project: str, run_id: str, todo: list[Checkpoint], bucket: str,
+                  multiparts: dict[str, _Multipart]) -> Iterator[str]:
+    for ck in todo:
+        rel, key = quote(ck.relpath, safe=""), checkpoint_prefix(project, run_id) + ck.relpath
+        if ck.size <= SINGLE_PUT_MAX_BYTES:
+            yield f"put {rel} {ck.md5} {s3.presign_put(ctx, bucket, key, ck.md5)}\n"
+            continue
+        step = part_size_for(ck.size)
+        mp = multiparts[ck.relpath] = _Multipart(ck, key, s3.start_multipart(ctx, bucket, key, ck.md5),
+                                                 -(-ck.size // step))
+        for n in range(1, mp.parts + 1):
+            offset = (n - 1) * step
+            yield (f"part {rel} {n} {offset} {min(step, ck.size - offset)} {ck.size} {ck.mtime} "
+                   f"{s3.presign_part(ctx, bucket, key, mp.upload_id, n)}\n")
+
+
 def _upload_batch(ctx: Context, instance_id: str, project: str, lines: str, env: dict[str, str],
-                  echo: Echo) -> None:
+                  echo: Echo, multiparts: dict[str, _Multipart]) -> None:
     result = ssm.run(ctx, instance_id, "upload", [project], env, stdin=lines)
+    for rec in remote.parse_records(result.stdout, "part"):
+        if rec["part"] in multiparts and rec.get("etag"):
+            multiparts[rec["part"]].etags[int(rec["n"])] = rec["etag"]
     for rec in remote.parse_records(result.stdout, "failed"):
-        echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
+        if rec["failed"] in multiparts:  # said once per file, when it is aborted
+            mp = multiparts[rec["failed"]]
+            mp.failed = mp.failed or f"part {rec.get('n', '?')}: {rec.get('reason', '?')}"
+        else:
+            echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
+    if result.status != "Success" and not remote.parse_records(result.stdout, "upload_ok"):
+        echo(f"  the upload command on {instance_id} ended {result.status}")
 
 
 # --- evidence left by stop -----------------------------------------------------------------------
@@ -292,7 +355,9 @@ def snapshot_volumes(ctx: Context, inst: Instance, echo: Echo) -> list[str]:
         delay, deadline = ec2.wait_limits(ctx)
         client.get_waiter("snapshot_completed").wait(
             SnapshotIds=ids, WaiterConfig={"Delay": delay * 3, "MaxAttempts": max(1, 6 * deadline // (delay * 3))})
-    echo(f"Snapshot(s) {', '.join(ids)} complete. To restore: EC2 console → Snapshots → Create volume, or "
-         f"`aws ec2 create-volume --snapshot-id {ids[0]} --availability-zone {inst.availability_zone}`; "
-         "they bill as EBS snapshot storage until you delete them.")
+    echo(cmd(f"aws create {inst.instance_type} --from-snapshot "  # the root disk's: runctl's files are there
+             f"{dict(zip([d for d, _ in volumes], ids, strict=True)).get(data.get('RootDeviceName'), ids[0])}")
+         .said(f"Snapshot(s) {', '.join(ids)} complete. To restore: `{{}}` (a new instance with the saved disk "
+               "attached), or EC2 console → Snapshots → Actions → Create volume. They bill as EBS snapshot storage "
+               "until you delete them (the cost table lists them)."))
     return ids

@@ -19,12 +19,14 @@ from typing import Any
 from . import guard, logs, remote
 from .aws import ec2, s3, ssm
 from .aws.session import Context
-from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd, translate_aws_errors
+from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd
 from .guard import Listing, checkpoint_prefix
 from .models import Instance, validate_instance_id
 
 Echo = Callable[[str], None]
 LOG_TAIL_LINES = 20
+# the launch command's limit on the instance and runctl's wait for it, the same (setup: sync, pip install)
+LAUNCH_TIMEOUT_S = 1800
 
 
 def _quiet(_line: str) -> None:
@@ -120,7 +122,6 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     env = ssm.remote_root_env(ctx)
 
     launch_env = dict(env)
-    extra_scripts: list[str] = []
     synced: dict[str, str] = {}
     applied: dict[str, str] | None = None
     if sync_code:
@@ -128,7 +129,6 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
         bundle_env, synced, applied = _prepare_sync(ctx, instance_id, root, name, env, bucket, echo)
         if bundle_env:
             launch_env.update(bundle_env)
-            extra_scripts.append("sync_apply")
     run_id = new_run_id(ctx)
     launch_env["RUNCTL_META_JSON"] = json.dumps(
         {"run_id": run_id, "script": rel_script, "args": list(script_args), "project": name,
@@ -137,13 +137,19 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
         launch_env["RUNCTL_RESUME_FROM"] = resume
     from . import guardian  # hook: guardian env/scripts, `--resume auto` fetch from S3 (guardian.py)
 
-    guardian.before_launch(ctx, instance_id, name, run_id, resume, launch_env, extra_scripts, echo,
+    guardian.before_launch(ctx, instance_id, name, run_id, resume, launch_env, echo,
                            request=guardian_request)
 
-    # Round trip 2: claim first, then sync, then launch.
+    # Round trip 2: claim first, then sync, then launch. One timeout for both sides: SSM ends the
+    # command (setup included: sync, pip install) when runctl stops waiting for it, never later.
     result = ssm.run(ctx, instance_id, "launch", [name, run_id, rel_script, *script_args], launch_env,
-                     ) if not extra_scripts else _run_with(ctx, instance_id, name, run_id, rel_script,
-                                                           script_args, launch_env, extra_scripts)
+                     timeout_s=LAUNCH_TIMEOUT_S)
+    if result.status == "TimedOut":
+        raise BackendError(
+            f"The setup of run {run_id} on {instance_id} (claim, code sync, pip install) did not finish within "
+            f"{LAUNCH_TIMEOUT_S // 60} min, so SSM ended it and the training did not start.",
+            [cmd(f"aws monitor {instance_id} --run {run_id}", "Look at where the setup stopped"),
+             Step("Install large requirements once (e.g. an image that has them), then train again")])
     out = remote.parse_fields(result.stdout)
     if result.exit_code == 3 or out.get("refused") == "running":
         raise _already_running(instance_id, out)
@@ -183,20 +189,6 @@ def say_kept(instance_id: str, kept: list[str], echo: Echo) -> None:
     if kept:
         echo(f"Kept {len(kept)} file(s) on {instance_id} that changed there since runctl synced them, although "
              f"they are gone locally: {_names(kept)} (no longer synced)")
-
-
-def _run_with(ctx, instance_id, name, run_id, rel_script, script_args, env, extra_scripts):
-    command_id = _send_with(ctx, instance_id, "launch", [name, run_id, rel_script, *script_args], env, extra_scripts)
-    return ssm.wait_result(ctx, instance_id, command_id)
-
-
-def _send_with(ctx: Context, instance_id: str, script: str, args, env, extra_scripts) -> str:
-    with translate_aws_errors(f"send a command to {instance_id}", instance_id):
-        resp = ctx.client("ssm").send_command(
-            InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
-            Parameters={"commands": [remote.command_for(script, args, env, with_scripts=extra_scripts)]},
-            Comment=f"runctl {script}")
-    return resp["Command"]["CommandId"]
 
 
 def _manifest_cache():
@@ -712,8 +704,10 @@ def checkpoints_frame(ctx: Context, instance_id: str, project: str | None = None
              "modified": pd.Timestamp(ck.mtime, unit="s", tz="UTC"), "s3_copy": ck.s3_key or ""}
             for ck in on_instance]
     if bucket:
-        for rel, obj in s3.list_objects(ctx, bucket, checkpoint_prefix(project)).items():
-            rows.append({"where": "s3", "checkpoint": rel, "size": obj.size, "md5": obj.md5 or "",
+        copies = s3.list_objects(ctx, bucket, checkpoint_prefix(project))
+        stored = s3.stored_md5s(ctx, bucket, [obj.key for obj in copies.values()])
+        for rel, obj in copies.items():
+            rows.append({"where": "s3", "checkpoint": rel, "size": obj.size, "md5": stored.get(obj.key) or "",
                          "modified": pd.NaT, "s3_copy": f"s3://{bucket}/{obj.key}"})
     df = pd.DataFrame(rows, columns=["where", "checkpoint", "size", "md5", "modified", "s3_copy"])
     df.attrs["runctl_kind"] = "checkpoints"

@@ -6,7 +6,11 @@ Instances need no AWS CLI and no S3 permission: the notebook side hands them pre
 
 from __future__ import annotations
 
+import base64
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
 
 from ..errors import BackendError, Step, UsageError, cmd, translate_aws_errors
 from .session import Context, sandbox_endpoint
@@ -15,15 +19,15 @@ SANDBOX_BUCKET = "runctl-sandbox"
 URL_TTL_S = 3600
 
 
+MD5_METADATA = "runctl-md5"  # the whole file's MD5 (hex), stored by runctl with every checkpoint copy
+HEAD_WORKERS = 16
+
+
 @dataclass(frozen=True)
 class S3Object:
     key: str
     size: int
-    etag: str  # quotes stripped; the md5 of single-part uploads
-
-    @property
-    def md5(self) -> str | None:
-        return None if "-" in self.etag else self.etag
+    etag: str  # quotes stripped: not an MD5 for multipart or SSE-KMS objects, so never trusted as one
 
 
 def bucket_for(ctx: Context, explicit: str | None = None, *, required: bool = True) -> str | None:
@@ -97,9 +101,61 @@ def presign_get(ctx: Context, bucket: str, key: str, ttl_s: int = URL_TTL_S) -> 
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s)
 
 
-def presign_put(ctx: Context, bucket: str, key: str, ttl_s: int = URL_TTL_S) -> str:
+def presign_put(ctx: Context, bucket: str, key: str, md5_hex: str, ttl_s: int = URL_TTL_S) -> str:
+    """A PUT URL that signs the body's MD5 twice: ``Content-MD5`` (S3 refuses another body: BadDigest)
+    and ``x-amz-meta-runctl-md5`` (stored with the object, what ``stored_md5s`` verifies later). The
+    uploader must send both headers (``md5_headers``)."""
     return presigner(ctx, bucket).generate_presigned_url(
-        "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=ttl_s)
+        "put_object", Params={"Bucket": bucket, "Key": key, "ContentMD5": content_md5(md5_hex),
+                              "Metadata": {MD5_METADATA: md5_hex}}, ExpiresIn=ttl_s)
+
+
+def content_md5(md5_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode()
+
+
+def start_multipart(ctx: Context, bucket: str, key: str, md5_hex: str) -> str:
+    """A multipart upload (for files over S3's 5 GB single PUT) whose object will carry the whole file's MD5."""
+    with translate_aws_errors(f"start a multipart upload to s3://{bucket}/{key}"):
+        return ctx.client("s3").create_multipart_upload(
+            Bucket=bucket, Key=key, Metadata={MD5_METADATA: md5_hex})["UploadId"]
+
+
+def presign_part(ctx: Context, bucket: str, key: str, upload_id: str, part: int, ttl_s: int = URL_TTL_S) -> str:
+    return presigner(ctx, bucket).generate_presigned_url(
+        "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part},
+        ExpiresIn=ttl_s)
+
+
+def finish_multipart(ctx: Context, bucket: str, key: str, upload_id: str, etags: dict[int, str] | None) -> None:
+    """Complete with the parts' ETags, or (``None``: a part failed) abort, so no part keeps billing."""
+    client = ctx.client("s3")
+    with translate_aws_errors(f"finish the multipart upload to s3://{bucket}/{key}"):
+        if etags is None:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            return
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]})
+
+
+def stored_md5s(ctx: Context, bucket: str, keys: list[str]) -> dict[str, str | None]:
+    """The MD5 runctl stored with each object (HeadObject, in parallel); ``None`` where there is none."""
+    client = ctx.client("s3")
+
+    def head(key: str) -> str | None:
+        try:
+            return client.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get(MD5_METADATA)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    if not keys:
+        return {}
+    with translate_aws_errors(f"read checksums in s3://{bucket}"), \
+            ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(keys))) as pool:
+        return dict(zip(keys, pool.map(head, keys), strict=True))
 
 
 def list_objects(ctx: Context, bucket: str, prefix: str) -> dict[str, S3Object]:

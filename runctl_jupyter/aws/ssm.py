@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from .. import remote
 from ..errors import BackendError, Step, cmd, translate_aws_errors
 from ..models import RemoteResult
 from ..remote import command_for
@@ -19,6 +20,7 @@ from .session import Context
 
 TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Cancelling", "Undeliverable", "Terminated"}
 DEFAULT_TIMEOUT_S = 600
+INSTALL_TIMEOUT_S = 60
 # AWS: a command's document content with its runtime parameters may not exceed 64 KB
 MAX_COMMAND_BYTES = 64 * 1024
 
@@ -93,9 +95,33 @@ def wait_result(ctx: Context, instance_id: str, command_id: str, *, timeout_s: f
 def run(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
         env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S,
         stdin: str | None = None) -> RemoteResult:
-    """One SSM round trip: send the script, wait for its result."""
+    """One SSM round trip: send the script, wait for its result. The first command a version of
+    runctl sends an instance finds its scripts missing: they are installed (one more round trip),
+    and the command is sent again."""
     command_id = send(ctx, instance_id, script, args, env, timeout_s, stdin)
-    return wait_result(ctx, instance_id, command_id, timeout_s=timeout_s + 60)
+    result = wait_result(ctx, instance_id, command_id, timeout_s=timeout_s + 60)
+    if remote.needs_install(result.exit_code, result.stdout):
+        install_scripts(ctx, instance_id)
+        command_id = send(ctx, instance_id, script, args, env, timeout_s, stdin)
+        result = wait_result(ctx, instance_id, command_id, timeout_s=timeout_s + 60)
+    return result
+
+
+def install_scripts(ctx: Context, instance_id: str) -> None:
+    """Put this version of runctl's scripts on the instance (checked against their SHA-256 sums)."""
+    for command in remote.install_commands():
+        with translate_aws_errors(f"install runctl's scripts on {instance_id}", instance_id):
+            command_id = ctx.client("ssm").send_command(
+                InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
+                Parameters=parameters(command, INSTALL_TIMEOUT_S), TimeoutSeconds=60,
+                Comment=f"runctl install scripts {remote.scripts_version()}")["Command"]["CommandId"]
+        result = wait_result(ctx, instance_id, command_id, timeout_s=INSTALL_TIMEOUT_S + 60)
+        if result.status != "Success":
+            raise BackendError(
+                f"runctl could not install its scripts on {instance_id} ({result.status}, exit "
+                f"{result.exit_code}: {(result.stderr or result.stdout).strip()[-200:] or 'no output'}).",
+                [cmd(f"aws status {instance_id}", "Check the instance (disk full? /var/lib writable?)"),
+                 Step("Run the command again")])
 
 
 def remote_root_env(ctx: Context) -> dict[str, str]:

@@ -1,17 +1,23 @@
 """The shell scripts runctl runs on an instance, and how one is turned into an SSM command.
 
-Each ``*.sh`` beside this file is a real bash script (tested directly with bash). To run one
-through ``AWS-RunShellScript`` (which runs its commands with ``/bin/sh``), :func:`command_for`
-writes the script to a temporary file on the instance and runs ``bash FILE ARG…`` with every
-argument and environment value quoted by :func:`shlex.quote`: nothing the user passed is ever
-interpreted by a shell. Scripts report back with ``@runctl key=value`` lines on stdout
+Each ``*.sh`` beside this file is a real bash script (tested directly with bash). They travel to an
+instance once per version (:func:`install_commands`: content-addressed, checked against their
+SHA-256 sums), not inline in every command, so every SendCommand stays far inside AWS's 64 KB. To
+run one through ``AWS-RunShellScript`` (which runs its commands with ``/bin/sh``),
+:func:`command_for` runs ``bash INSTALLED/NAME.sh ARG…`` with every argument and environment value
+quoted by :func:`shlex.quote`: nothing the user passed is ever interpreted by a shell. Scripts report back with ``@runctl key=value`` lines on stdout
 (values are %-encoded when they could hold spaces); :func:`parse_fields` reads them.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
+import io
 import secrets
 import shlex
+import tarfile
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -32,46 +38,97 @@ def script_path(name: str) -> str:
     return str(resources.files(__package__).joinpath(f"{name}.sh"))
 
 
-def command_for(name: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                with_scripts: Sequence[str] = (), stdin: str | None = None) -> str:
-    """One /bin/sh command that runs script ``name`` with bash, byte-exact arguments and env.
+# Where an instance keeps runctl's scripts: root's, outside every user's home (the training, run as
+# another user, cannot rewrite what root runs next); the sandbox points it into the instance's folder.
+SCRIPTS_HOME = '"${RUNCTL_SCRIPTS_HOME:-/var/lib/runctl/scripts}"'
+NEEDS_INSTALL_EXIT = 98
+INSTALL_CHUNK_BYTES = 48 * 1024  # of base64 per install command: well inside SendCommand's 64 KB
+SCRIPT_NAMES = tuple(sorted(p.name[:-3] for p in resources.files(__package__).iterdir()
+                            if p.name.endswith(".sh")))
 
-    ``with_scripts`` ships more packaged scripts beside it; the main script finds them in
-    ``$RUNCTL_SCRIPTS_DIR`` (e.g. launch.sh runs sync_apply.sh only once it holds the claim).
-    ``common.sh``, the helpers most scripts source from their own folder, goes with them once.
-    ``stdin`` (e.g. presigned URLs: secrets) reaches the script on its standard input from a file in
-    the command's own root-only temp folder, never in an argv that `ps` shows every user.
+
+@cache
+def scripts_archive() -> tuple[str, bytes]:
+    """Every packaged script in one reproducible tar.gz (with its SHA256SUMS), and its version: the
+    first 16 hex digits of the SHA-256 of the sums, so any change to any script is a new version."""
+    sums = "".join(f"{hashlib.sha256(script_text(n).encode()).hexdigest()}  {n}.sh\n" for n in SCRIPT_NAMES)
+    files = [(f"{n}.sh", script_text(n).encode()) for n in SCRIPT_NAMES] + [("SHA256SUMS", sums.encode())]
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return hashlib.sha256(sums.encode()).hexdigest()[:16], raw.getvalue()
+
+
+def scripts_version() -> str:
+    return scripts_archive()[0]
+
+
+def install_commands() -> list[str]:
+    """The /bin/sh commands that put this version's scripts on an instance, checked against their
+    SHA-256 sums and moved into place at once (a half-written version is never used): the archive in
+    base64 chunks, each command well inside SendCommand's 64 KB."""
+    version, archive = scripts_archive()
+    b64 = base64.b64encode(archive).decode()
+    chunks = [b64[i:i + INSTALL_CHUNK_BYTES] for i in range(0, len(b64), INSTALL_CHUNK_BYTES)]
+    incoming = f'"$h/.incoming-{version}"'
+    commands = []
+    for index, chunk in enumerate(chunks):
+        lines = [f"h={SCRIPTS_HOME}", "umask 022"]
+        if index == 0:
+            lines += ['mkdir -p "$h" || exit 97', f"rm -rf {incoming}", f"mkdir {incoming} || exit 97"]
+        lines.append(f"printf '%s' '{chunk}' >> {incoming}/archive.b64 || exit 97")
+        if index == len(chunks) - 1:
+            lines += [f"cd {incoming} && base64 -d archive.b64 | tar -xzf - && rm -f archive.b64 &&",
+                      "  sha256sum -c --status SHA256SUMS || { echo '@runctl scripts_install=corrupt'; exit 97; }",
+                      f'cd / && rm -rf "$h/{version}" && mv {incoming} "$h/{version}" || exit 97',
+                      f"echo '@runctl scripts_installed={version}'"]
+        commands.append("\n".join(lines) + "\n")
+    return commands
+
+
+def command_for(name: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                stdin: str | None = None) -> str:
+    """One /bin/sh command that runs the installed script ``name`` with bash, byte-exact args and env.
+
+    The scripts are installed once per version (:func:`install_commands`); the command checks this
+    version is there and unaltered (its SHA256SUMS) and otherwise exits NEEDS_INSTALL_EXIT with
+    ``@runctl scripts_missing=VERSION``, running nothing. Scripts find each other (and ``common.sh``)
+    in ``$RUNCTL_SCRIPTS_DIR``. ``stdin`` (e.g. presigned URLs: secrets) reaches the script on its
+    standard input from a file in the command's own root-only temp folder, never in an argv that
+    `ps` shows every user.
     """
+    version = scripts_version()
     marker = f"RUNCTL_EOF_{secrets.token_hex(8)}"
-    lines = ['d=$(mktemp -d "${TMPDIR:-/tmp}/runctl.XXXXXX") || exit 97']
-    for script in scripts_to_ship(name, with_scripts):
-        text = script_text(script)
-        assert marker not in text
-        body = text if text.endswith("\n") else text + "\n"
-        lines.append(f"cat > \"$d/{script}.sh\" <<'{marker}'\n{body}{marker}")
+    lines = [f's={SCRIPTS_HOME}/{version}',
+             'if ! (cd "$s" 2>/dev/null && sha256sum -c --status SHA256SUMS 2>/dev/null); then',
+             f"  echo '@runctl scripts_missing={version}'; exit {NEEDS_INSTALL_EXIT}", "fi"]
     source = "/dev/null"
     if stdin is not None:
         assert marker not in stdin
-        lines.append(f"cat > \"$d/stdin\" <<'{marker}'\n{stdin}{'' if stdin.endswith(chr(10)) else chr(10)}{marker}")
+        lines += ['d=$(mktemp -d "${TMPDIR:-/tmp}/runctl.XXXXXX") || exit 97',
+                  f"cat > \"$d/stdin\" <<'{marker}'\n{stdin}{'' if stdin.endswith(chr(10)) else chr(10)}{marker}"]
         source = '"$d/stdin"'
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
     quoted_args = " ".join(shlex.quote(a) for a in args)
-    run = " ".join(p for p in ('RUNCTL_SCRIPTS_DIR="$d"', assignments, f'bash "$d/{name}.sh"', quoted_args) if p)
-    lines += [f"{run} <{source}", "rc=$?", 'rm -rf "$d"', "exit $rc"]
+    run = " ".join(p for p in ('RUNCTL_SCRIPTS_DIR="$s"', assignments, f'bash "$s/{name}.sh"', quoted_args) if p)
+    lines += [f"{run} <{source}", "rc=$?"]
+    if stdin is not None:
+        lines.append('rm -rf "$d"')
+    lines.append("exit $rc")
     return "\n".join(lines) + "\n"
+
+
+def needs_install(exit_code: int, stdout: str) -> bool:
+    """Whether a command found this version of the scripts missing (or altered) on the instance."""
+    return exit_code == NEEDS_INSTALL_EXIT and parse_fields(stdout).get("scripts_missing") == scripts_version()
 
 
 def sources_common(name: str) -> bool:
     """Whether script ``name`` sources ``common.sh`` from its own folder."""
     return COMMON_SOURCE_LINE in script_text(name)
-
-
-def scripts_to_ship(name: str, with_scripts: Sequence[str] = ()) -> list[str]:
-    """``name``, ``with_scripts`` and, once, ``common`` when any of them sources it."""
-    scripts = list(dict.fromkeys((name, *with_scripts)))
-    if any(sources_common(s) for s in scripts):
-        scripts.append("common")
-    return scripts
 
 
 def parse_fields(stdout: str) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """The sandbox's one WSGI app: control API, IMDS, the calls the sandbox answers, then moto.
 
-Order per request: /_runctl/… (control) → /_imds/… (IMDSv2) → fault injection (signed calls only)
-→ interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle) → moto, under the moto lock.
+Order per request: /_runctl/… (control) → /_imds/… (IMDSv2) → S3's own refusals (SigV2, s3_strict)
+→ fault injection (signed calls only) → interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle) → moto, under the moto lock.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import imds, moto_seams, pricing, spot
+from . import imds, moto_seams, pricing, s3_strict, spot
 from .control_api import ControlApi
 from .lifecycle import Lifecycle
 from .protocol import (
@@ -77,6 +77,10 @@ class SandboxApp:
             return s3_error("InvalidRequest", "The authorization mechanism you have provided is not supported. "
                             "Please use AWS4-HMAC-SHA256.", 400)(environ, start_response)
         req = parse_request(environ)
+        if req.service == "s3":
+            refusal = s3_strict.check(environ)
+            if refusal is not None:
+                return refusal(environ, start_response)
         if req.signed:
             decision = self.world.faults.decide(req.service)
             if decision.latency_s:

@@ -7,6 +7,7 @@ DescribeInstanceInformation. Everything else (GetParameter…) goes on to moto.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -120,7 +121,9 @@ class SsmApi:
     def get_command_invocation(self, req: AwsRequest) -> Response:
         command = self.store.get(str(req.body.get("CommandId", "")))
         iid = str(req.body.get("InstanceId", ""))
-        if command is None or iid not in command.invocations:
+        # as on AWS, an invocation is not there at once: callers must retry InvocationDoesNotExist
+        lagging = command is not None and time.monotonic() - command.sent_at < self.world.delays.invocation_lag
+        if command is None or iid not in command.invocations or lagging:
             return json_error("InvocationDoesNotExist", "An error occurred (InvocationDoesNotExist).")
         return json_response(invocation_view(command, command.invocations[iid]))
 

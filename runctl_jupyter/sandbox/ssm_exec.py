@@ -79,6 +79,7 @@ class Command:
     timeout_seconds: int = 3600
     execution_timeout: int = 3600
     invocations: dict[str, Invocation] = field(default_factory=dict)
+    sent_at: float = field(default_factory=time.monotonic)  # real time: GetCommandInvocation's lag
 
     @property
     def status(self) -> str:
@@ -127,6 +128,8 @@ class Runner:
             "HOME": home,
             "SHELL": "/bin/sh",
             "RUNCTL_ROOT": home,
+            # root's /var/lib/runctl/scripts on AWS: in the sandbox, inside the instance's own folder
+            "RUNCTL_SCRIPTS_HOME": str(self.world.instance_dir(iid) / "var" / "lib" / "runctl" / "scripts"),
             INSTANCE_VAR: iid,
             DIR_VAR: str(self.world.root),
             "RUNCTL_IMDS_ENDPOINT": f"{self.world.endpoint}/_imds/{iid}",

@@ -20,6 +20,7 @@ class Delays:
     stopping: float = 0.3  # stopping → stopped, shutting-down → terminated
     ssm_online: float = 0.5  # running → SSM agent Online
     kill_grace: float = 1.0  # SIGTERM → SIGKILL for an instance's processes
+    invocation_lag: float = 0.1  # SendCommand → GetCommandInvocation knows it (InvocationDoesNotExist before)
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():
@@ -74,6 +75,11 @@ class World:
 
     def instance_dir(self, iid: str) -> Path:
         return self.instances_dir / iid
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """What each EBS snapshot holds: ``<snap-id>/runctl/``, its disk's runctl tree when it was taken."""
+        return self.root / "snapshots"
 
     @property
     def bin_dir(self) -> Path:

@@ -28,7 +28,8 @@ def _on_disk(root: Path) -> dict[tuple[str, str], str]:
 
 
 def _in_s3(ctx, project: str, rel: str, md5: str) -> bool:
-    return any(name.split("/", 1)[-1] == rel and obj.md5 == md5
+    """A copy whose bytes (read back, not the checksum runctl stored) are the checkpoint's."""
+    return any(name.split("/", 1)[-1] == rel and hashlib.md5(s3.get_bytes(ctx, BUCKET, obj.key)).hexdigest() == md5
                for name, obj in s3.list_objects(ctx, BUCKET, f"runctl/{project}/checkpoints/").items())
 
 

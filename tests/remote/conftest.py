@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runctl_jupyter.remote import parse_fields, script_path
+from runctl_jupyter.remote import install_commands, needs_install, parse_fields, script_path
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO / "training" / "train_with_checkpoints.py"
@@ -77,6 +77,22 @@ class Instance:
             errors="surrogateescape",
             timeout=timeout,
         )
+
+    def via_sh(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """A ``command_for`` command through ``/bin/sh``, as SSM runs it: the scripts are installed
+        first when the command finds them missing, as ``ssm.run`` does."""
+        env = self.env({"RUNCTL_SCRIPTS_HOME": str(self.root.parent / f"{self.root.name}.scripts")})
+
+        def sh(text: str) -> subprocess.CompletedProcess:
+            return subprocess.run(["/bin/sh", "-c", text], capture_output=True, text=True, timeout=timeout,
+                                  errors="surrogateescape", env=env, stdin=subprocess.DEVNULL)
+
+        result = sh(command)
+        if needs_install(result.returncode, result.stdout):
+            for install in install_commands():
+                assert sh(install).returncode == 0
+            result = sh(command)
+        return result
 
     def wait_done(self, run_id: str, project: str = PROJECT, timeout: float = 20.0) -> int:
         """Wait until the run recorded its exit code and gave the lock back; returns the code."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
 import sys
 
 from hypothesis import HealthCheck, given, settings
@@ -201,16 +200,7 @@ def _launch_and_check(inst, canary, args, via_sh):
     run_id = f"h{next(_ids)}"
     argv = [inst.project, run_id, "train.py", *FAST, "--checkpoint-dir", str(canary / "ck"), "--", *args]
     if via_sh:
-        cmd = command_for("launch", argv, {"RUNCTL_ROOT": str(inst.root), "RUNCTL_PYTHON": sys.executable})
-        r = subprocess.run(
-            ["/bin/sh", "-c", cmd],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            errors="surrogateescape",
-            env=inst.env(),
-            stdin=subprocess.DEVNULL,
-        )
+        r = inst.via_sh(command_for("launch", argv, {"RUNCTL_ROOT": str(inst.root), "RUNCTL_PYTHON": sys.executable}))
     else:
         r = inst.run("launch", *argv)
     assert r.returncode == 0, r.stderr

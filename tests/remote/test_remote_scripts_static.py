@@ -1,4 +1,5 @@
-"""The scripts themselves: bash syntax, shellcheck (when installed), the layout of command_for."""
+"""The scripts themselves: bash syntax, shellcheck (when installed), installing them once per version,
+and the commands that run them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from runctl_jupyter.aws import ssm
 from runctl_jupyter.remote import (
     COMMON_SOURCE_LINE,
+    NEEDS_INSTALL_EXIT,
     command_for,
+    install_commands,
+    needs_install,
     script_path,
     script_text,
-    scripts_to_ship,
+    scripts_version,
     sources_common,
 )
 
@@ -84,12 +89,37 @@ def test_shared_helpers_come_from_common_sh(name):
     assert "\ndie() {" not in text and "\nlock_inspect() {" not in text  # defined once, in common.sh
 
 
-def test_command_for_ships_common_once_beside_the_scripts(tmp_path):
-    assert scripts_to_ship("launch", ["sync_apply", "guardian"]) == ["launch", "sync_apply", "guardian", "common"]
-    assert scripts_to_ship("tail") == ["tail"]
-    cmd = command_for("launch", [], with_scripts=["guardian"])
-    assert cmd.count('cat > "$d/common.sh"') == 1 and cmd.count("\ndie() {") == 1
-    # run through /bin/sh: common.sh is found and the script reaches its own usage check
-    r = subprocess.run(["/bin/sh", "-c", command_for("status", [], {"RUNCTL_ROOT": str(tmp_path)})],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.startswith("runctl: usage: status.sh")
+def _sh(command: str, home: Path, root: Path) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "RUNCTL_SCRIPTS_HOME": str(home)}
+    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_scripts_are_installed_once_per_version_checked_and_reinstalled_when_altered(tmp_path):
+    home, root = tmp_path / "scripts", tmp_path / "root"
+    status = command_for("status", [], {"RUNCTL_ROOT": str(root)})
+    # nothing installed: the command runs nothing and says which version it needs
+    r = _sh(status, home, root)
+    assert r.returncode == NEEDS_INSTALL_EXIT and needs_install(r.returncode, r.stdout)
+    for command in install_commands():
+        assert ssm.command_bytes(command) < ssm.MAX_COMMAND_BYTES
+        r = _sh(command, home, root)
+        assert r.returncode == 0, r.stderr
+    assert f"scripts_installed={scripts_version()}" in r.stdout
+    installed = home / scripts_version()
+    assert sorted(p.name for p in installed.iterdir()) == sorted([*(f"{n}.sh" for n in ALL_SCRIPTS), "SHA256SUMS"])
+    assert (installed / "launch.sh").read_text() == script_text("launch")
+    # installed: common.sh is found beside the script, which reaches its own usage check
+    r = _sh(status, home, root)
+    assert r.returncode == 2 and r.stderr.startswith("runctl: usage: status.sh"), r.stderr
+    # an altered script is never run: the version counts as missing until it is installed again
+    (installed / "status.sh").write_text("echo tampered\n")
+    r = _sh(status, home, root)
+    assert r.returncode == NEEDS_INSTALL_EXIT and "tampered" not in r.stdout
+
+
+def test_every_command_is_small_whatever_the_scripts_weigh():
+    """The scripts (~100 KB) travel once; a command carries its arguments and environment only."""
+    total = sum(len(script_text(n).encode()) for n in ALL_SCRIPTS)
+    assert total > ssm.MAX_COMMAND_BYTES  # inline, as before, they would not fit
+    assert ssm.command_bytes(command_for("launch", ["p", "r1", "train.py"], {"RUNCTL_ROOT": "/home/u"})) < 2048

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 import sys
 from urllib.parse import quote
 
@@ -178,10 +177,8 @@ def test_hostile_root_path_end_to_end_through_command_for(make_inst):
     inst = make_inst("it's a $HOME `x` dir")
 
     def sh(name, *args):
-        cmd = command_for(name, list(args), {"RUNCTL_ROOT": str(inst.root), "RUNCTL_PYTHON": sys.executable})
-        return subprocess.run(
-            ["/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-        )
+        return inst.via_sh(command_for(name, list(args), {"RUNCTL_ROOT": str(inst.root),
+                                                          "RUNCTL_PYTHON": sys.executable}))
 
     r = sh("launch", inst.project, "q1", "train.py", "--sleep", "0.2", "--epochs", "300")
     assert r.returncode == 0, r.stderr

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from runctl_jupyter.sandbox import control
 from runctl_jupyter.sandbox.control import SandboxInfo
@@ -69,7 +70,12 @@ class Sandbox:
         ssm = self.client("ssm", region)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            inv = ssm.get_command_invocation(CommandId=command_id, InstanceId=iid)
+            try:
+                inv = ssm.get_command_invocation(CommandId=command_id, InstanceId=iid)
+            except ClientError as exc:  # right after SendCommand, as on AWS
+                if exc.response["Error"]["Code"] != "InvocationDoesNotExist":
+                    raise
+                inv = {"Status": "Pending"}
             if inv["Status"] not in ("Pending", "InProgress", "Delayed"):
                 return dict(inv)
             time.sleep(0.03)

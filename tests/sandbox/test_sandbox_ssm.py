@@ -8,6 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 from sandbox_helpers import Sandbox
 
+from runctl_jupyter.sandbox import control
+
 pytestmark = pytest.mark.sandbox
 
 
@@ -44,6 +46,11 @@ def test_in_progress_while_running_then_success(sb: Sandbox) -> None:
     iid = sb.launch()
     command_id = sb.send(iid, "sleep 1; echo done")
     ssm = sb.client("ssm")
+    # as on AWS, the invocation is unknown for a moment after SendCommand
+    with pytest.raises(ClientError) as err:
+        ssm.get_command_invocation(CommandId=command_id, InstanceId=iid)
+    assert err.value.response["Error"]["Code"] == "InvocationDoesNotExist"
+    time.sleep(control.set_delays(sb.info)["invocation_lag"])
     assert ssm.get_command_invocation(CommandId=command_id, InstanceId=iid)["Status"] == "InProgress"
     listed = ssm.list_commands(CommandId=command_id)["Commands"][0]
     assert listed["Status"] == "InProgress" and listed["InstanceIds"] == [iid]

@@ -56,7 +56,7 @@ def test_a_stop_with_500_checkpoints_sends_every_upload_in_commands_under_64_kb(
     from runctl_jupyter.aws import s3, ssm
 
     token = "T" * 1024
-    monkeypatch.setattr(s3, "presign_put", lambda _ctx, bucket, key: f"https://{bucket}.s3.us-east-1.amazonaws.com/"
+    monkeypatch.setattr(s3, "presign_put", lambda _ctx, bucket, key, _md5: f"https://{bucket}.s3.us-east-1.amazonaws.com/"
                         f"{key}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Security-Token={token}&X-Amz-Signature={'a' * 64}")
     monkeypatch.setattr(guard, "verify_copies", lambda *_a: None)
     monkeypatch.setattr(ssm, "remote_root_env", lambda _ctx: {"RUNCTL_ROOT": "/home/ec2-user"})
@@ -66,11 +66,11 @@ def test_a_stop_with_500_checkpoints_sends_every_upload_in_commands_under_64_kb(
     def run(_ctx, iid, script, args, env, stdin=None):
         assert script == "upload" and args == ["proj"] and token not in " ".join(args)  # URLs never in argv
         sizes.append(ssm.command_bytes(remote.command_for(script, args, env, stdin=stdin)))
-        sent.extend(unquote(line.split()[0]) for line in stdin.splitlines())
+        sent.extend(unquote(line.split()[1]) for line in stdin.splitlines())
         return RemoteResult(instance_id=iid, command_id="c", status="Success", exit_code=0, stdout="", stderr="")
 
     monkeypatch.setattr(ssm, "run", run)
-    checkpoints = [guard.Checkpoint(f"run-7/checkpoint_epoch_{i:04d}.pt", 1, "00", 1) for i in range(500)]
+    checkpoints = [guard.Checkpoint(f"run-7/checkpoint_epoch_{i:04d}.pt", 1, "0" * 32, 1) for i in range(500)]
     guard.upload_checkpoints(SimpleNamespace(), "i-0123456789abcdef0", "proj", "r1", checkpoints, "bucket",
                              lambda _line: None)
     assert sent == [ck.relpath for ck in checkpoints]

@@ -36,7 +36,7 @@ def test_urls_are_sigv4_for_the_buckets_own_region(aws_ctx, location: str | None
     with Stubber(aws_ctx.client("s3")) as stub:
         stub.add_response("get_bucket_location", {"LocationConstraint": location} if location else {},
                           {"Bucket": "my-bucket"})
-        for url in (s3.presign_put(aws_ctx, "my-bucket", "runctl/p/checkpoints/r/c.pt"),
+        for url in (s3.presign_put(aws_ctx, "my-bucket", "runctl/p/checkpoints/r/c.pt", "0" * 32),
                     s3.presign_get(aws_ctx, "my-bucket", "runctl/p/code/bundle.tar.gz")):
             parts = urlsplit(url)
             query = parse_qs(parts.query)
