@@ -62,13 +62,12 @@ def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str
             ec2.wait_for(ctx, inst.instance_id, "ssm", echo)
         except RunctlError as exc:
             # Never leave behind what this command asked for and the user cannot use (it holds nothing).
-            ec2.cancel_created(ctx, inst)
-            what = "its spot request cancelled and " if inst.spot_request_id else ""
+            request = ec2.cancel_created(ctx, inst)
             steps = [st for st in exc.steps if not (st.command or "").startswith("aws wait")]
             again = f" --from-snapshot {from_snapshot}" if from_snapshot else ""
             steps.append(cmd(f"aws create {instance_type}{again} --wait", "Then create a new one"))
-            raise type(exc)(f"{exc.message} runctl has {what}terminated {inst.instance_id}, which this "
-                            f"create had just launched.", steps, details=exc.details) from exc
+            raise type(exc)(f"{exc.message} runctl has terminated {inst.instance_id}, which this create had just "
+                            f"launched{'; ' + request if request else ''}.", steps, details=exc.details) from exc
         inst = ec2.describe(ctx, inst.instance_id)
         inst.ssm_online = True
         echo(f"[{world}] {inst.instance_id} is running and ready for commands")

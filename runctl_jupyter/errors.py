@@ -212,6 +212,15 @@ def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlEr
                 f"AWS rejected the credentials while trying to {action} ({code}).",
                 [Step("Refresh them: `aws sso login` or renew your session"), Step("Run the command again")],
             )
+        if code.endswith("ServiceLinkedRoleCreationNotPermitted"):  # an account's first spot launch
+            return BackendError(
+                f"AWS refused to {action}: the account's first spot launch creates the role "
+                "AWSServiceRoleForEC2Spot, and you may not create it (iam:CreateServiceLinkedRole).",
+                [Step("Have an administrator run once: `aws iam create-service-linked-role "
+                      "--aws-service-name spot.amazonaws.com`"),
+                 Step("Or allow iam:CreateServiceLinkedRole for spot.amazonaws.com (README: 'Minimal IAM policy')"),
+                 Step("Then run the command again (or create an on-demand instance: drop --spot)")],
+            )
         if code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
             return BackendError(
                 f"Not allowed to {action}: {msg}",

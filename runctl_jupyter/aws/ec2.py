@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ..errors import BackendError, GuardRefused, Step, cmd, translate_aws_errors
 from ..models import (
     FROM_SNAPSHOT_TAG,
@@ -214,12 +216,20 @@ def create(
     return instance_from_api(resp["Instances"][0], ctx.region)
 
 
-def cancel_created(ctx: Context, inst: Instance) -> None:
-    """Undo a create: cancel its spot request (if any), then terminate the instance."""
-    if inst.spot_request_id:
-        with translate_aws_errors(f"cancel the spot request of {inst.instance_id}", inst.instance_id):
-            ctx.client("ec2").cancel_spot_instance_requests(SpotInstanceRequestIds=[inst.spot_request_id])
+def cancel_created(ctx: Context, inst: Instance) -> str:
+    """Undo a create: terminate the instance first (what bills), then cancel its spot request, best
+    effort (a user without ec2:CancelSpotInstanceRequests must not be left with a running instance).
+    Returns what became of the request ("" when there was none)."""
     terminate(ctx, inst.instance_id)
+    if not inst.spot_request_id:
+        return ""
+    try:
+        ctx.client("ec2").cancel_spot_instance_requests(SpotInstanceRequestIds=[inst.spot_request_id])
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        return (f"its spot request {inst.spot_request_id} could not be cancelled ({code}; a one-time request "
+                "closes with its instance, a persistent one must be cancelled in the EC2 console → Spot Requests)")
+    return f"its spot request {inst.spot_request_id} cancelled"
 
 
 def start(ctx: Context, instance_id: str) -> str:

@@ -184,23 +184,39 @@ def test_a_misspelt_region_from_the_environment_is_a_usage_error_naming_its_sour
     assert "Did you mean eu-west-1" in text and "runctl config show" in text
 
 
-def test_cancel_created_cancels_the_spot_request_before_terminating(stubbed):
+def _undo_a_spot_create(stubbed, cancel_error: str | None) -> str:
     from runctl_jupyter.aws import ec2
     from runctl_jupyter.models import Instance
 
     factory, stub = stubbed
     ctx = type("Ctx", (), {"client": staticmethod(lambda service: factory(service, "us-east-1"))})()
     iid = "i-0123456789abcdef0"
-    stub("ec2", "us-east-1").add_response(
-        "cancel_spot_instance_requests",
-        {"CancelledSpotInstanceRequests": [{"SpotInstanceRequestId": "sir-abc123", "State": "cancelled"}]},
-        {"SpotInstanceRequestIds": ["sir-abc123"]})
+    # the instance (what bills) goes first: a user without ec2:CancelSpotInstanceRequests keeps nothing running
     stub("ec2", "us-east-1").add_response(
         "terminate_instances",
         {"TerminatingInstances": [{"InstanceId": iid, "PreviousState": {"Name": "running", "Code": 16},
                                    "CurrentState": {"Name": "shutting-down", "Code": 32}}]},
         {"InstanceIds": [iid]})
+    if cancel_error:
+        stub("ec2", "us-east-1").add_client_error("cancel_spot_instance_requests", cancel_error,
+                                                  "You are not authorized to perform this operation.")
+    else:
+        stub("ec2", "us-east-1").add_response(
+            "cancel_spot_instance_requests",
+            {"CancelledSpotInstanceRequests": [{"SpotInstanceRequestId": "sir-abc123", "State": "cancelled"}]},
+            {"SpotInstanceRequestIds": ["sir-abc123"]})
     inst = Instance(instance_id=iid, instance_type="t3.micro", state="running", region="us-east-1",
                     lifecycle="spot", spot_request_id="sir-abc123")
-    ec2.cancel_created(ctx, inst)
+    said = ec2.cancel_created(ctx, inst)
     stub("ec2", "us-east-1").assert_no_pending_responses()
+    return said
+
+
+def test_undoing_a_spot_create_terminates_first_then_cancels_the_request(stubbed):
+    assert _undo_a_spot_create(stubbed, None) == "its spot request sir-abc123 cancelled"
+
+
+def test_undoing_a_spot_create_without_the_cancel_permission_still_terminates_and_says_so(stubbed):
+    said = _undo_a_spot_create(stubbed, "UnauthorizedOperation")
+    assert said.startswith("its spot request sir-abc123 could not be cancelled (UnauthorizedOperation;")
+    assert "EC2 console → Spot Requests" in said

@@ -48,6 +48,17 @@ def test_client_error_translation():
     assert err.value.steps[0].command == "config set region us-east-1"
 
 
+def test_an_accounts_first_spot_launch_without_the_service_linked_role_says_how_to_make_it():
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(Exception) as err, translate_aws_errors("launch a t3.micro spot instance"):
+        raise ClientError({"Error": {"Code": "AuthFailure.ServiceLinkedRoleCreationNotPermitted",
+                                     "Message": "The provided credentials do not have permission"}}, "RunInstances")
+    text = err.value.render()
+    assert "AWSServiceRoleForEC2Spot" in text.splitlines()[0]
+    assert "aws iam create-service-linked-role --aws-service-name spot.amazonaws.com" in text
+
+
 def test_precedence_flag_env_project_user(tmp_path, monkeypatch):
     user = tmp_path / "user.toml"
     user.write_text('region = "eu-west-1"\nbucket = "from-user"\nwarn_accrued_usd = "20"\n')
