@@ -64,7 +64,7 @@ class Settings:
     profile: str | None = field(default=None, metadata={"help": "AWS profile (else boto3's chain)"})
     bucket: str | None = field(default=None, metadata={"help": "S3 bucket for code bundles and checkpoint copies", "parse": _bucket})
     project: str | None = field(default=None, metadata={"help": "project name (default: the project folder's name)", "parse": _name})
-    remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home)"})
+    remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home); unset: the image's own (ec2-user, ubuntu…)"})
     warn_uptime_hours: float = field(default=24.0, metadata={"help": "warn when a running instance is up longer (hours)", "parse": _positive_float})
     warn_accrued_usd: float = field(default=10.0, metadata={"help": "warn when accrued cost exceeds ($)", "parse": _positive_float})
     warn_hourly_usd: float = field(default=5.0, metadata={"help": "warn when the hourly price exceeds ($/hr)", "parse": _positive_float})

@@ -125,7 +125,9 @@ def install_scripts(ctx: Context, instance_id: str) -> None:
 
 
 def remote_root_env(ctx: Context) -> dict[str, str]:
-    """RUNCTL_ROOT for the scripts: the sandbox sets it per instance; on AWS it is the login user's home."""
-    if ctx.is_sandbox:
+    """RUNCTL_ROOT for the scripts: the sandbox sets it per instance. On AWS (commands run as root with
+    no HOME) the scripts find the image's login user themselves (ec2-user, ubuntu…; common.sh
+    login_home) unless ``remote_user`` was set, and the training runs as that user."""
+    if ctx.is_sandbox or ctx.settings.sources.get("remote_user", "default") == "default":
         return {}
     return {"RUNCTL_ROOT": f"/home/{ctx.settings.remote_user}"}

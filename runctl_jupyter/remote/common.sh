@@ -3,15 +3,32 @@
 #
 # Scripts source it from their own folder: command_for ships it beside the script it runs, the
 # guardian copies it into the run folder, and tests run the packaged copies side by side.
-# It sets ROOT, RUNCTL_DIR, LOCK and GUARD from RUNCTL_ROOT (default $HOME).
+# It sets ROOT, RUNCTL_DIR, LOCK and GUARD from RUNCTL_ROOT (default $HOME; with neither, as SSM runs
+# commands on AWS — root, no HOME — the home of the image's login user: see login_home).
 # shellcheck disable=SC2329,SC2034 # helpers and results for the scripts that source this file
 # (the helpers are shared: not every script calls every one of them)
+
+login_home() {
+  # the home of the image's login user: ec2-user (Amazon Linux), ubuntu (Ubuntu, the Deep Learning
+  # AMIs), admin (Debian)…, else the first regular user (uid 1000); prints nothing when there is none
+  local u entry
+  for u in ${RUNCTL_LOGIN_USERS:-ec2-user ubuntu admin debian rocky centos fedora}; do
+    if entry="$(getent passwd "$u" 2>/dev/null)" && [ -n "$entry" ]; then
+      printf '%s' "$(cut -d: -f6 <<<"$entry")"
+      return 0
+    fi
+  done
+  entry="$(getent passwd 1000 2>/dev/null)" || return 1
+  printf '%s' "$(cut -d: -f6 <<<"$entry")"
+}
+
 ROOT="${RUNCTL_ROOT:-${HOME:-}}"
+if [ -z "$ROOT" ]; then ROOT="$(login_home)" || ROOT=""; fi
 RUNCTL_DIR="$ROOT/runctl"
 LOCK="$RUNCTL_DIR/lock"
 GUARD="$RUNCTL_DIR/.lock.guard"
 if [ -z "$ROOT" ]; then
-  printf 'runctl: neither RUNCTL_ROOT nor HOME is set\n' >&2
+  printf 'runctl: neither RUNCTL_ROOT nor HOME is set, and the instance has no login user\n' >&2
   exit 2
 fi
 
@@ -88,6 +105,35 @@ now_epoch() { date +%s; }
 # child (RUN_DIR/main_pid); DataLoader workers or torchrun's children are the training's children.
 
 # shellcheck disable=SC2034 # M_* are results for the caller
+run_as_setup() {
+  # run_as_setup: who the training runs as, in RUN_AS (argv prefix: empty = this process's user),
+  # RUN_HOME and RUN_PATH. Running as root (SSM on AWS) with ROOT owned by another user, the training
+  # runs as that user (setpriv: no fork, so the PID runctl records is the training's), with its HOME,
+  # USER and a login PATH, and runctl's folder under ROOT is handed to it (code, venv, checkpoints,
+  # runs). Otherwise the training runs as we do, with HOME defaulting to ROOT.
+  local owner entry uid gid
+  RUN_AS=() RUN_HOME="${HOME:-$ROOT}" RUN_USER="$(id -un 2>/dev/null || printf '?')"
+  RUN_PATH="/usr/local/bin:/usr/bin:/bin"
+  if [ "$(id -u)" = 0 ]; then
+    owner="${RUNCTL_RUN_AS:-$(stat -c %U -- "$ROOT" 2>/dev/null)}"
+    if [ -n "$owner" ] && [ "$owner" != root ] && entry="$(getent passwd "$owner" 2>/dev/null)" && [ -n "$entry" ]; then
+      IFS=: read -r _ _ uid gid _ RUN_HOME _ <<<"$entry"
+      RUN_USER="$owner"
+      # all but the guardian's secrets (root's, mode 600); symlinks themselves, never their targets
+      find "$RUNCTL_DIR" -xdev -name .guardian -prune -o ! -user "$uid" -exec chown -h -- "$uid:$gid" {} + ||
+        return 1
+      if command -v setpriv >/dev/null 2>&1; then
+        RUN_AS=(setpriv "--reuid=$uid" "--regid=$gid" --init-groups --)
+      else # runuser forks: stop's SIGTERM reaches the training through it
+        RUN_AS=(runuser -u "$owner" --)
+      fi
+    else
+      RUN_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    fi
+  fi
+  RUN_PATH="$RUN_HOME/.local/bin:$RUN_PATH"
+}
+
 run_main() {
   # run_main RUN_DIR: sets M_PID, M_ST (the training's own process; empty for a run started by an
   # older runctl, whose wrapper ran the training in the foreground)

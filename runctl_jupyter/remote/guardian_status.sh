@@ -5,7 +5,9 @@
 # stdout: @runctl guardian=1 run_id=… state=… action=… …   then   @runctl guardian_alive=0|1
 #         or @runctl guardian=0 when no run of the project has a guardian.
 set -u
-ROOT="${RUNCTL_ROOT:-${HOME:-}}"
+# ROOT (RUNCTL_ROOT, else HOME, else the image's login user) and the helpers every runctl script shares
+# shellcheck source=common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
 [ "$#" -ge 1 ] && [ "$#" -le 2 ] || { printf 'runctl: usage: guardian_status.sh PROJECT [RUN_ID]\n' >&2; exit 2; }
 case "$1/${2:-x}" in *..* | -*) printf 'runctl: invalid name\n' >&2; exit 2 ;; esac
 runs="$ROOT/runctl/$1/runs"

@@ -148,7 +148,9 @@ write_atomic "$RUN_DIR/meta.json" "$META"$'\n' || die 4 "cannot write $RUN_DIR/m
 WRAPPER="$RUN_DIR/wrapper.sh"
 cat >"$WRAPPER" <<'RUNCTL_WRAPPER_END' || die 4 "cannot write $WRAPPER"
 # runctl wrapper: runs the training in its own session, then records how it ended.
-# argv: PYTHON SCRIPT [ARGS…] (byte-exact); env: RUNCTL_W_RUN_DIR, RUNCTL_W_LOCK, RUNCTL_W_GUARD
+# argv: N [AS-USER PREFIX (N words)] PYTHON SCRIPT [ARGS…] (byte-exact); env: RUNCTL_W_RUN_DIR,
+# RUNCTL_W_LOCK, RUNCTL_W_GUARD. The wrapper keeps runctl's user (it gives the claim back); the
+# training runs through the prefix (setpriv: as the login user, same PID).
 set -u
 run_dir="$RUNCTL_W_RUN_DIR"
 lock="$RUNCTL_W_LOCK"
@@ -177,10 +179,12 @@ owner=""
 IFS= read -r owner 2>/dev/null <"$lock/owner" || true
 if [ "$owner" = "$run_id" ]; then put "$lock/pid" "$me"; fi
 
+as_user=("${@:2:$1}")
+shift "$(($1 + 1))"
 py="$1"
 script="$2"
 shift 2
-"$py" "$script" "$@" </dev/null &
+"${as_user[@]}" "$py" "$script" "$@" </dev/null &
 main=$!
 # the training's own process (PID + start time): what stop signals, what `aws status` shows
 main_stat="$(cat "/proc/$main/stat" 2>/dev/null)" || main_stat=""
@@ -216,6 +220,11 @@ fi
 exit "$rc"
 RUNCTL_WRAPPER_END
 
+# --- who it runs as: on AWS (root, no HOME) the login user, owning runctl's folder
+# (before the guardian's secrets are written: they stay root's) ---------------
+run_as_setup || die 4 "cannot hand $RUNCTL_DIR to the user the training runs as"
+if [ -d "$PROJECT_DIR/venv/bin" ]; then RUN_PATH="$PROJECT_DIR/venv/bin:$RUN_PATH"; fi
+
 # --- guardian (runctl guardian.py), part 1: its secrets go into files, out of the training's env ---
 if [ -n "${RUNCTL_GUARDIAN:-}" ]; then
   bash "${RUNCTL_SCRIPTS_DIR:-}/guardian.sh" --install "$PROJECT" "$RUN_ID" || die 4 "cannot set up the guardian"
@@ -226,6 +235,8 @@ fi
 (
   cd -- "$CODE_DIR" || exit 97
   export RUNCTL_RUN_ID="$RUN_ID" RUNCTL_PROJECT="$PROJECT" RUNCTL_CHECKPOINT_DIR="$CK_DIR"
+  # a login-like environment: git, pip, wandb and Hugging Face caches need HOME
+  export HOME="$RUN_HOME" USER="$RUN_USER" LOGNAME="$RUN_USER" PATH="$RUN_PATH"
   export PYTHONUNBUFFERED=1
   export RUNCTL_W_RUN_DIR="$RUN_DIR" RUNCTL_W_LOCK="$LOCK" RUNCTL_W_GUARD="$GUARD"
   if [ -n "${RUNCTL_RESUME_FROM:-}" ]; then export RUNCTL_RESUME_FROM; fi
@@ -237,7 +248,7 @@ fi
       *) unset "$var" ;;
     esac
   done
-  exec setsid bash "$WRAPPER" "$PY" "$SCRIPT_REL" "$@"
+  exec setsid bash "$WRAPPER" "${#RUN_AS[@]}" "${RUN_AS[@]}" "$PY" "$SCRIPT_REL" "$@"
 ) </dev/null >>"$LOG" 2>&1 9>&- &
 HANDED_OVER=1
 

@@ -42,7 +42,7 @@ fi
 command -v curl >/dev/null 2>&1 || die 1 "curl is not installed on this instance"
 command -v tar >/dev/null 2>&1 || die 1 "tar is not installed on this instance"
 
-ROOT="${RUNCTL_ROOT:-$HOME}"
+# ROOT: from common.sh (RUNCTL_ROOT, else HOME, else the image's login user)
 proj_dir="$ROOT/runctl/$project"
 code="$proj_dir/code"
 venv="$proj_dir/venv"

@@ -42,11 +42,14 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _write_bin(world: World) -> None:
-    """``python3``/``python`` on an instance's PATH: this interpreter (an AMI with the ML stack)."""
+    """``python3``/``python`` on an instance's PATH: a plain interpreter, as an image's system Python
+    is — the base one under the notebook's virtualenv, without any site-packages (``-S -s``), so a
+    training that needs a package must bring it (requirements.txt), as it must on AWS."""
     world.bin_dir.mkdir(parents=True, exist_ok=True)
+    base = getattr(sys, "_base_executable", "") or sys.executable
     for name in ("python3", "python"):
         wrapper = world.bin_dir / name
-        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(base)} -S -s "$@"\n')
         wrapper.chmod(0o755)
 
 

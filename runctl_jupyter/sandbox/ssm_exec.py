@@ -123,9 +123,9 @@ class Runner:
     def env_for(self, iid: str) -> dict[str, str]:
         home = str(self.world.instance_dir(iid))
         return {
+            # as SSM runs commands on AWS: no HOME, the system PATH (its python3: see server._write_bin)
             "PATH": f"{self.world.bin_dir}:{BASE_PATH}",
             "LANG": "C.UTF-8",
-            "HOME": home,
             "SHELL": "/bin/sh",
             "RUNCTL_ROOT": home,
             # root's /var/lib/runctl/scripts on AWS: in the sandbox, inside the instance's own folder

@@ -139,3 +139,13 @@ def test_send_command_over_64_kb_is_refused_as_aws_refuses_it(sb: Sandbox) -> No
     ok = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript",
                           Parameters={"commands": [": " + "x" * 60_000 + "\necho fits"]})
     assert ok["Command"]["CommandId"]
+
+
+def test_commands_run_as_on_aws_with_no_home_and_a_bare_python3(sb: Sandbox) -> None:
+    """SSM on AWS: no HOME, the system PATH, and an image's python3 without the notebook's packages."""
+    iid = sb.launch()
+    inv = sb.run(iid, 'echo "home=${HOME-unset}"; python3 -c "import boto3" 2>&1 | tail -n 1; '
+                      'python3 -c "import json, sqlite3; print(\'stdlib ok\')"')
+    out = inv["StandardOutputContent"]
+    assert "home=unset" in out
+    assert "ModuleNotFoundError: No module named 'boto3'" in out and "stdlib ok" in out
