@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -9,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import BackendError, GuardRefused, Step, cmd, translate_aws_errors
+from ..errors import BackendError, GuardRefused, Step, UsageError, cmd, translate_aws_errors
 from ..models import (
     FROM_SNAPSHOT_TAG,
     RESTORE_DEVICE_TAG,
@@ -18,12 +19,19 @@ from ..models import (
     validate_instance_id,
     validate_snapshot_id,
 )
-from .session import Context
+from .session import Context, sandbox_endpoint
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 AL2023_ARM_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
-# Graviton families need the arm64 image.
-_ARM_FAMILIES = ("a1", "t4g", "m6g", "m7g", "c6g", "c7g", "r6g", "r7g", "g5g", "im4gn", "is4gen")
+AL2023_PARAMETERS = {"x86_64": AL2023_PARAMETER, "arm64": AL2023_ARM_PARAMETER}
+# The root volume's size unless the image needs more (`aws create --disk-gb`).
+ROOT_GB = 30
+# (world, region, instance type) -> the type's SupportedArchitectures, for this process: a type's
+# architecture never changes, so DescribeInstanceTypes is asked once per type.
+_ARCHITECTURES: dict[tuple[str, str, str], tuple[str, ...]] = {}
+_ARCHITECTURES_LOCK = threading.Lock()
+UNKNOWN_TYPE = {"InvalidInstanceType", "InvalidParameterValue"}
+IMAGE_NOT_FOUND = {"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"}
 SANDBOX_WAIT_S = 30
 AWS_WAIT_S = 600
 MANAGED_TAG = "runctl:created"
@@ -128,11 +136,106 @@ def describe_snapshot(ctx: Context, snapshot_id: str) -> EbsSnapshot:
                        project=tags.get("runctl:project") or None, device=tags.get("runctl:device"), tags=tags)
 
 
+def supported_architectures(ctx: Context, instance_type: str) -> tuple[str, ...]:
+    """The type's ``ProcessorInfo.SupportedArchitectures`` (DescribeInstanceTypes, asked once per
+    type and region in this process); a type the region does not know is a :class:`UsageError`."""
+    region = ctx.region
+    key = (sandbox_endpoint() or "aws", region, instance_type)
+    with _ARCHITECTURES_LOCK:
+        known = _ARCHITECTURES.get(key)
+    if known is not None:
+        return known
+    with translate_aws_errors(f"look up instance type {instance_type}"):
+        try:
+            found = ctx.client("ec2").describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in UNKNOWN_TYPE:
+                raise
+            raise _unknown_type(instance_type, region) from exc
+    if not found:
+        raise _unknown_type(instance_type, region)
+    archs = tuple((found[0].get("ProcessorInfo") or {}).get("SupportedArchitectures") or ())
+    with _ARCHITECTURES_LOCK:
+        _ARCHITECTURES[key] = archs
+    return archs
+
+
+def _unknown_type(instance_type: str, region: str) -> UsageError:
+    return UsageError(
+        f"Instance type {instance_type} does not exist in {region}.",
+        [Step("Check the spelling: FAMILY.SIZE, e.g. t3.micro, g5.xlarge, c7g.large"),
+         Step(f"List the types offered there: `aws ec2 describe-instance-type-offerings --region {region}`"),
+         cmd("aws create INSTANCE_TYPE --wait", "Then create with one of them")])
+
+
+def architecture(ctx: Context, instance_type: str) -> str:
+    """``"x86_64"`` or ``"arm64"`` (Graviton): which Amazon Linux 2023 image the type boots."""
+    archs = supported_architectures(ctx, instance_type)
+    for arch in ("x86_64", "arm64"):
+        if arch in archs:
+            return arch
+    raise UsageError(
+        f"Instance type {instance_type} runs only {', '.join(archs) or 'an unknown architecture'}; "
+        "runctl launches Linux on x86_64 or arm64.",
+        [Step("Pick an x86_64 or arm64 (Graviton) type, e.g. t3.micro or t4g.micro"),
+         cmd("aws create INSTANCE_TYPE --wait", "Then create again")])
+
+
 def default_ami(ctx: Context, instance_type: str) -> str:
-    arm = instance_type.split(".")[0] in _ARM_FAMILIES
-    name = AL2023_ARM_PARAMETER if arm else AL2023_PARAMETER
+    name = AL2023_PARAMETERS[architecture(ctx, instance_type)]
     with translate_aws_errors("look up the current Amazon Linux 2023 image"):
         return ctx.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+
+
+def describe_image(ctx: Context, image_id: str) -> dict[str, Any]:
+    """DescribeImages of one image; a missing one is a :class:`UsageError` (images are regional)."""
+    def missing() -> UsageError:
+        return UsageError(f"Image {image_id} was not found in {ctx.region} (an image belongs to one region).",
+                          [Step("Check the ID and the region (--region), or copy the image here"),
+                           Step("Or leave --ami out: runctl then picks the current Amazon Linux 2023 image")])
+
+    with translate_aws_errors(f"look up image {image_id}"):
+        try:
+            images = ctx.client("ec2").describe_images(ImageIds=[image_id])["Images"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in IMAGE_NOT_FOUND:
+                raise
+            raise missing() from exc
+    if not images:
+        raise missing()
+    return images[0]
+
+
+def root_device(image: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(RootDeviceName, its snapshot's VolumeSize) of a DescribeImages entry (None where not said)."""
+    name = image.get("RootDeviceName")
+    for bdm in image.get("BlockDeviceMappings") or []:
+        if name and (bdm.get("DeviceName") or "").removeprefix("/dev/") == name.removeprefix("/dev/"):
+            size = (bdm.get("Ebs") or {}).get("VolumeSize")
+            return name, int(size) if size else None
+    return name, None
+
+
+def launch_parameters(ctx: Context, instance_type: str, ami: str | None, disk_gb: int
+                      ) -> tuple[str, list[dict[str, Any]], int]:
+    """(image ID, root block device mapping, root size in GB) that fit the image: its own root device
+    name (a mapping under another name adds a second, billed volume) at no less than its own size
+    (AWS refuses a smaller one). An image of another architecture than the type's is refused here."""
+    arch = architecture(ctx, instance_type)
+    image_id = ami or default_ami(ctx, instance_type)
+    image = describe_image(ctx, image_id)
+    image_arch = image.get("Architecture")
+    if ami is not None and image_arch and image_arch not in supported_architectures(ctx, instance_type):
+        raise UsageError(
+            f"Image {image_id} is {image_arch}, but instance type {instance_type} runs {arch}.",
+            [Step(f"Pass an {image_arch} instance type (e.g. {'t4g.micro' if image_arch == 'arm64' else 't3.micro'})"),
+             Step(f"Or pass an {arch} image with --ami, or leave --ami out (runctl picks Amazon Linux 2023)")])
+    device, image_gb = root_device(image)
+    size = max(disk_gb, image_gb or 0)
+    if device is None:  # the image names no root device: launch with its own mapping
+        return image_id, [], size
+    return image_id, [{"DeviceName": device,
+                       "Ebs": {"VolumeSize": size, "VolumeType": "gp3", "DeleteOnTermination": True}}], size
 
 
 def create(
@@ -146,7 +249,7 @@ def create(
     key_name: str | None = None,
     security_groups: Iterable[str] = (),
     subnet: str | None = None,
-    disk_gb: int = 30,
+    disk_gb: int = ROOT_GB,
     spot: bool = False,
     max_price: float | None = None,
     fallback_on_demand: bool = False,
@@ -156,15 +259,19 @@ def create(
     :data:`RESTORE_DEVICE` (in the instance's own AZ; deleted with the instance, the snapshot stays)."""
     if from_snapshot is not None:
         validate_snapshot_id(from_snapshot)
-    image = ami or default_ami(ctx, instance_type)
+    image, mappings, root_gb = launch_parameters(ctx, instance_type, ami, disk_gb)
     now = ctx.now().replace(microsecond=0).isoformat()
-    tags = [
+    # The volumes carry who made them too (a volume outliving its instance stays attributable).
+    volume_tags = [
         {"Key": "Name", "Value": name or f"runctl-{project}"},
         {"Key": "runctl:project", "Value": project},
         {"Key": MANAGED_TAG, "Value": now},
+    ]
+    tags = [
+        *volume_tags,
         {"Key": "runctl:ledger-seconds", "Value": "0"},
         {"Key": "runctl:ledger-usd", "Value": "0"},
-        {"Key": "runctl:disk-gb", "Value": str(disk_gb)},
+        {"Key": "runctl:disk-gb", "Value": str(root_gb)},
     ]
     params: dict[str, Any] = {
         "ImageId": image,
@@ -172,9 +279,9 @@ def create(
         "MinCount": 1,
         "MaxCount": 1,
         "ClientToken": uuid.uuid4().hex,  # a retried RunInstances never launches a second instance
-        "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
-        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda",
-                                 "Ebs": {"VolumeSize": disk_gb, "VolumeType": "gp3", "DeleteOnTermination": True}}],
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": tags},
+                              {"ResourceType": "volume", "Tags": volume_tags}],
+        "BlockDeviceMappings": mappings,
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},  # IMDSv2 only
     }
     if from_snapshot is not None:
@@ -185,6 +292,8 @@ def create(
                                                    "DeleteOnTermination": True}})
         tags += [{"Key": FROM_SNAPSHOT_TAG, "Value": from_snapshot},
                  {"Key": RESTORE_DEVICE_TAG, "Value": RESTORE_DEVICE}]
+    if not params["BlockDeviceMappings"]:
+        del params["BlockDeviceMappings"]
     if iam_instance_profile:
         key = "Arn" if iam_instance_profile.startswith("arn:") else "Name"
         params["IamInstanceProfile"] = {key: iam_instance_profile}

@@ -38,22 +38,31 @@ ACTION_OF = {
     "s3:UploadPartCopy": "s3:PutObject",
     "s3:CompleteMultipartUpload": "s3:PutObject",
     "s3:PresignedPost": "s3:PutObject",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "s3:ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "s3:ListParts": "s3:ListMultipartUploadParts",
 }
 # Calls this sandbox workflow does not make but runctl does elsewhere: on real AWS only, World()
 # asks STS for the account and RunInstances with --iam-instance-profile passes the instance role;
 # undoing a failed spot create cancels its request; checkpoints over the multipart threshold go up
-# in parts (aborted on failure); default_ami / instance checks read AMIs and instance types.
+# in parts (aborted on failure). (Every create reads its instance type and image: DescribeInstanceTypes,
+# DescribeImages are in the workflow.)
 NOT_IN_THIS_WORKFLOW = {
     ("sts:GetCallerIdentity", None),
     ("iam:PassRole", "arn:aws:iam::123456789012:role/runctl-ssm-instance"),
     ("ec2:CancelSpotInstanceRequests", None),
-    ("ec2:DescribeImages", None),
-    ("ec2:DescribeInstanceTypes", None),
     ("ec2:DescribeSpotPriceHistory", None),
     ("ec2:DescribeRegions", None),
     ("ssm:GetParameters", "arn:aws:ssm:us-east-1::parameter/aws/service/ami-amazon-linux-latest/x"),
     ("s3:PutObject", "arn:aws:s3:::YOUR-BUCKET/runctl/p/checkpoints/big.pt"),
     ("s3:AbortMultipartUpload", "arn:aws:s3:::YOUR-BUCKET/runctl/p/checkpoints/big.pt"),
+    # `storage` / `storage prune` (tests/integration/test_storage.py); the lifecycle rule once per process
+    ("s3:ListBucketMultipartUploads", "arn:aws:s3:::YOUR-BUCKET"),
+    ("s3:ListMultipartUploadParts", "arn:aws:s3:::YOUR-BUCKET/runctl/p/checkpoints/big.pt"),
+    ("s3:DeleteObject", "arn:aws:s3:::YOUR-BUCKET/runctl/p/code/bundle-0123456789abcdef.tar.gz"),
+    ("s3:GetLifecycleConfiguration", "arn:aws:s3:::YOUR-BUCKET"),
+    ("s3:PutLifecycleConfiguration", "arn:aws:s3:::YOUR-BUCKET"),
 }
 
 
