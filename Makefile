@@ -17,7 +17,7 @@ SHIFTED_CLOCK := TZ=Pacific/Chatham faketime -f '+400d'
 # Tools installed in the venv (shellcheck, jupyter) are found by the tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test test-fast soak bench lint clean venv test-deps
+.PHONY: demo test test-fast soak bench lint clean venv test-deps aws-smoke
 
 venv: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ soak: venv
 
 bench: venv
 	$(PY) -m benchmarks
+
+# Opt-in, on YOUR account (never in `make test`): RUNCTL_SMOKE_ACCOUNT=yes RUNCTL_BUCKET=… make aws-smoke
+aws-smoke: venv
+	bash scripts/aws-smoke.sh
 
 # Debian's chromium (browser test) and faketime (notebooks on another date), installed when missing.
 test-deps:
