@@ -324,8 +324,13 @@ def faults(info: SandboxInfo) -> dict[str, Any]:
     return dict(_ctl(info, "faults"))
 
 
+# SSM as it answers on AWS: about a second from SendCommand to a result (benchmarks' "aws" profile)
+AWS_SSM_LATENCY = {"invocation_lag": 0.3, "ssm_delivery": 0.7}
+
+
 def set_delays(info: SandboxInfo, **delays: float) -> dict[str, float]:
-    """pending=, stopping=, ssm_online=, kill_grace=, invocation_lag= (seconds of real time); none: read them."""
+    """pending=, stopping=, ssm_online=, kill_grace=, invocation_lag=, ssm_delivery= (seconds of real
+    time; ``**AWS_SSM_LATENCY`` for AWS's ~1 s round trips); none: read them."""
     return dict(_ctl(info, "delays", delays))
 
 

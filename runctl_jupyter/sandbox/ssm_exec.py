@@ -158,10 +158,16 @@ class Runner:
 
     def launch(self, command: Command) -> None:
         script = "\n".join(command.parameters.get("commands", []))
+        delivery = self.world.delays.ssm_delivery
         for inv in command.invocations.values():
-            self._spawn(command, inv, script)
+            if delivery > 0:  # the agent picks the command up a moment later (Pending meanwhile)
+                call_later(delivery, self._spawn, command, inv, script, name="sandbox-ssm-delivery")
+            else:
+                self._spawn(command, inv, script)
 
     def _spawn(self, command: Command, inv: Invocation, script: str) -> None:
+        if inv.cancel_requested or inv.status != "Pending":
+            return
         disk = self.world.instance_dir(inv.iid)
         disk.mkdir(parents=True, exist_ok=True)
         cwd = disk

@@ -21,6 +21,7 @@ class Delays:
     ssm_online: float = 0.5  # running → SSM agent Online
     kill_grace: float = 1.0  # SIGTERM → SIGKILL for an instance's processes
     invocation_lag: float = 0.1  # SendCommand → GetCommandInvocation knows it (InvocationDoesNotExist before)
+    ssm_delivery: float = 0.0  # SendCommand → the agent starts the command (Pending meanwhile)
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():

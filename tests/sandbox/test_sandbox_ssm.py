@@ -149,3 +149,19 @@ def test_commands_run_as_on_aws_with_no_home_and_a_bare_python3(sb: Sandbox) -> 
     out = inv["StandardOutputContent"]
     assert "home=unset" in out
     assert "ModuleNotFoundError: No module named 'boto3'" in out and "stdlib ok" in out
+
+
+def test_the_aws_latency_profile_keeps_a_command_pending_until_the_agent_picks_it_up(sb: Sandbox) -> None:
+    iid = sb.launch()
+    before = control.set_delays(sb.info)
+    control.set_delays(sb.info, **control.AWS_SSM_LATENCY)
+    try:
+        started = time.monotonic()
+        command_id = sb.send(iid, "echo picked up")
+        time.sleep(control.AWS_SSM_LATENCY["invocation_lag"] + 0.05)
+        assert sb.client("ssm").get_command_invocation(CommandId=command_id, InstanceId=iid)["Status"] == "Pending"
+        inv = sb.wait_command(command_id, iid)
+        assert inv["Status"] == "Success" and inv["StandardOutputContent"] == "picked up\n"
+        assert time.monotonic() - started >= control.AWS_SSM_LATENCY["ssm_delivery"]
+    finally:
+        control.set_delays(sb.info, **{k: before[k] for k in control.AWS_SSM_LATENCY})
