@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -142,22 +143,29 @@ class PriceBook:
             if self._cache_path is not None and self._cache_path.exists():
                 try:
                     data = json.loads(self._cache_path.read_text("utf-8"))
-                    if data.get("version") == CACHE_VERSION and isinstance(data.get("entries"), dict):
+                    if isinstance(data, dict) and data.get("version") == CACHE_VERSION \
+                            and isinstance(data.get("entries"), dict):
                         self._disk = data["entries"]
                 except (OSError, ValueError) as exc:
                     log.warning("Ignoring unreadable price cache %s: %s", self._cache_path, exc)
         return self._disk
 
     def _disk_entry(self, region: str, instance_type: str) -> tuple[float | None, datetime] | None:
+        """A cache entry runctl can trust, or ``None``: anything else in the file (a hand edit, another
+        program, a half-written file: not an object, a timestamp without a timezone, a negative or
+        non-finite price) is ignored, never an error and never a price."""
         entry = self._load_disk().get(f"{region}/{instance_type}")
-        if not entry:
+        if not isinstance(entry, dict):
             return None
         try:
             fetched = datetime.fromisoformat(str(entry["fetched"]).replace("Z", "+00:00"))
             price = entry.get("usd_per_hour")
-            return (float(price) if price is not None else None), fetched
+            value = float(price) if price is not None else None
         except (KeyError, TypeError, ValueError):
             return None
+        if fetched.tzinfo is None or (value is not None and not (math.isfinite(value) and value >= 0)):
+            return None
+        return value, fetched
 
     def _store(self, region: str, instance_type: str, price: float, now: datetime) -> None:
         entries = self._load_disk()

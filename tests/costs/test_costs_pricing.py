@@ -114,6 +114,27 @@ def test_corrupt_cache_is_ignored(stubbed: Any, tmp_path: Path, clock: Any) -> N
     assert PriceBook(factory, tmp_path, clock=clock).on_demand("us-east-1", "t3.micro").source == "pricing-api"
 
 
+def _entry(**fields: Any) -> str:
+    return json.dumps({"version": 1, "entries": {"us-east-1/t3.micro": fields}})
+
+
+@pytest.mark.parametrize("text", [
+    "[]", "null", '"prices"', json.dumps({"version": 1, "entries": {"us-east-1/t3.micro": 5}}),
+    _entry(usd_per_hour=0.0111, fetched="2026-10-01T00:00:00"),  # no timezone
+    _entry(usd_per_hour=-0.0111, fetched="2026-10-01T00:00:00+00:00"),  # negative
+    _entry(usd_per_hour="NaN", fetched="2026-10-01T00:00:00+00:00"),
+    _entry(usd_per_hour="inf", fetched="2026-10-01T00:00:00+00:00"),
+], ids=["list", "null", "string", "entry-not-object", "naive-time", "negative", "nan", "inf"])
+def test_a_cache_runctl_cannot_trust_is_ignored_never_a_crash_or_a_price(stubbed: Any, tmp_path: Path, clock: Any,
+                                                                         text: str) -> None:
+    """With the API down, such an entry must not win over the snapshot (it used to crash or be used)."""
+    (tmp_path / CACHE_FILE).write_text(text)
+    factory, stub = stubbed
+    stub("pricing", "us-east-1").add_client_error("get_products", "AccessDeniedException")
+    q = PriceBook(factory, tmp_path, clock=clock).on_demand("us-east-1", "t3.micro")
+    assert q == PriceQuote(SNAP.on_demand_price("us-east-1", "t3.micro"), "snapshot", SNAP.date)
+
+
 def _spot_row(az: str, price: str, minutes_ago: int) -> dict[str, Any]:
     return {"AvailabilityZone": az, "InstanceType": "g5.xlarge", "ProductDescription": "Linux/UNIX",
             "SpotPrice": price, "Timestamp": NOW - timedelta(minutes=minutes_ago)}
