@@ -34,6 +34,12 @@ def _render(value: Any) -> str | None:
 
         if value.attrs.get("runctl_kind") == "resources":
             return render_text(value)
+        footer = value.attrs.get("runctl_footer")
+        if footer is not None:  # lines under the table (totals, world, next steps): an empty table shows just them
+            from .storage import text_formatters
+
+            table = value.to_string(index=False, formatters=text_formatters(value))
+            return "\n".join([*([] if value.empty else [table]), *footer])
         return value.to_string(index=False)
     if hasattr(value, "summary"):
         return value.summary()

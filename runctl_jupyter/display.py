@@ -18,9 +18,17 @@ def _html(df: Any) -> str | None:
         return style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds")).to_html()
     if kind and kind != "resources":
         styler = df.style.hide(axis="index").set_uuid(f"runctl-{kind}")
+        if "usd_per_month" in df.columns:  # S3 storage: cents and fractions of them
+            from .storage import usd_cell
+
+            styler = styler.format({"usd_per_month": usd_cell})
         caption = df.attrs.get("runctl_caption")
-        if caption:
-            styler = styler.set_caption(caption)
+        footer = df.attrs.get("runctl_footer") or []
+        if caption or footer:
+            import html
+
+            lines = [caption] if caption else []  # (the caption as before; footer lines are plain text)
+            styler = styler.set_caption("<br>".join([*lines, *(html.escape(line) for line in footer)]))
         return styler.to_html()
     return df._repr_html_()
 

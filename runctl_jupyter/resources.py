@@ -160,6 +160,10 @@ def command(ctx: Context, c: Any, fe: Any):
         result = summary(df, by=by)
         result.attrs["runctl_kind"] = "summary"
         result.attrs["runctl_caption"] = f"Cost summary by {', '.join(by)} ({df.attrs['runctl_caption_info'].world})"
+        from .storage import summary_line
+
+        storage = summary_line(ctx)  # what the bucket's runctl/ prefix costs per month
+        result.attrs["runctl_footer"] = [storage] if storage else []
         if c.plot:
             from .costs.plot import plot
 

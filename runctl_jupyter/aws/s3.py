@@ -31,10 +31,14 @@ class S3Object:
 
 
 def bucket_for(ctx: Context, explicit: str | None = None, *, required: bool = True) -> str | None:
-    """The configured bucket; in the sandbox a default one is created on first use."""
+    """The configured bucket; in the sandbox a default one is created on first use. On first use in a
+    process the bucket gets runctl's AbortIncompleteMultipartUpload rule (:mod:`.s3_storage`)."""
     bucket = explicit or ctx.settings.bucket
     if bucket:
         _validate_bucket(bucket)
+        from .s3_storage import ensure_lifecycle
+
+        ensure_lifecycle(ctx, bucket)
         return bucket
     if ctx.is_sandbox:
         ensure_bucket(ctx, SANDBOX_BUCKET)
@@ -69,6 +73,9 @@ def ensure_bucket(ctx: Context, bucket: str) -> None:
             kwargs = {} if ctx.region == "us-east-1" else {
                 "CreateBucketConfiguration": {"LocationConstraint": ctx.region}}
             client.create_bucket(Bucket=bucket, **kwargs)
+    from .s3_storage import ensure_lifecycle
+
+    ensure_lifecycle(ctx, bucket)
 
 
 def put_bytes(ctx: Context, bucket: str, key: str, data: bytes) -> None:

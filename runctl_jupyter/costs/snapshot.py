@@ -17,6 +17,7 @@ class Snapshot:
     ebs_gp3_gb_month: dict[str, float]
     spot_fraction_range: tuple[float, float]
     ebs_snapshot_gb_month: dict[str, float] = field(default_factory=dict)  # standard tier
+    s3_standard_gb_month: dict[str, float] = field(default_factory=dict)  # S3 Standard, first 50 TB
     description: str = field(default="", compare=False)
 
     @classmethod
@@ -27,6 +28,7 @@ class Snapshot:
                    ebs_gp3_gb_month={r: float(p) for r, p in d.get("ebs_gp3_gb_month", {}).items()},
                    spot_fraction_range=(float(lo), float(hi)),
                    ebs_snapshot_gb_month={r: float(p) for r, p in d.get("ebs_snapshot_gb_month", {}).items()},
+                   s3_standard_gb_month={r: float(p) for r, p in d.get("s3_standard_gb_month", {}).items()},
                    description=str(d.get("description", "")))
 
     def on_demand_price(self, region: str, instance_type: str) -> float | None:
@@ -38,6 +40,10 @@ class Snapshot:
     def ebs_snapshot_price(self, region: str) -> float | None:
         """EBS snapshot storage (standard tier), USD per GB-month; None for a region not in the file."""
         return self.ebs_snapshot_gb_month.get(region)
+
+    def s3_price(self, region: str) -> float | None:
+        """S3 Standard storage, USD per GB-month (first 50 TB); None for a region not in the file."""
+        return self.s3_standard_gb_month.get(region)
 
     @property
     def spot_mid_fraction(self) -> float:

@@ -1,7 +1,8 @@
 """The sandbox's one WSGI app: control API, IMDS, the calls the sandbox answers, then moto.
 
 Order per request: /_runctl/… (control) → /_imds/… (IMDSv2) → S3's own refusals (SigV2, s3_strict)
-→ fault injection (signed calls only) → interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle) → moto, under the moto lock.
+→ fault injection (signed calls only) → interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle,
+S3 multipart upload listings) → moto, under the moto lock.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .protocol import (
     parse_request,
     s3_error,
 )
+from .s3_uploads import MultipartUploads
 from .ssm_api import SsmApi
 from .world import World
 
@@ -40,6 +42,7 @@ class SandboxApp:
         self._moto: Any = None
         self.lifecycle = Lifecycle(world, self.forward)
         self.ssm = SsmApi(world)
+        self.s3_uploads = MultipartUploads(world)
         self.control = ControlApi(world, self.lifecycle, on_shutdown)
 
     def moto_app(self) -> Any:
@@ -100,6 +103,8 @@ class SandboxApp:
     def _intercept(self, req: AwsRequest, environ: dict[str, Any]) -> Any:
         if req.service == "ssm" and req.target:
             return self.ssm.handle(req)
+        if req.service == "s3":
+            return self.s3_uploads.handle(environ, self.forward)
         if req.service == "pricing":
             return pricing.get_products(req)
         if req.service == "ec2":
