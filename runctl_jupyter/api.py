@@ -15,8 +15,8 @@ from typing import Any
 from . import config
 from .aws import ec2
 from .aws.session import Context
-from .errors import BackendError, RunctlError, Step, UsageError, cmd
-from .models import Instance, validate_instance_id
+from .errors import BackendError, Hint, RunctlError, Step, UsageError, cmd
+from .models import Instance, name_problem, project_from_folder, validate_instance_id
 
 Echo = Callable[[str], None]
 
@@ -37,8 +37,8 @@ def default_project(ctx: Context, start: Path | None = None) -> str:
     here = (start or Path.cwd()).resolve()
     for folder in [here, *here.parents]:
         if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
-            return folder.name
-    return here.name
+            return project_from_folder(folder.name)
+    return project_from_folder(here.name)
 
 
 # --- instances ---------------------------------------------------------------------------------
@@ -54,6 +54,9 @@ def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str
 
         saved = restore.check_snapshot(ctx, from_snapshot, instance_type)
     project = project or (saved.project if saved else None) or default_project(ctx)
+    if name_problem(project):
+        raise UsageError(f"{project!r} is not a project name: it {name_problem(project)}.",
+                         [Step("Pick a name like my-project or exp_2 (it becomes a folder and an S3 prefix)")])
     world = ctx.world().label()
     inst = ec2.create(ctx, instance_type, project=project, from_snapshot=from_snapshot, **options)
     echo(f"[{world}] Created {inst.instance_id} ({instance_type}, project {project}) — {inst.state}")
@@ -211,6 +214,12 @@ def sandbox_start(directory: str | None = None, *, fresh: bool = False, freeze_c
 
     info = control.start(Path(directory) if directory else None, fresh=fresh)
     attach_environment(control.env_for(info))
+    if info.lost_instances:
+        shown = ", ".join(info.lost_instances[:3]) + (f" (+{len(info.lost_instances) - 3} more)"
+                                                       if len(info.lost_instances) > 3 else "")
+        echo(Hint(f"[sandbox] The previous sandbox world is gone (its server stopped or died): its "
+                  f"{len(info.lost_instances)} instance(s) {shown} no longer exist, with their runs and disks; "
+                  "their folders were removed. Create new ones: `{}`", "aws create t3.micro --wait"))
     if freeze_clock:
         control.freeze_clock(info, freeze_clock)
     if _in_ipython():
@@ -299,11 +308,19 @@ def sandbox_interrupt(instance_id: str, notice_seconds: int = 120, echo: Echo = 
     echo(f"[sandbox] Spot interruption notice posted to {instance_id}; it is reclaimed in {notice_seconds} s")
 
 
+MAX_CLOCK_ADVANCE_S = 100 * 365 * 86400
+
+
 def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfreeze: bool = False,
                   echo: Echo = _quiet):
     """Show, freeze, move or release the sandbox clock; returns its current instant."""
     from .sandbox import control
 
+    if advance and not 0 < advance <= MAX_CLOCK_ADVANCE_S:
+        raise UsageError(f"The sandbox clock moves forward by up to {MAX_CLOCK_ADVANCE_S // 86400 // 365} years "
+                         f"at a time, not {advance:,.0f} s.",
+                         [cmd("sandbox clock --advance 400d", "Move it by a duration like 90m, 2h or 400d"),
+                          cmd("sandbox clock --freeze 2027-01-01T00:00:00Z", "Or freeze it at an instant")])
     info = attached_sandbox()
     if freeze:
         control.freeze_clock(info, freeze)
@@ -323,7 +340,8 @@ def config_show(ctx: Context) -> list[tuple[str, Any, str]]:
     return ctx.explain()
 
 
-def config_set(name: str, value: str) -> Path:
+def config_set(name: str, value: str) -> tuple[Path, Path | None]:
+    """Write a setting into the user file; returns it, and where an unreadable old one was kept."""
     if name not in config.SETTING_NAMES:
         raise UsageError(f"Unknown setting '{name}'.",
                          [cmd("config show", "See the settings"), Step("Valid names: " + ", ".join(config.SETTING_NAMES))])

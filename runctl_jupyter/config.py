@@ -9,6 +9,8 @@ default. When runctl sets no region/profile, boto3's own chain (AWS_PROFILE, AWS
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Step, UsageError, cmd
+from .models import name_problem
 
 
 def _positive_float(text: str) -> float:
@@ -52,9 +55,16 @@ def _bucket(text: str) -> str:
     return text
 
 
+def _login_user(text: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", text):
+        raise ValueError("must be a Linux user name (lowercase letters, digits, _ or -, at most 32)")
+    return text
+
+
 def _name(text: str) -> str:
-    if not text or "/" in text or text.startswith(".") or len(text) > 128:
-        raise ValueError("must be a plain name without '/' (at most 128 characters)")
+    problem = name_problem(text)
+    if problem:
+        raise ValueError(problem)
     return text
 
 
@@ -64,7 +74,8 @@ class Settings:
     profile: str | None = field(default=None, metadata={"help": "AWS profile (else boto3's chain)"})
     bucket: str | None = field(default=None, metadata={"help": "S3 bucket for code bundles and checkpoint copies", "parse": _bucket})
     project: str | None = field(default=None, metadata={"help": "project name (default: the project folder's name)", "parse": _name})
-    remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home); unset: the image's own (ec2-user, ubuntu…)"})
+    remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home); unset: the image's own (ec2-user, ubuntu…)",
+                                                        "parse": _login_user})
     warn_uptime_hours: float = field(default=24.0, metadata={"help": "warn when a running instance is up longer (hours)", "parse": _positive_float})
     warn_accrued_usd: float = field(default=10.0, metadata={"help": "warn when accrued cost exceeds ($)", "parse": _positive_float})
     warn_hourly_usd: float = field(default=5.0, metadata={"help": "warn when the hourly price exceeds ($/hr)", "parse": _positive_float})
@@ -140,8 +151,28 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}.", [Step(f"Fix or remove {path}")]) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        what = "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else f"is not valid TOML: {exc}"
+        raise UsageError(f"{path} {what}.", [
+            Step(f"Fix it in an editor, or move it aside: mv {shlex.quote(str(path))} "
+                 f"{shlex.quote(str(path))}.broken"),
+            cmd("config set NAME VALUE", "Or set a value: runctl keeps the broken file beside a fresh one")]) from exc
+
+
+def _user_values_for_rewrite(path: Path) -> tuple[dict[str, Any], Path | None]:
+    """The user file's values before ``config set`` rewrites it; a file runctl cannot read (not TOML,
+    not UTF-8) is kept as ``NAME.broken-N`` (returned) and the rewrite starts afresh."""
+    if not path.is_file():
+        return {}, None
+    try:
+        return _read_toml(path), None
+    except UsageError:
+        n = 1
+        while path.with_name(f"{path.name}.broken-{n}").exists():
+            n += 1
+        kept = path.with_name(f"{path.name}.broken-{n}")
+        path.replace(kept)
+        return {}, kept
 
 
 def resolve(flags: Mapping[str, Any] | None = None, magic: Mapping[str, Any] | None = None,
@@ -170,19 +201,28 @@ def resolve(flags: Mapping[str, Any] | None = None, magic: Mapping[str, Any] | N
     return settings
 
 
-def set_user_value(name: str, raw: str, path: Path | None = None) -> Path:
-    """``config set``: validate, then write the value into the user file (atomically)."""
+def set_user_value(name: str, raw: str, path: Path | None = None) -> tuple[Path, Path | None]:
+    """``config set``: validate, then write the value into the user file (atomically). Returns the file
+    and, when the old one could not be read, where it was kept."""
     parse_value(name, raw, "config set")
     path = path or user_config_path()
-    current = _read_toml(path) if path.is_file() else {}
+    current, kept = _user_values_for_rewrite(path)
     current[name] = raw
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(f"{k} = {_toml_string(str(v))}\n" for k, v in sorted(current.items())), encoding="utf-8")
     tmp.replace(path)
-    return path
+    return path, kept
 
 
 def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    """A TOML basic string: backslash, quote and every control character escaped (tomllib reads it back)."""
+    out = []
+    for ch in value:
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'

@@ -109,6 +109,12 @@ def _resources(c: Command, fe: Frontend):
     return resources.command(_ctx(c, fe), c, fe)
 
 
+def _storage(c: Command, fe: Frontend):
+    from . import storage
+
+    return storage.command(_ctx(c, fe), c, fe)
+
+
 # --- local / panel -------------------------------------------------------------------------------
 
 def _local_train(c: Command, fe: Frontend):
@@ -154,7 +160,9 @@ def _sandbox(c: Command, fe: Frontend):
 
 def _config(c: Command, fe: Frontend):
     if c.path[1] == "set":
-        path = api.config_set(c.name, c.value)
+        path, kept = api.config_set(c.name, c.value)
+        if kept is not None:
+            fe.echo(f"{path} could not be read: it is kept as {kept}, and a fresh file was started")
         fe.echo(f"Set {c.name} = {c.value!r} in {path}")
         return None
     rows = api.config_show(_ctx(c, fe))
@@ -183,6 +191,8 @@ HANDLERS: dict[tuple[str, ...], Callable[[Command, Frontend], Any]] = {
     ("aws", "runs"): _runs,
     ("resources", "list"): _resources,
     ("resources", "summary"): _resources,
+    ("storage", "list"): _storage,
+    ("storage", "prune"): _storage,
     ("local", "train"): _local_train,
     ("panel",): _panel,
     ("config", "show"): _config,

@@ -23,12 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import Step, UsageError, cmd
-from .models import validate_snapshot_id
+from .grammar_storage import STORAGE_VERBS, add_storage_parser
+from .models import name_problem, validate_snapshot_id
 
 AWS_VERBS = ("create", "start", "stop", "terminate", "wait", "status", "train", "monitor", "checkpoints", "runs")
 SHORT_FORMS = {v: ("aws", v) for v in AWS_VERBS}
-SHORT_FORMS["resources"] = ("resources", "list")
-TOP_LEVEL = ("aws", "resources", "local", "panel", "sandbox", "config")
+SHORT_FORMS.update(resources=("resources", "list"), storage=("storage", "list"))
+GROUP_VERBS = {"resources": ("list", "summary"), "storage": STORAGE_VERBS}  # a group's own verbs: no short form
+TOP_LEVEL = ("aws", "resources", "storage", "local", "panel", "sandbox", "config")
 FALSE_WORDS = {"false", "no", "0", "off"}
 TRUE_WORDS = {"true", "yes", "1", "on"}
 _REGION_SHAPE = re.compile(r"^[a-z]{2,5}(-[a-z]+)+-\d+$")
@@ -108,6 +110,20 @@ def _normalise_bool_flags(argv: list[str]) -> list[str]:
     return out
 
 
+def _project(text: str) -> str:
+    problem = name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a project name: it {problem}")
+    return text
+
+
+def _run_id(text: str) -> str:
+    problem = name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run id: it {problem}")
+    return text
+
+
 def _positive_number(text: str, expected: str) -> float:
     """A finite number > 0: `nan` and `inf` parse as floats, and a cap of nan is never reached."""
     try:
@@ -170,7 +186,7 @@ def _instance(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     root = _Parser(prog="runctl", description="Run and watch ML training on AWS EC2 (or the embedded sandbox).",
-                   epilog="Short forms: `train`, `monitor`, `stop`, … mean `aws …`; `resources` means `resources list`. "
+                   epilog="Short forms: `train`, `monitor`, `stop`, … mean `aws …`; `resources`, `storage` mean `… list`. "
                           "Everything after the first `--` goes to the training script untouched.")
     root.add_argument("--sandbox", action="store_true", help="use the running embedded sandbox (shell)")
     root.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -192,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subnet", help="subnet ID")
     p.add_argument("--disk-gb", type=_positive_int, default=30, help="root volume size (default: 30)")
     p.add_argument("--name", help="Name tag")
-    p.add_argument("--project", help="runctl:project tag (default: settings or folder name)")
+    p.add_argument("--project", type=_project, help="runctl:project tag (default: settings or folder name)")
     p.add_argument("--spot", action="store_true", help="launch spot capacity")
     p.add_argument("--max-price", type=_money, help="spot max $/hr (default: the on-demand price)")
     p.add_argument("--fallback-on-demand", action="store_true", help="use on-demand if spot is unavailable")
@@ -236,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sync the project to the instance first (default: on; --sync-code=false to skip)")
     p.add_argument("--no-sync-code", dest="sync_code", action="store_false", help="don't sync the project")
     p.add_argument("--wait", action="store_true", help="block until the run ends (Ctrl-C/interrupt detaches)")
-    p.add_argument("--project", help="project name (default: settings or the project folder's name)")
+    p.add_argument("--project", type=_project, help="project name (default: settings or the project folder's name)")
     p.add_argument("--bucket", help="S3 bucket for the code bundle and checkpoint copies")
     p.add_argument("--project-root", metavar="DIR",
                    help="the folder to sync (default: the nearest with .git, pyproject.toml, setup.py, setup.cfg, "
@@ -250,16 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("monitor", help="show the log tail, or follow it")
     _instance(p)
     p.add_argument("--follow", action="store_true", help="follow the log until the run ends")
-    p.add_argument("--run", dest="run_id", help="show the log of this run (default: the newest)")
+    p.add_argument("--run", dest="run_id", type=_run_id, help="show the log of this run (default: the newest)")
     p.add_argument("--lines", type=_positive_int, default=40, help="lines of tail to show (default: 40)")
-    p.add_argument("--project")
+    p.add_argument("--project", type=_project)
     _add_world_flags(p)
 
     for verb, text in (("checkpoints", "list checkpoints on the instance and in S3"),
                        ("runs", "the run history of an instance")):
         p = verbs.add_parser(verb, help=text)
         _instance(p)
-        p.add_argument("--project")
+        p.add_argument("--project", type=_project)
         p.add_argument("--bucket")
         _add_world_flags(p)
 
@@ -271,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = rverbs.add_parser(verb, help=text)
         p.add_argument("--platform", choices=("aws",), default="aws")
         p.add_argument("--filter", dest="state_filter", metavar="STATE", help="running, stopped, …")
-        p.add_argument("--project", help="only this runctl project")
+        p.add_argument("--project", type=_project, help="only this runctl project")
         p.add_argument("--all-regions", action="store_true", help="query every enabled region concurrently")
         p.add_argument("--regions", help="comma-separated regions, queried concurrently")
         if verb == "list":
@@ -283,13 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--export-file", help="where to write the export")
         _add_world_flags(p)
 
+    add_storage_parser(top, _Parser, _add_world_flags, _project)
     local = top.add_parser("local", help="run the same launcher on this machine")
     lverbs = local.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     lverbs.required = True
     p = lverbs.add_parser("train", help="train locally with the same safety and logs")
     p.add_argument("script", metavar="SCRIPT")
     p.add_argument("--wait", action="store_true")
-    p.add_argument("--project")
+    p.add_argument("--project", type=_project)
 
     panel = top.add_parser("panel", help="widget panels: resources, or training on an instance")
     panel.add_argument("kind", nargs="?", choices=("resources", "train"), default="resources")
@@ -420,8 +437,8 @@ def _expand_short_forms(argv: list[str]) -> list[str]:
     if i < len(argv) and argv[i] in SHORT_FORMS:
         group, verb = SHORT_FORMS[argv[i]]
         rest = argv[i + 1:]
-        if argv[i] == "resources" and rest and rest[0] in ("list", "summary"):
-            return argv[:i] + ["resources", *rest]
+        if rest and rest[0] in GROUP_VERBS.get(argv[i], ()):
+            return argv[:i] + [argv[i], *rest]
         return argv[:i] + [group, verb, *rest]
     return argv
 

@@ -22,6 +22,25 @@ def validate_instance_id(instance_id: str) -> str:
     return instance_id
 
 
+# Project names and run ids become folder names and S3 key parts on the instance: the remote scripts'
+# rule (common.sh valid_name, sync_apply.sh), checked here before anything is sent.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a project name or run id, or ``None``."""
+    if NAME_RE.fullmatch(text or ""):
+        return None
+    return ("must start with a letter or digit and hold only letters, digits, '.', '_' or '-' "
+            "(at most 100 characters)")
+
+
+def project_from_folder(folder_name: str) -> str:
+    """A valid project name from a folder's name: `My Project (v2)` → `My-Project-v2`."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder_name).strip("-._")[:100].rstrip("-._")
+    return name or "project"
+
+
 SNAPSHOT_ID_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
 

@@ -233,13 +233,18 @@ def export(df: pd.DataFrame, fmt: str | None, path: str | Path) -> Path:
     fmt = (fmt or p.suffix.lstrip(".")).lower()
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"Unknown export format '{fmt}'.", [Step(f"Use one of: {', '.join(EXPORT_FORMATS)}")])
-    if fmt == "csv":
-        _plain(df).to_csv(p, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
-    elif fmt == "json":
-        _plain(df).to_json(p, orient="records", date_format="iso", date_unit="s", indent=1)
-    else:
-        from .styling import style
+    try:
+        if fmt == "csv":
+            _plain(df).to_csv(p, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        elif fmt == "json":
+            _plain(df).to_json(p, orient="records", date_format="iso", date_unit="s", indent=1)
+        else:
+            from .styling import style
 
-        p.write_text(style(df).to_html(), encoding="utf-8")
+            p.write_text(style(df).to_html(), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"Cannot write the table to {p}: {exc.strerror or exc}.",
+                         [Step(f"Check that the folder {p.parent} exists and that you may write there"),
+                          Step("Or pass another --export-file PATH")]) from exc
     return p
 

@@ -56,11 +56,17 @@ class SandboxClock:
             self._frozen = moment.astimezone(UTC)
 
     def advance(self, seconds: float) -> None:
+        """Move the clock; a move past what a datetime holds is a ValueError (the control API's 400)."""
+        try:
+            step = timedelta(seconds=seconds)
+            (self.now() + step).isoformat()
+        except OverflowError as exc:
+            raise ValueError(f"cannot move the clock by {seconds!r} s: {exc}") from exc
         with self._lock:
             if self._frozen is not None:
-                self._frozen += timedelta(seconds=seconds)
+                self._frozen += step
             else:
-                self._offset += timedelta(seconds=seconds)
+                self._offset += step
 
     def unfreeze(self, reset: bool = False) -> None:
         """Let time flow again, from the frozen instant on (or from real time with ``reset``)."""

@@ -8,6 +8,7 @@ boto3. ``start()`` attaches to the server of a sandbox folder if one is alive, o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -43,6 +44,7 @@ class SandboxInfo:
     pid: int
     port: int
     started: str
+    lost_instances: tuple[str, ...] = ()  # of the world an earlier server held (a new server starts empty)
 
 
 def default_dir() -> Path:
@@ -213,7 +215,17 @@ def start(dir: str | Path | None = None, fresh: bool = False, timeout: float = 3
                 # A pid that no longer answers health: an older server hanging, or a reused pid.
                 _terminate_pid(int(stale["pid"]), d)
             (d / STATE_FILE).unlink(missing_ok=True)
-        return _spawn(d, timeout)
+        info = _spawn(d, timeout)  # (the new server ends the old world's leftover processes first)
+        return dataclasses.replace(info, lost_instances=_clear_lost_world(d))
+
+
+def _clear_lost_world(d: Path) -> tuple[str, ...]:
+    """A new server starts with an empty world (moto keeps it in memory): the instance folders, command
+    outputs and snapshot copies of the last one belong to nothing now. Removed; their instance IDs returned."""
+    lost = tuple(sorted(p.name for p in (d / "instances").glob("i-*") if p.is_dir()))
+    for leftover in [*(d / "instances" / iid for iid in lost), d / "ssm", d / "snapshots"]:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return lost
 
 
 def _terminate_pid(pid: int, d: Path) -> None:

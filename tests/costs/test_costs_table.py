@@ -108,6 +108,15 @@ def test_export(tmp_path: Path) -> None:
         export(df, "xlsx", tmp_path / "r.xlsx")
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "html"])
+def test_an_export_to_a_folder_that_does_not_exist_is_an_error_with_steps(tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / "no" / "such" / f"x.{fmt}"
+    with pytest.raises(UsageError) as err:
+        export(frame(mixed_rows()), fmt, target)
+    assert err.value.message.startswith(f"Cannot write the table to {target}: ")
+    assert f"Check that the folder {target.parent} exists" in err.value.render()
+
+
 def test_plot_returns_a_figure() -> None:
     from matplotlib.figure import Figure
 

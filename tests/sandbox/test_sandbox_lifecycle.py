@@ -105,3 +105,17 @@ def test_regions_are_separate_worlds(sb: Sandbox, region: str) -> None:
     others = {i["InstanceId"] for r in sb.client("ec2", other).describe_instances()["Reservations"]
               for i in r["Instances"]}
     assert iid not in others
+
+
+def test_a_clock_move_past_what_a_date_holds_is_a_clear_400_not_a_500(sb: Sandbox) -> None:
+    from runctl_jupyter import api
+    from runctl_jupyter.errors import BackendError, UsageError
+
+    before = control.clock(sb.info)
+    with pytest.raises(BackendError) as err:  # the control API itself: a 400 that says why
+        control.advance_clock(sb.info, 99999999999 * 86400.0)
+    assert err.value.message.startswith("The sandbox refused clock: bad request: cannot move the clock")
+    assert abs((control.clock(sb.info) - before).total_seconds()) < 60  # nothing moved
+    with pytest.raises(UsageError) as usage:  # what `sandbox clock --advance 99999999999d` says
+        api.sandbox_clock(advance=99999999999 * 86400.0)
+    assert usage.value.message.startswith("The sandbox clock moves forward by up to 100 years at a time")

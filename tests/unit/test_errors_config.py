@@ -83,5 +83,42 @@ def test_bad_config_values_are_usage_errors(tmp_path, monkeypatch):
     assert "RUNCTL_WARN_ACCRUED_USD" in err.value.message
     with pytest.raises(UsageError):
         config.set_user_value("no_such_setting", "1", tmp_path / "c.toml")
-    path = config.set_user_value("warn_hourly_usd", "8.5", tmp_path / "c.toml")
-    assert 'warn_hourly_usd = "8.5"' in path.read_text()
+    path, kept = config.set_user_value("warn_hourly_usd", "8.5", tmp_path / "c.toml")
+    assert 'warn_hourly_usd = "8.5"' in path.read_text() and kept is None
+
+
+def test_a_config_file_that_is_not_utf8_is_an_error_with_steps_and_config_set_repairs_it(tmp_path, monkeypatch):
+    from runctl_jupyter import config
+
+    broken = tmp_path / "config.toml"
+    broken.write_bytes(b'region = "eu-west-1"\nbucket = "caf\xe9"\n')
+    monkeypatch.setenv("RUNCTL_CONFIG_FILE", str(broken))
+    with pytest.raises(UsageError) as err:
+        config.resolve(cwd=tmp_path)
+    assert err.value.message == f"{broken} is not UTF-8 text."
+    assert f"mv {broken} {broken}.broken" in err.value.render()
+    # the command the error suggests works, keeps the broken file and starts a fresh one
+    path, kept = config.set_user_value("region", "us-west-2", broken)
+    assert kept == tmp_path / "config.toml.broken-1" and kept.read_bytes().endswith(b'"caf\xe9"\n')
+    assert config.resolve(cwd=tmp_path).region == "us-west-2"
+
+
+@pytest.mark.parametrize("value", ["a\x01b", "tab\there", "new\nline", 'quote"back\\slash', "del\x7f"])
+def test_config_set_writes_toml_that_reads_back_whatever_the_value_holds(tmp_path, monkeypatch, value):
+    """A value with control characters used to be written raw: invalid TOML, and every later command
+    (the `config set` that could repair it too) failed."""
+    from runctl_jupyter import config
+
+    monkeypatch.setenv("RUNCTL_CONFIG_FILE", str(tmp_path / "c.toml"))
+    path, _ = config.set_user_value("profile", value, tmp_path / "c.toml")
+    assert config.resolve(cwd=tmp_path).profile == value
+    assert config.set_user_value("region", "eu-west-1", path)[1] is None  # read back fine, nothing kept aside
+
+
+def test_remote_user_must_be_a_linux_user_name(tmp_path):
+    from runctl_jupyter import config
+
+    with pytest.raises(UsageError) as err:
+        config.set_user_value("remote_user", "a\x01b", tmp_path / "c.toml")
+    assert "Linux user name" in err.value.render()
+    assert config.set_user_value("remote_user", "ubuntu", tmp_path / "c.toml")[1] is None

@@ -114,3 +114,28 @@ def test_a_bad_snapshot_id_exits_2_before_any_aws_call(bad, capsys, monkeypatch)
         "  1. List runctl's snapshots (rows of kind snapshot) and copy an ID: runctl resources list",
         "  2. IDs look like snap-0abc123def4567890",
     ]
+
+
+@pytest.mark.parametrize("argv", [
+    ["aws", "runs", "i-0123456789abcdef0", "--project", "a\nb"],
+    ["aws", "create", "t3.micro", "--project", "$(touch x)"],
+    ["aws", "monitor", "i-0123456789abcdef0", "--run", "../x"],
+    ["aws", "monitor", "i-0123456789abcdef0", "--project", "p q"],
+    ["aws", "train", "i-0123456789abcdef0", "train.py", "--project", "x" * 101],
+    ["storage", "prune", "--project", ".hidden"],
+])
+def test_project_names_and_run_ids_are_checked_before_anything_is_sent(argv):
+    """They become folders and S3 key parts on the instance: refused up front (exit 2), not there (exit 4)."""
+    with pytest.raises(UsageError) as err:
+        grammar.parse(argv)
+    first = err.value.render().splitlines()[0]
+    assert "is not a project name" in first or "is not a run id" in first
+    assert err.value.exit_code == 2
+
+
+def test_a_folder_name_becomes_a_valid_project_name():
+    from runctl_jupyter.models import name_problem, project_from_folder
+
+    for folder, name in [("My Project (v2)", "My-Project-v2"), ("résumé", "r-sum"), ("...", "project"),
+                         ("ok_name-1.2", "ok_name-1.2")]:
+        assert project_from_folder(folder) == name and name_problem(name) is None
