@@ -5,6 +5,12 @@ fast as it can; ``training.start_training`` launches it and ``training.follow_ru
 (every ``fetch`` is timed and decoded on the side). The followed text is compared with the log file
 on the instance's disk (``instances/<iid>/runctl/<project>/runs/<run-id>/log`` under the sandbox
 folder): lost / duplicated bytes are counted line by line (every line is unique).
+
+Then the finished run's log is caught up from byte 0 again with the sandbox's SSM latency raised to
+1 s per signed call (``control.set_faults(info, latency_ms=1000, services=["ssm"])``: SendCommand and
+every GetCommandInvocation poll, as on AWS): through S3 (log_catchup.py: one upload command, one
+download) and, for comparison, with SSM reads only (the code before it) over the first
+``BEFORE_MB`` MB, scaled to the whole log (the whole log takes several minutes that way).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from pathlib import Path
 from .common import Bench, Metric
 
 LOG_MB = 20
+BEFORE_MB = 2  # SSM-only catch-up under 1 s latency is measured over this much, then scaled
+SSM_LATENCY_MS = 1000
 
 LOG_SCRIPT = r'''
 """Print about TARGET bytes of realistic training log lines, quickly (benchmark helper)."""
@@ -102,6 +110,39 @@ def stream(ctx, iid: str, script: Path, size: int, sandbox_dir: Path, project: s
             "fetches": len(fetches)}
 
 
+def catch_up(bench: Bench, launch, on_disk: bytes) -> dict:
+    """Catch the finished run's log up from byte 0 under 1 s SSM latency: via S3, then SSM reads only."""
+    from runctl_jupyter import training
+    from runctl_jupyter.sandbox import control
+
+    def measure(limit: int | None, ssm_only: bool) -> dict:
+        ctx = bench.context()
+        fetch = training.tail_fetcher(ctx, launch.instance_id, launch.log_path) if ssm_only else None
+        pieces: list[str] = []
+        shown = [0]
+
+        def on_text(text: str) -> None:
+            pieces.append(text)
+            shown[0] += len(text.encode("utf-8"))
+
+        t0 = time.perf_counter()
+        training.follow_run(ctx, launch, on_text, fetch=fetch,
+                            should_stop=(lambda: shown[0] >= limit) if limit else None)
+        wall = time.perf_counter() - t0
+        got = "".join(pieces).encode("utf-8")
+        return {"wall": wall, "bytes": len(got), "exact": on_disk.startswith(got) and (limit or got == on_disk),
+                "sends": ctx.calls.get("ssm.SendCommand", 0), "polls": ctx.calls.get("ssm.GetCommandInvocation", 0)}
+
+    control.set_faults(bench.info, throttle=0.0, drop=0.0, latency_ms=SSM_LATENCY_MS, services=["ssm"], reset=True)
+    try:
+        after = measure(None, ssm_only=False)
+        before = measure(BEFORE_MB * 1_000_000, ssm_only=True)
+    finally:
+        control.set_faults(bench.info, latency_ms=0, throttle=0.0, drop=0.0, services=None, reset=True)
+    scale = len(on_disk) / max(before["bytes"], 1)
+    return {"after": after, "before": before, "scale": scale}
+
+
 def run(bench: Bench) -> list[Metric]:
     from runctl_jupyter import api
 
@@ -110,6 +151,7 @@ def run(bench: Bench) -> list[Metric]:
     iid = api.create(ctx, "t3.micro", wait=True, project="logproj").instance_id
     try:
         m = stream(ctx, iid, script, LOG_MB * 1_000_000, bench.sandbox_dir)
+        c = catch_up(bench, m["launch"], m["on_disk"])
     finally:
         api.terminate(ctx, iid, force=True)
     mb = m["log_bytes"] / 1e6
@@ -131,4 +173,21 @@ def run(bench: Bench) -> list[Metric]:
                group=group, note="includes catching up: the script writes 20 MB faster than it is read"),
         Metric("added latency: run exit → follower returned", round(m["seconds_after_exit"] * 1000), "ms", None,
                group=group, note="exit_code file mtime to follow_run's return"),
+    ] + catch_up_metrics(c, mb)
+
+
+def catch_up_metrics(c: dict, mb: float) -> list[Metric]:
+    after, before, scale = c["after"], c["before"], c["scale"]
+    group = f"catch up a {mb:.0f} MB log: round trips and seconds under {SSM_LATENCY_MS / 1000:g} s SSM latency"
+    scaled = f"measured over the first {before['bytes'] / 1e6:.1f} MB ({before['sends']} SendCommands, " \
+             f"{before['wall']:.0f} s), × {scale:.1f}"
+    return [
+        Metric("log shown byte-exact (after)", int(bool(after["exact"])), "", 1, op="==", group=group),
+        Metric("SendCommands, after (S3 catch-up)", after["sends"], "", 3, group=group,
+               note=f"+ {after['polls']} GetCommandInvocation polls; 1 S3 download"),
+        Metric("seconds, after (S3 catch-up)", round(after["wall"], 1), "s", None, group=group),
+        Metric("SendCommands, before (SSM reads only)", round(before["sends"] * scale), "", None, group=group,
+               note=scaled),
+        Metric("seconds, before (SSM reads only)", round(before["wall"] * scale), "s", None, group=group,
+               note=scaled),
     ]

@@ -12,6 +12,10 @@ and an incremental UTF-8 decoder (a character split across chunks is neither los
 and a repeated or stale chunk is trimmed or ignored); :func:`follow` is the polling loop;
 :class:`ProgressParser` recognises ``epoch 3/10`` / ``Epoch [3/10]`` lines and tqdm bars.
 
+A long way behind (a finished run's 20 MB log, a follower that re-attaches late), ``follow`` asks
+an optional ``catch_up(offset, size) -> Chunk | None`` for the rest in one piece (log_catchup.py: one SSM
+command that uploads the range to S3, one download) and goes on with short SSM reads from its end.
+
 Pure logic: nothing here talks to AWS; the caller passes ``fetch(offset, max_bytes) -> stdout``.
 """
 
@@ -33,6 +37,7 @@ __all__ = [
     "MAX_CHUNK_BYTES",
     "SSM_STDOUT_LIMIT",
     "Chunk",
+    "CatchUp",
     "ChunkError",
     "FollowResult",
     "LogFollower",
@@ -221,6 +226,11 @@ class FollowResult:
     fetches: int
     encoded_chars: int  # total characters of stdout received (bytes moved over SSM)
     retries: int
+    catch_ups: int = 0  # ranges read in one piece by ``catch_up`` (one SSM command + one S3 download each)
+    caught_up_bytes: int = 0
+
+
+CatchUp = Callable[[int, int], "Chunk | None"]  # (offset, the size the log is known to have)
 
 
 def _never_transient(exc: BaseException) -> bool:
@@ -242,6 +252,9 @@ def follow(
     backoff_base: float | None = None,
     backoff_max: float = 30.0,
     max_consecutive_errors: int | None = 20,
+    catch_up: CatchUp | None = None,
+    catch_up_bytes: int = 256 * 1024,
+    known_size: int = 0,
 ) -> FollowResult:
     """Poll a log until its run has ended and it has been read to the end.
 
@@ -251,15 +264,32 @@ def follow(
     (``max_consecutive_errors`` in a row re-raise it; ``None`` retries forever); anything else —
     including a malformed chunk — propagates. ``should_stop()`` returning true detaches early.
     ``from_line_start`` (when ``start_offset`` is mid-log) begins at the next whole line.
+
+    Whenever more than ``catch_up_bytes`` are known to wait (``known_size``, then each chunk's size),
+    ``catch_up(offset, size)`` is asked for them in one chunk; ``None`` means it cannot (no bucket, upload
+    failed) and it is not asked again: the short reads carry on, byte-exact either way.
     """
     follower = LogFollower(start_offset, from_line_start=from_line_start)
-    fetches = chars = retries = errors_in_row = 0
+    follower.size = known_size
+    piece: Chunk | None = None
+    fetches = chars = retries = errors_in_row = catch_ups = caught_up = 0
     base = backoff_base if backoff_base is not None else max(poll_interval, 0.1)
     while True:
         if should_stop is not None and should_stop():
             break
+        behind = catch_up is not None and follower.size - follower.offset > catch_up_bytes
         try:
-            stdout = fetch(follower.offset, max_bytes)
+            if behind:
+                assert catch_up is not None
+                piece = catch_up(follower.offset, follower.size)
+                if piece is None or piece.count == 0:
+                    catch_up = None  # not again: read on with short fetches
+                    continue
+                catch_ups += 1
+                caught_up += piece.count
+                stdout = ""
+            else:
+                stdout = fetch(follower.offset, max_bytes)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -270,9 +300,12 @@ def follow(
             sleep(min(backoff_max, base * 2 ** (errors_in_row - 1)))
             continue
         errors_in_row = 0
-        fetches += 1
-        chars += len(stdout)
-        chunk = decode_chunk(stdout)
+        if behind and piece is not None:
+            chunk = piece
+        else:
+            fetches += 1
+            chars += len(stdout)
+            chunk = decode_chunk(stdout)
         before = follower.offset
         text = follower.feed(chunk)
         if text:
@@ -287,7 +320,7 @@ def follow(
         sleep(poll_interval)
     return FollowResult(
         exit_code=follower.exit_code, offset=follower.offset, fetches=fetches, encoded_chars=chars,
-        retries=retries,
+        retries=retries, catch_ups=catch_ups, caught_up_bytes=caught_up,
     )
 
 

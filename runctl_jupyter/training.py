@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import guard, logs, remote
+from . import guard, log_catchup, logs, remote
 from .aws import ec2, s3, ssm
 from .aws.session import Context
 from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd
@@ -31,6 +31,12 @@ LAUNCH_TIMEOUT_S = 1800
 
 def _quiet(_line: str) -> None:
     """Say nothing."""
+
+
+def _to_stderr(line: str) -> None:
+    import sys
+
+    print(f"[runctl] {line}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -324,15 +330,19 @@ def _state_if_not_running(ctx: Context, instance_id: str) -> str | None:
 
 def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any], *,
                should_stop: Callable[[], bool] | None = None, start_offset: int = 0,
-               from_line_start: bool = False, fetch: Fetch | None = None) -> logs.FollowResult:
-    """Follow a run's log by byte offset until it ends (``fetch`` overrides the SSM tail, e.g. local runs)."""
+               from_line_start: bool = False, fetch: Fetch | None = None,
+               echo: Echo | None = None) -> logs.FollowResult:
+    """Follow a run's log by byte offset until it ends (``fetch`` overrides the SSM tail, e.g. local runs);
+    far behind, catch up through S3 (log_catchup.py; ``echo`` hears once when it cannot)."""
     poll = 0.3 if ctx is None or ctx.is_sandbox else 2.0
     fetch_is_remote = fetch is None and ctx is not None
     fetch = fetch or tail_fetcher(ctx, launch.instance_id, launch.log_path)
+    catch_up = log_catchup.S3CatchUp(ctx, launch.instance_id, launch.log_path, launch.project, launch.run_id,
+                                     echo or _to_stderr) if fetch_is_remote else None
     try:
-        return logs.follow(fetch, on_text,
-                           poll_interval=poll, is_transient=_transient, should_stop=should_stop,
-                           start_offset=start_offset, from_line_start=from_line_start)
+        return logs.follow(fetch, on_text, poll_interval=poll, is_transient=_transient, should_stop=should_stop,
+                           start_offset=start_offset, from_line_start=from_line_start, catch_up=catch_up,
+                           catch_up_bytes=log_catchup.CATCH_UP_BYTES)
     except BackendError as exc:
         state = _state_if_not_running(ctx, launch.instance_id) if fetch_is_remote else None
         if state is not None:  # stopped or terminated under the follower (`stop` elsewhere, the guardian)
@@ -422,9 +432,12 @@ def wait_in_foreground(ctx: Context | None, launch: Launch, write: Callable[[str
         write(text)
         progress.feed(text)
 
+    def note(line: str) -> None:  # on a line of its own
+        write(("\n" if collected and not collected[-1].endswith("\n") else "") + f"[runctl] {line}\n")
+
     try:
         result = follow_run(ctx, launch, on_text, start_offset=start_offset, from_line_start=from_line_start,
-                            fetch=fetch)
+                            fetch=fetch, echo=note)
     except InstanceEnded as ended:
         write(f"\n[runctl] {ended.message}\n")
         return TrainResult(launch.instance_id, launch.project, launch.run_id, "stopped", None,
@@ -482,7 +495,7 @@ class BackgroundFollower:
     def _run(self) -> None:
         try:
             follow = follow_run(self.ctx, self.launch, self._on_text, should_stop=self._stop.is_set,
-                                fetch=self.fetch)
+                                fetch=self.fetch, echo=lambda line: self.lines.append(f"[runctl] {line}"))
             if self._stop.is_set():
                 self.handle.update(self._render("detached (the run goes on)"))
                 return
@@ -575,25 +588,12 @@ def monitor_command(ctx: Context, c: Any, fe: Any) -> TrainResult | None:
         return result
     # A finished run asked by --run shows its whole log; otherwise the tail.
     start = 0 if c.run_id else max(0, size - logs.MAX_CHUNK_BYTES)
-    text = _read_range(ctx, launch, start, size)
+    text = log_catchup.read_range(tail_fetcher(ctx, launch.instance_id, launch.log_path), log_catchup.S3CatchUp(
+        ctx, launch.instance_id, launch.log_path, project, launch.run_id, fe.echo), start, size)
     lines = text.splitlines()
     shown = lines if c.run_id else lines[-c.lines:]
     sys.stdout.write("\n".join(shown) + "\n")
     return None
-
-
-def _read_range(ctx: Context, launch: Launch, start: int, end: int) -> str:
-    fetch = tail_fetcher(ctx, launch.instance_id, launch.log_path)
-    follower = logs.LogFollower(start)
-    parts = []
-    while follower.offset < end:
-        chunk = logs.decode_chunk(fetch(follower.offset, logs.MAX_CHUNK_BYTES))
-        text = follower.feed(chunk)
-        if not text and chunk.count == 0:
-            break
-        parts.append(text)
-    parts.append(follower.finish())
-    return "".join(parts)
 
 
 # --- checkpoints, stop and terminate --------------------------------------------------------------
