@@ -205,6 +205,10 @@ def set_user_value(name: str, raw: str, path: Path | None = None) -> tuple[Path,
     """``config set``: validate, then write the value into the user file (atomically). Returns the file
     and, when the old one could not be read, where it was kept."""
     parse_value(name, raw, "config set")
+    if name == "region":  # checked when written, not first when some later command uses it
+        from .grammar import check_region
+
+        check_region(raw, flag="--region")
     path = path or user_config_path()
     current, kept = _user_values_for_rewrite(path)
     current[name] = raw

@@ -16,6 +16,7 @@ A step may carry a runctl command (without prefix); front ends print it with the
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,12 +75,23 @@ def _as_step(step: StepLike) -> Step:
     return step if isinstance(step, Step) else Step(text=step)
 
 
+LONG_WORD = 120
+
+
+def _shorten_long_words(message: str) -> str:
+    """An error line never echoes a 10 KB value whole: a word longer than LONG_WORD characters keeps its
+    start and says how long it was."""
+    return re.sub(rf"\S{{{LONG_WORD + 1},}}", lambda m: f"{m.group()[:60]}…({len(m.group()):,} characters)",
+                  message)
+
+
 class RunctlError(Exception):
     exit_code = 4
 
     def __init__(self, message: str, steps: Sequence[StepLike] = (), *, details: Sequence[str] = ()):
         if "\n" in message:
             raise ValueError("an error message is one line; put the rest in details or steps")
+        message = _shorten_long_words(message)
         super().__init__(message)
         self.message = message
         self.steps: tuple[Step, ...] = tuple(_as_step(s) for s in steps)

@@ -22,10 +22,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from . import grammar_types
 from .errors import Step, UsageError, cmd
 from .grammar_storage import STORAGE_VERBS, add_storage_parser
-from .models import name_problem, validate_snapshot_id
+from .models import validate_snapshot_id
 
+SORT_CHOICES = ("cost", "hourly", "uptime", "type", "state", "launched", "id")  # costs.table.SORT_KEYS
+BY_CHOICES = ("instance_type", "project", "state")
 AWS_VERBS = ("create", "start", "stop", "terminate", "wait", "status", "train", "monitor", "checkpoints", "runs")
 SHORT_FORMS = {v: ("aws", v) for v in AWS_VERBS}
 SHORT_FORMS.update(resources=("resources", "list"), storage=("storage", "list"))
@@ -110,20 +113,6 @@ def _normalise_bool_flags(argv: list[str]) -> list[str]:
     return out
 
 
-def _project(text: str) -> str:
-    problem = name_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a project name: it {problem}")
-    return text
-
-
-def _run_id(text: str) -> str:
-    problem = name_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a run id: it {problem}")
-    return text
-
-
 def _positive_number(text: str, expected: str) -> float:
     """A finite number > 0: `nan` and `inf` parse as floats, and a cap of nan is never reached."""
     try:
@@ -177,7 +166,7 @@ def _duration(text: str) -> float:
 def _add_world_flags(p: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
     # Sub-commands repeat these with SUPPRESS so they never overwrite a value given before the command.
     p.add_argument("--region", default=default, help="AWS region (default: settings, then boto3's chain)")
-    p.add_argument("--profile", default=default, help="AWS profile (default: settings, then boto3's chain)")
+    p.add_argument("--profile", default=default, type=grammar_types.text, help="AWS profile (default: settings, then boto3's chain)")
 
 
 def _instance(p: argparse.ArgumentParser) -> None:
@@ -199,16 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.required = True
 
     p = verbs.add_parser("create", help="launch an instance (tagged as runctl's)")
-    p.add_argument("instance_type", metavar="INSTANCE_TYPE", help="e.g. t3.micro, g5.xlarge")
+    p.add_argument("instance_type", metavar="INSTANCE_TYPE", type=grammar_types.instance_type,
+                   help="e.g. t3.micro, g5.xlarge")
     p.add_argument("--wait", action="store_true", help="wait until running and the SSM agent is Online")
-    p.add_argument("--ami", help="image ID (default: the region's current Amazon Linux 2023)")
-    p.add_argument("--iam-instance-profile", help="instance profile name or ARN (needed for SSM on AWS)")
-    p.add_argument("--key-name")
-    p.add_argument("--security-group", action="append", help="security group ID (repeatable)")
-    p.add_argument("--subnet", help="subnet ID")
+    p.add_argument("--ami", type=grammar_types.text, help="image ID (default: the region's current Amazon Linux 2023)")
+    p.add_argument("--iam-instance-profile", type=grammar_types.text, help="instance profile name or ARN (needed for SSM on AWS)")
+    p.add_argument("--key-name", type=grammar_types.text)
+    p.add_argument("--security-group", action="append", type=grammar_types.text, help="security group ID (repeatable)")
+    p.add_argument("--subnet", type=grammar_types.text, help="subnet ID")
     p.add_argument("--disk-gb", type=_positive_int, default=30, help="root volume size (default: 30)")
-    p.add_argument("--name", help="Name tag")
-    p.add_argument("--project", type=_project, help="runctl:project tag (default: settings or folder name)")
+    p.add_argument("--name", type=grammar_types.text, help="Name tag")
+    p.add_argument("--project", type=grammar_types.project, help="runctl:project tag (default: settings or folder name)")
     p.add_argument("--spot", action="store_true", help="launch spot capacity")
     p.add_argument("--max-price", type=_money, help="spot max $/hr (default: the on-demand price)")
     p.add_argument("--fallback-on-demand", action="store_true", help="use on-demand if spot is unavailable")
@@ -247,17 +237,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("train", help="start a training script on an instance",
                          description="Start SCRIPT on the instance. Put the script's own flags after `--`.")
     _instance(p)
-    p.add_argument("script", metavar="SCRIPT", help="local path of the training script")
+    p.add_argument("script", metavar="SCRIPT", type=grammar_types.local_path, help="local path of the training script")
     p.add_argument("--sync-code", dest="sync_code", action="store_true", default=True,
                    help="sync the project to the instance first (default: on; --sync-code=false to skip)")
     p.add_argument("--no-sync-code", dest="sync_code", action="store_false", help="don't sync the project")
     p.add_argument("--wait", action="store_true", help="block until the run ends (Ctrl-C/interrupt detaches)")
-    p.add_argument("--project", type=_project, help="project name (default: settings or the project folder's name)")
-    p.add_argument("--bucket", help="S3 bucket for the code bundle and checkpoint copies")
-    p.add_argument("--project-root", metavar="DIR",
+    p.add_argument("--project", type=grammar_types.project, help="project name (default: settings or the project folder's name)")
+    p.add_argument("--bucket", type=grammar_types.text, help="S3 bucket for the code bundle and checkpoint copies")
+    p.add_argument("--project-root", metavar="DIR", type=grammar_types.local_path,
                    help="the folder to sync (default: the nearest with .git, pyproject.toml, setup.py, setup.cfg, "
                         "requirements.txt or .runctl.toml, else the script's own)")
-    p.add_argument("--resume", metavar="auto|PATH", help="resume from a checkpoint ('auto' = newest, also from S3)")
+    p.add_argument("--resume", metavar="auto|PATH", type=grammar_types.text, help="resume from a checkpoint ('auto' = newest, also from S3)")
     p.add_argument("--autostop", type=_duration, metavar="DURATION", help="stop the instance once idle this long (30m, 2h)")
     p.add_argument("--max-hours", type=_hours, help="budget cap: stop after this many hours")
     p.add_argument("--max-cost", type=_money, help="budget cap: stop once the run cost this many dollars")
@@ -266,17 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("monitor", help="show the log tail, or follow it")
     _instance(p)
     p.add_argument("--follow", action="store_true", help="follow the log until the run ends")
-    p.add_argument("--run", dest="run_id", type=_run_id, help="show the log of this run (default: the newest)")
+    p.add_argument("--run", dest="run_id", type=grammar_types.run_id, help="show the log of this run (default: the newest)")
     p.add_argument("--lines", type=_positive_int, default=40, help="lines of tail to show (default: 40)")
-    p.add_argument("--project", type=_project)
+    p.add_argument("--project", type=grammar_types.project)
     _add_world_flags(p)
 
     for verb, text in (("checkpoints", "list checkpoints on the instance and in S3"),
                        ("runs", "the run history of an instance")):
         p = verbs.add_parser(verb, help=text)
         _instance(p)
-        p.add_argument("--project", type=_project)
-        p.add_argument("--bucket")
+        p.add_argument("--project", type=grammar_types.project)
+        p.add_argument("--bucket", type=grammar_types.text)
         _add_world_flags(p)
 
     res = top.add_parser("resources", help="what runs and what it costs")
@@ -286,27 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
                        ("summary", "grouped by instance type / project / state")):
         p = rverbs.add_parser(verb, help=text)
         p.add_argument("--platform", choices=("aws",), default="aws")
-        p.add_argument("--filter", dest="state_filter", metavar="STATE", help="running, stopped, …")
-        p.add_argument("--project", type=_project, help="only this runctl project")
+        p.add_argument("--filter", dest="state_filter", metavar="STATE", type=grammar_types.text, help="running, stopped, …")
+        p.add_argument("--project", type=grammar_types.project, help="only this runctl project")
         p.add_argument("--all-regions", action="store_true", help="query every enabled region concurrently")
         p.add_argument("--regions", help="comma-separated regions, queried concurrently")
         if verb == "list":
-            p.add_argument("--sort", default="cost", help="cost, hourly, uptime, type, state, launched, id")
+            p.add_argument("--sort", default="cost", choices=SORT_CHOICES, help=", ".join(SORT_CHOICES))
         else:
-            p.add_argument("--by", default="instance_type", help="instance_type, project or state")
+            p.add_argument("--by", default="instance_type", choices=BY_CHOICES, help=", ".join(BY_CHOICES))
             p.add_argument("--plot", action="store_true", help="also draw cost per type and project")
         p.add_argument("--export", choices=("csv", "html", "json"))
-        p.add_argument("--export-file", help="where to write the export")
+        p.add_argument("--export-file", type=grammar_types.local_path, help="where to write the export")
         _add_world_flags(p)
 
-    add_storage_parser(top, _Parser, _add_world_flags, _project)
+    add_storage_parser(top, _Parser, _add_world_flags)
     local = top.add_parser("local", help="run the same launcher on this machine")
     lverbs = local.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     lverbs.required = True
     p = lverbs.add_parser("train", help="train locally with the same safety and logs")
-    p.add_argument("script", metavar="SCRIPT")
+    p.add_argument("script", metavar="SCRIPT", type=grammar_types.local_path)
     p.add_argument("--wait", action="store_true")
-    p.add_argument("--project", type=_project)
+    p.add_argument("--project", type=grammar_types.project)
 
     panel = top.add_parser("panel", help="widget panels: resources, or training on an instance")
     panel.add_argument("kind", nargs="?", choices=("resources", "train"), default="resources")
@@ -319,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sverbs.add_parser("start", help="start (or attach to) the background sandbox")
     p.add_argument("--fresh", action="store_true", help="begin a clean world")
     p.add_argument("--dir", help="sandbox folder (default: $RUNCTL_SANDBOX_DIR or ~/.runctl/sandbox)")
-    p.add_argument("--freeze-clock", metavar="ISO_TIME", help="freeze the sandbox clock at this instant")
+    p.add_argument("--freeze-clock", metavar="ISO_TIME", type=grammar_types.instant, help="freeze the sandbox clock at this instant")
     p = sverbs.add_parser("stop", help="end the sandbox and every instance process")
     p.add_argument("--dir")
     p = sverbs.add_parser("status", help="is a sandbox running, and where")
@@ -331,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     _instance(p)
     p.add_argument("--notice-seconds", type=_positive_int, default=120)
     p = sverbs.add_parser("clock", help="show, freeze or move the sandbox clock")
-    p.add_argument("--freeze", metavar="ISO_TIME")
+    p.add_argument("--freeze", metavar="ISO_TIME", type=grammar_types.instant)
     p.add_argument("--advance", type=_duration, metavar="DURATION")
     p.add_argument("--unfreeze", action="store_true")
 
@@ -423,9 +413,14 @@ def split_region_list(text: str) -> list[str]:
 
 def _check_region_flags(ns: argparse.Namespace, argv: Sequence[str]) -> None:
     region = getattr(ns, "region", None)
-    if region:
+    if region is not None:  # `--region ''` too: an empty flag is a mistake, not "no region"
         check_region(region, argv, "--region")
-    for name in split_region_list(getattr(ns, "regions", None) or ""):
+    regions = getattr(ns, "regions", None)
+    if regions is not None and not split_region_list(regions):
+        raise UsageError("--regions names no region.", [cmd("resources list --regions us-east-1,eu-west-1",
+                                                              "Name them, comma-separated"),
+                                                          cmd("resources list --all-regions", "Or query them all")])
+    for name in split_region_list(regions or ""):
         check_region(name, argv, "--regions")
 
 

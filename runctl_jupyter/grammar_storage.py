@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import grammar_types
+
 STORAGE_VERBS = ("list", "prune")
 
 
@@ -22,15 +24,15 @@ def _keep(text: str) -> int:
     return value
 
 
-def add_storage_parser(top, parser_class, add_world_flags, project_type) -> None:
+def add_storage_parser(top, parser_class, add_world_flags) -> None:
     st = top.add_parser("storage", help="runctl's S3 storage: size, $/month, prune old code bundles")
     verbs = st.add_subparsers(dest="verb", metavar="VERB", parser_class=parser_class)
     verbs.required = True
     for verb, text in (("list", "objects, bytes and $/month per project and kind (the default)"),
                        ("prune", "delete old code bundles, abort stale multipart uploads (dry run without --yes)")):
         p = verbs.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
-        p.add_argument("--project", type=project_type, help="only this runctl project (default: every project)")
-        p.add_argument("--bucket", help="S3 bucket (default: the configured one)")
+        p.add_argument("--project", type=grammar_types.project, help="only this runctl project (default: every project)")
+        p.add_argument("--bucket", type=grammar_types.text, help="S3 bucket (default: the configured one)")
         if verb == "prune":
             p.add_argument("--keep", type=_keep, default=2, metavar="N",
                            help="code bundles to keep per project, newest first (default: 2)")

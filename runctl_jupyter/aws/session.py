@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import CredentialsError, RunctlError, Step, cmd, translate_aws_errors
+from ..errors import CredentialsError, RunctlError, Step, UsageError, cmd, translate_aws_errors
 from ..models import World
 
 SANDBOX_ENV = "RUNCTL_SANDBOX_ENDPOINT"
@@ -84,8 +84,10 @@ class Context:
                                                   region_name=self.settings.region or env_region())
             except ProfileNotFound as exc:
                 source = ("env AWS_PROFILE" if profile is None else self.settings.sources.get("profile", "settings"))
-                raise CredentialsError(
-                    f"The AWS profile '{exc.kwargs.get('profile')}' ({source}) is not in your AWS config.",
+                name = str(exc.kwargs.get("profile"))
+                shown = name if len(name) <= 80 else name[:80] + f"… ({len(name):,} characters)"
+                raise UsageError(
+                    f"The AWS profile {shown!r} ({source}) is not in your AWS config.",
                     [Step("Check its name: `aws configure list-profiles`"),
                      Step("Or set AWS_PROFILE / pass --profile with an existing profile"),
                      cmd("config show", "See where runctl's settings come from"),
@@ -109,7 +111,6 @@ class Context:
     def _check_region(self, region: str) -> None:
         """A misspelt region from settings or the environment fails here, with where it came from
         (a --region flag is checked when the command is parsed)."""
-        from ..errors import UsageError
         from ..grammar import check_region
 
         try:

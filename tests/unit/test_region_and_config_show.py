@@ -11,7 +11,7 @@ import pytest
 
 from runctl_jupyter import config
 from runctl_jupyter.aws.session import Context
-from runctl_jupyter.errors import CredentialsError
+from runctl_jupyter.errors import CredentialsError, UsageError
 
 
 @pytest.fixture()
@@ -61,10 +61,16 @@ def test_no_region_at_all_is_explained(aws_env, tmp_path):
 
 
 def test_a_missing_profile_is_a_runctl_error_not_a_traceback(aws_env, tmp_path):
+    """A profile that is not in ~/.aws/config is the user's own setting: a usage error (exit 2), said
+    before any call is made, its name shortened if it is absurdly long."""
     aws_env.setenv("AWS_PROFILE", "no-such-profile")
-    with pytest.raises(CredentialsError) as err:
+    with pytest.raises(UsageError) as err:
         _ = _ctx(tmp_path).session
-    assert "no-such-profile" in err.value.message and err.value.exit_code == 4
+    assert "no-such-profile" in err.value.message and err.value.exit_code == 2
+    aws_env.setenv("AWS_PROFILE", "p" * 5000)
+    with pytest.raises(UsageError) as err:
+        _ = _ctx(tmp_path).session
+    assert len(err.value.message) < 300 and "(5,000 characters)" in err.value.message
 
 
 def _shown(ctx: Context) -> dict[str, tuple]:
