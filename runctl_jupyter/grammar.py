@@ -96,6 +96,15 @@ class _Parser(argparse.ArgumentParser):
         return cmd(" ".join([*words, "--help"]), "See the usage")
 
 
+def _group_keys(text: str) -> str:
+    keys = [k.strip() for k in text.split(",")]
+    bad = [k for k in keys if k not in BY_CHOICES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{', '.join(repr(k) for k in bad)}: group by "
+                                         f"{', '.join(BY_CHOICES)} (or several, comma-separated)")
+    return text
+
+
 def _normalise_bool_flags(argv: list[str]) -> list[str]:
     """``--sync-code=false`` → ``--no-sync-code`` (and ``=true`` → ``--sync-code``)."""
     out = []
@@ -283,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "list":
             p.add_argument("--sort", default="cost", choices=SORT_CHOICES, help=", ".join(SORT_CHOICES))
         else:
-            p.add_argument("--by", default="instance_type", choices=BY_CHOICES, help=", ".join(BY_CHOICES))
+            p.add_argument("--by", default="instance_type", type=_group_keys,
+                           help=f"{', '.join(BY_CHOICES)}, or several: project,state")
             p.add_argument("--plot", action="store_true", help="also draw cost per type and project")
         p.add_argument("--export", choices=("csv", "html", "json"))
         p.add_argument("--export-file", type=grammar_types.local_path, help="where to write the export")

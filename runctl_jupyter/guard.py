@@ -79,36 +79,13 @@ def list_checkpoints(ctx: Context, instance_id: str, project: str | None) -> Lis
     """Every checkpoint of ``project`` (``None``: of every project) on a running instance, page by
     page; a failed command, a page whose count does not match its lines, or totals that disagree
     make the listing doubtful instead of short."""
-    listing = Listing()
-    start, total = 0, None
-    for _ in range(MAX_LISTING_PAGES):
-        result = ssm.run(ctx, instance_id, "checkpoints", [project or "--all", str(start)],
-                         ssm.remote_root_env(ctx))
-        records = remote.parse_records(result.stdout, "checkpoint")
-        counts = remote.parse_records(result.stdout, "count")
-        if result.status != "Success" or len(counts) != 1:
-            listing.doubt = f"the checkpoint listing on {instance_id} ended {result.status} without its count"
-            break
-        page = counts[0]
-        if int(page["count"]) != len(records) or (total is not None and int(page["total"]) != total):
-            listing.doubt = (f"the checkpoint listing on {instance_id} was cut ({len(records)} of "
-                             f"{page['count']} lines arrived) or changed while it was read")
-            break
-        total = int(page["total"])
-        listing.checkpoints += [Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""),
-                                           int(r.get("mtime", 0)), project=r.get("project", project or ""))
-                                for r in records]
-        if "next" not in page:
-            if len(listing.checkpoints) != total:
-                listing.doubt = f"{len(listing.checkpoints)} of {total} checkpoints on {instance_id} were listed"
-            break
-        if int(page["next"]) <= start:
-            listing.doubt = f"the checkpoint listing on {instance_id} did not advance"
-            break
-        start = int(page["next"])
-    else:
-        listing.doubt = f"the checkpoint listing on {instance_id} has more than {MAX_LISTING_PAGES} pages"
-    return listing
+    env = ssm.remote_root_env(ctx)
+    records, doubt = remote.read_pages(
+        lambda start: ssm.run(ctx, instance_id, "checkpoints", [project or "--all", str(start)], env),
+        "checkpoint", MAX_LISTING_PAGES)
+    return Listing([Checkpoint(r["checkpoint"], int(r.get("size", 0)), r.get("md5", ""), int(r.get("mtime", 0)),
+                               project=r.get("project", project or "")) for r in records],
+                   f"the checkpoint listing on {instance_id}: {doubt}" if doubt else "")
 
 
 def verify_copies(ctx: Context, bucket: str | None, project: str, checkpoints: list[Checkpoint]) -> None:

@@ -720,9 +720,11 @@ def runs_frame(ctx: Context, instance_id: str, project: str | None = None):
 
     inst = _running_instance(ctx, instance_id, "read its run history")
     project = _project_for_instance(ctx, inst, project)
-    result = ssm.run(ctx, instance_id, "runs", [project], ssm.remote_root_env(ctx))
+    env = ssm.remote_root_env(ctx)
+    records, partial = remote.read_pages(
+        lambda start: ssm.run(ctx, instance_id, "runs", [project, str(start)], env), "run")
     rows = []
-    for r in remote.parse_records(result.stdout, "run"):
+    for r in records:  # newest first
         args = r.get("args_json") or "[]"
         try:
             args_list = json.loads(args)
@@ -740,7 +742,8 @@ def runs_frame(ctx: Context, instance_id: str, project: str | None = None):
                                      "last_checkpoint"])
     df["exit_code"] = df["exit_code"].astype("Int64")
     df.attrs["runctl_kind"] = "runs"
-    df.attrs["runctl_caption"] = f"Runs of project {project} on {instance_id} ({ctx.world().label()})"
+    df.attrs["runctl_caption"] = (f"Runs of project {project} on {instance_id} ({ctx.world().label()}), newest first"
+                                  + (f" — PARTIAL: {partial}; run it again" if partial else ""))
     return df
 
 

@@ -153,3 +153,34 @@ def parse_records(stdout: str, key: str) -> list[dict[str, str]]:
             if key in fields:
                 records.append(fields)
     return records
+
+
+def read_pages(fetch, key: str, max_pages: int = 1000) -> tuple[list[dict[str, str]], str]:
+    """Every ``key`` record of a paged listing (a script that prints ``@runctl count= total= [next=]``
+    after each page, as runs.sh and checkpoints.sh do): ``fetch(start)`` returns one page's result.
+
+    Returns the records and, when the listing may be incomplete, why (``""`` when it is whole): a
+    command that did not succeed, a page whose lines were cut (SSM keeps 24,000 characters), totals
+    that changed between pages, a page that did not advance.
+    """
+    records: list[dict[str, str]] = []
+    start, total = 0, None
+    for _ in range(max_pages):
+        result = fetch(start)
+        page_records = parse_records(result.stdout, key)
+        counts = parse_records(result.stdout, "count")
+        if result.status != "Success" or len(counts) != 1:
+            return records, f"the listing ended {result.status} without its count"
+        page = counts[0]
+        if int(page["count"]) != len(page_records) or (total is not None and int(page["total"]) != total):
+            return records, (f"a page was cut ({len(page_records)} of {page['count']} lines arrived) "
+                             "or the listing changed while it was read")
+        total = int(page["total"])
+        records += page_records
+        if "next" not in page:
+            return records, "" if len(records) == total else f"{len(records)} of {total} were listed"
+        if int(page["next"]) <= start:
+            return records, "the listing did not advance"
+        start = int(page["next"])
+    return records, f"the listing has more than {max_pages} pages"
+

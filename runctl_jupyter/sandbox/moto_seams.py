@@ -41,7 +41,39 @@ def check_version() -> str:
 def app() -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    add_missing_instance_types()
     return DomainDispatcherApplication(create_backend_app)
+
+
+# Types AWS still offers (previous generation) that moto's instance-type data lacks: without them the
+# sandbox would refuse a `create` AWS accepts (DescribeInstanceTypes → InvalidInstanceType).
+_MISSING_TYPES = {  # type: (vCPUs, memory MiB, V100 GPUs)
+    "p3.2xlarge": (8, 62464, 1),
+    "p3.8xlarge": (32, 249856, 4),
+    "p3.16xlarge": (64, 499712, 8),
+}
+
+
+def add_missing_instance_types() -> None:
+    import copy
+
+    from moto.ec2.models import instance_types as moto_types
+
+    for name, (vcpus, memory, gpus) in _MISSING_TYPES.items():
+        if name in moto_types.INSTANCE_TYPES:
+            continue
+        entry = copy.deepcopy(moto_types.INSTANCE_TYPES["g4dn.xlarge"])
+        entry.update({"InstanceType": name, "CurrentGeneration": False, "Hypervisor": "xen",
+                      "InstanceStorageSupported": False})
+        entry.pop("InstanceStorageInfo", None)
+        entry["VCpuInfo"] = {"DefaultVCpus": vcpus}
+        entry["MemoryInfo"] = {"SizeInMiB": memory}
+        entry["ProcessorInfo"] = {"SupportedArchitectures": ["x86_64"]}
+        entry["GpuInfo"] = {"Gpus": [{"Name": "V100", "Manufacturer": "NVIDIA", "Count": gpus,
+                                      "MemoryInfo": {"SizeInMiB": 16384}}],
+                            "TotalGpuMemoryInMiB": 16384 * gpus}
+        moto_types.INSTANCE_TYPES[name] = entry
+        moto_types.InstanceTypeBackend.instance_types.append(moto_types.InstanceType(name))
 
 
 def request_handler() -> Any:

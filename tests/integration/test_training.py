@@ -183,8 +183,11 @@ def test_monitor_reattaches_from_a_new_shell(sandbox, instance, capsys):
 
 
 def test_runs_and_checkpoints_frames(ctx, instance):
+    first, _, _ = _run_to_end(ctx, instance, ["--epochs", "1", "--sleep", "0"], project="itest")
     launch, _, _ = _run_to_end(ctx, instance, ["--epochs", "2", "--sleep", "0"], project="itest")
     runs = training.runs_frame(ctx, instance, project="itest")
+    assert list(runs.run_id[:2]) == [launch.run_id, first.run_id]  # newest first
+    assert runs.attrs["runctl_caption"].endswith("newest first")  # (a cut listing says PARTIAL)
     row = runs[runs.run_id == launch.run_id].iloc[0]
     assert row.exit_code == 0 and row.args == ["--epochs", "2", "--sleep", "0"]
     assert str(runs["started"].dtype).startswith("datetime64")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 from urllib.parse import quote
@@ -123,10 +124,10 @@ def test_failed_run_and_runs_listing(inst):
     r = inst.run("runs", inst.project)
     assert r.returncode == 0
     lines = inst.line_fields(r.stdout)
-    assert [x.get("run") for x in lines] == ["f1", "f2", None] and lines[-1] == {"count": "2"}
-    assert lines[0]["exit_code"] == "3" and lines[1]["exit_code"] == "0"
-    assert lines[0]["script"] == "train.py"
-    assert json.loads(lines[1]["args_json"]) == ["--sleep", "0", "--epochs", "1", "--", "a b", "é=%"]
+    assert [x.get("run") for x in lines] == ["f2", "f1", None] and lines[-1] == {"count": "2", "total": "2"}
+    assert lines[1]["exit_code"] == "3" and lines[0]["exit_code"] == "0"
+    assert lines[1]["script"] == "train.py"
+    assert json.loads(lines[0]["args_json"]) == ["--sleep", "0", "--epochs", "1", "--", "a b", "é=%"]
     assert all(x["state"] == "exited" for x in lines[:2])
     # the raw line is %-encoded: one token per key
     raw = [x for x in r.stdout.splitlines() if x.startswith("@runctl run=f2 ")][0]
@@ -142,7 +143,7 @@ def test_failed_run_and_runs_listing(inst):
 def test_status_and_runs_of_an_empty_project(inst):
     f = inst.fields(inst.run("status", "empty").stdout)
     assert f["state"] == "none" and f["run_id"] == ""
-    assert inst.line_fields(inst.run("runs", "empty").stdout) == [{"count": "0"}]
+    assert inst.line_fields(inst.run("runs", "empty").stdout) == [{"count": "0", "total": "0"}]
     assert inst.run("status", "../x").returncode == 2
 
 
@@ -194,3 +195,25 @@ def test_hostile_root_path_end_to_end_through_command_for(make_inst):
     r = sh("checkpoints", inst.project)
     assert r.returncode == 0 and "checkpoint=checkpoint_epoch_" in r.stdout
     assert int(parse_fields(r.stdout)["count"]) == int(parse_fields(r.stdout)["total"]) >= 1
+
+
+def test_runs_are_listed_newest_first_in_pages_that_fit_ssm(inst):
+    """151 runs used to come oldest first in one answer SSM cut at 24,000 characters: the newest runs,
+    the ones a user wants, were the ones missing."""
+    runs = inst.project_dir() / "runs"
+    for i in range(151):
+        run = runs / f"r{i:04d}"
+        run.mkdir(parents=True)
+        (run / "meta.json").write_text(json.dumps({"script": "train.py", "args": ["--epochs", str(i)]}))
+        (run / "exit_code").write_text("0\n")
+        os.utime(run / "meta.json", (1_700_000_000 + i, 1_700_000_000 + i))
+    seen, start, pages = [], "0", 0
+    while start is not None:
+        out = inst.run("runs", "demo", start).stdout
+        assert len(out) < 24_000
+        fields = inst.line_fields(out)
+        page = fields[-1]
+        assert int(page["count"]) == len(fields) - 1 and page["total"] == "151"
+        seen += [f["run"] for f in fields[:-1]]
+        start, pages = page.get("next"), pages + 1
+    assert seen == [f"r{i:04d}" for i in range(150, -1, -1)] and pages > 1

@@ -119,3 +119,19 @@ def test_a_clock_move_past_what_a_date_holds_is_a_clear_400_not_a_500(sb: Sandbo
     with pytest.raises(UsageError) as usage:  # what `sandbox clock --advance 99999999999d` says
         api.sandbox_clock(advance=99999999999 * 86400.0)
     assert usage.value.message.startswith("The sandbox clock moves forward by up to 100 years at a time")
+
+
+def test_every_type_in_the_price_snapshot_is_a_type_the_sandbox_knows(sb: Sandbox) -> None:
+    """moto's data lacks the P3 family AWS still offers: without the seam, `create p3.2xlarge` was
+    refused in the sandbox (InvalidInstanceType) while AWS launches it."""
+    import json
+    from pathlib import Path
+
+    import runctl_jupyter
+
+    prices = json.loads((Path(runctl_jupyter.__file__).parent / "costs" / "data" / "prices.json").read_text())
+    for region, types in prices["on_demand"].items():
+        found = sb.client("ec2", region).describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
+        assert sorted(t["InstanceType"] for t in found) == sorted(types), region
+    p3 = sb.client("ec2", "us-west-2").describe_instance_types(InstanceTypes=["p3.2xlarge"])["InstanceTypes"][0]
+    assert p3["ProcessorInfo"]["SupportedArchitectures"] == ["x86_64"] and p3["GpuInfo"]["Gpus"][0]["Name"] == "V100"
