@@ -81,7 +81,7 @@ class SandboxApp:
                             "Please use AWS4-HMAC-SHA256.", 400)(environ, start_response)
         req = parse_request(environ)
         if req.service == "s3":
-            refusal = s3_strict.check(environ)
+            refusal = s3_strict.check(environ, self._bucket_region)
             if refusal is not None:
                 return refusal(environ, start_response)
         if req.signed:
@@ -99,6 +99,11 @@ class SandboxApp:
             drain(environ)
             response = _internal_error(req, str(exc))
         return response(environ, start_response)
+
+    def _bucket_region(self, name: str) -> str | None:
+        with self.world.moto_lock:
+            self.moto_app()  # the backends exist once moto's app does
+            return moto_seams.bucket_region(name)
 
     def _intercept(self, req: AwsRequest, environ: dict[str, Any]) -> Any:
         if req.service == "ssm" and req.target:

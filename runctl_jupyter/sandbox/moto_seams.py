@@ -227,6 +227,12 @@ def restored_snapshots(inst: Any) -> list[tuple[str, str]]:
 
 # --- S3 ---------------------------------------------------------------------------------------------
 
+def bucket_region(name: str) -> str | None:
+    """The region of an existing bucket, else ``None`` (the caller holds the moto lock)."""
+    bucket = _backend("s3", "global").buckets.get(name)
+    return None if bucket is None else str(bucket.region_name)
+
+
 def s3_objects() -> dict[str, dict[str, dict[str, Any]]]:
     result: dict[str, dict[str, dict[str, Any]]] = {}
     for name, bucket in sorted(_backend("s3", "global").buckets.items()):

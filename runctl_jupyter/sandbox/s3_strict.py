@@ -7,6 +7,9 @@
 - A presigned URL signs a set of headers (``X-Amz-SignedHeaders``): a signed header the request
   lacks → 403 ``SignatureDoesNotMatch``; an ``x-amz-*`` header that was not signed → 403
   ``AccessDenied`` ("There were headers present in the request which were not signed").
+- A presigned URL signed for another region than its bucket's → 400
+  ``AuthorizationQueryParametersError`` (``curl`` follows no redirect; the SDK's own calls are left
+  alone: on AWS botocore redirects them to the bucket's region).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import io
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,11 +41,12 @@ def _request_headers(environ: dict[str, Any]) -> set[str]:
     return names | {k.lower().replace("_", "-") for k in ("CONTENT_TYPE", "CONTENT_LENGTH") if environ.get(k)}
 
 
-def check(environ: dict[str, Any]) -> Any | None:
-    """The refusal S3 would answer to this request, or ``None`` when S3 would take it."""
+def check(environ: dict[str, Any], bucket_region: Callable[[str], str | None] = lambda _b: None) -> Any | None:
+    """The refusal S3 would answer to this request, or ``None`` when S3 would take it.
+    ``bucket_region(name)`` is the region of an existing bucket (``None``: no such bucket)."""
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     if "X-Amz-Signature" in query:
-        refusal = _presigned_headers(environ, query)
+        refusal = _presigned_headers(environ, query) or _presigned_region(environ, query, bucket_region)
         if refusal is not None:
             drain(environ)
             return refusal
@@ -82,3 +87,17 @@ def _presigned_headers(environ: dict[str, Any], query: dict[str, list[str]]) -> 
         return s3_error("AccessDenied", "There were headers present in the request which were not signed "
                         f"({', '.join(unsigned)})", 403)
     return None
+
+
+def _presigned_region(environ: dict[str, Any], query: dict[str, list[str]],
+                      bucket_region: Callable[[str], str | None]) -> Any | None:
+    parts = query.get("X-Amz-Credential", [""])[0].split("/")
+    bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]  # path style, as in the sandbox
+    if len(parts) < 5 or not bucket or "location" in query:
+        return None
+    signed_for, actual = parts[-3], bucket_region(bucket)
+    if actual is None or signed_for == actual:
+        return None
+    return s3_error("AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter; the "
+                    f"region '{signed_for}' is wrong; expecting '{actual}'", 400)
+

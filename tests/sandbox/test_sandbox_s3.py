@@ -102,3 +102,24 @@ def test_a_presigned_url_needs_its_signed_headers_and_refuses_unsigned_amz_heade
     assert _raw_put(sb, signed, ok, body) == (200, "")
     head = sb.client("s3").head_object(Bucket="strict", Key="m.pt")
     assert head["Metadata"] == {"runctl-md5": hashlib.md5(body).hexdigest()}
+
+
+def test_a_presigned_url_signed_for_another_region_than_its_buckets_is_refused(sb: Sandbox) -> None:
+    """curl follows no redirect: a URL must be signed for the bucket's own region the first time."""
+    sb.client("s3", "eu-west-1").create_bucket(Bucket="strict-eu",
+                                               CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    sb.client("s3", "eu-west-1").put_object(Bucket="strict-eu", Key="k", Body=b"eu")
+
+    def url(region: str) -> str:
+        client = boto3.client("s3", region_name=region, endpoint_url=sb.info.endpoint, aws_access_key_id="testing",
+                              aws_secret_access_key="testing",
+                              config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+        return client.generate_presigned_url("get_object", Params={"Bucket": "strict-eu", "Key": "k"}, ExpiresIn=300)
+
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url("us-east-1"), timeout=10)
+    assert err.value.code == 400
+    body = err.value.read().decode()
+    assert "<Code>AuthorizationQueryParametersError</Code>" in body and "expecting 'eu-west-1'" in body
+    with urllib.request.urlopen(url("eu-west-1"), timeout=10) as resp:
+        assert resp.read() == b"eu"
