@@ -8,6 +8,7 @@ that loses the claim changes nothing on the instance.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from typing import Any
 from . import guard, log_catchup, logs, remote
 from .aws import ec2, s3, ssm
 from .aws.session import Context
-from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd
+from .errors import BackendError, GuardRefused, SandboxNotRunning, Step, TrainingFailed, UsageError, cmd
 from .guard import Listing, checkpoint_prefix
 from .models import Instance, validate_instance_id
 
@@ -337,12 +338,16 @@ def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any
     poll = 0.3 if ctx is None or ctx.is_sandbox else 2.0
     fetch_is_remote = fetch is None and ctx is not None
     fetch = fetch or tail_fetcher(ctx, launch.instance_id, launch.log_path)
+    if fetch_is_remote and ctx.is_sandbox:
+        fetch = _while_the_sandbox_answers(fetch, launch)
     catch_up = log_catchup.S3CatchUp(ctx, launch.instance_id, launch.log_path, launch.project, launch.run_id,
                                      echo or _to_stderr) if fetch_is_remote else None
     try:
         return logs.follow(fetch, on_text, poll_interval=poll, is_transient=_transient, should_stop=should_stop,
                            start_offset=start_offset, from_line_start=from_line_start, catch_up=catch_up,
                            catch_up_bytes=log_catchup.CATCH_UP_BYTES)
+    except SandboxNotRunning:
+        raise  # no AWS call to ask about the instance: the world that held it is gone
     except BackendError as exc:
         state = _state_if_not_running(ctx, launch.instance_id) if fetch_is_remote else None
         if state is not None:  # stopped or terminated under the follower (`stop` elsewhere, the guardian)
@@ -357,6 +362,29 @@ def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any
                 [Step("Refresh your AWS credentials (`aws sso login`)"),
                  cmd(f"aws monitor {launch.instance_id} --follow", "Re-attach to the log")]) from exc
         raise
+
+
+def _while_the_sandbox_answers(fetch: Fetch, launch: Launch) -> Fetch:
+    """Before each read, that the sandbox server still takes connections (on loopback a dead one
+    refuses at once): a dead sandbox is said within a poll, not after ~2 minutes of retries."""
+    from urllib.parse import urlsplit
+
+    from .aws.session import sandbox_endpoint
+
+    where = urlsplit(sandbox_endpoint() or "")
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            socket.create_connection((where.hostname or "127.0.0.1", where.port or 80), timeout=2).close()
+        except OSError as exc:
+            raise SandboxNotRunning(
+                f"The sandbox stopped while following run {launch.run_id} on {launch.instance_id}: the run's "
+                "fate is unknown (a sandbox's instances and their processes end with its server).",
+                [cmd("sandbox start", "Start a new sandbox (it says what was lost)"),
+                 cmd("aws create t3.micro --wait", "Then create an instance and train again")]) from exc
+        return fetch(*args, **kwargs)
+
+    return checked
 
 
 REATTACH_CONTEXT_BYTES = 4096  # `monitor --follow` shows this much of the log before the live part

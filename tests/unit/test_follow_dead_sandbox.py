@@ -1,0 +1,31 @@
+"""A sandbox that dies while a run is followed: said at the next read, with what it means for the run
+(its fate is unknown: a sandbox's instances end with its server), and no AWS call to ask about it."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from runctl_jupyter import api, training
+from runctl_jupyter.errors import SandboxNotRunning
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # a port nothing listens on any more: connections are refused at once
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_following_a_run_when_the_sandbox_died_says_so_and_calls_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNCTL_SANDBOX_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("RUNCTL_CONFIG_FILE", str(tmp_path / "none.toml"))
+    ctx = api.context()
+    assert ctx.is_sandbox
+    launch = training.Launch("i-0123456789abcdef0", "proj", "20261130T090000Z-abc123", 4242, "/x/log")
+    with pytest.raises(SandboxNotRunning) as err:
+        training.follow_run(ctx, launch, lambda _text: None)
+    assert err.value.message.startswith("The sandbox stopped while following run 20261130T090000Z-abc123 on "
+                                        "i-0123456789abcdef0: the run's fate is unknown")
+    assert err.value.steps[0].command == "sandbox start"
+    assert sum(ctx.calls.values()) == 0  # not one AWS call (each would retry for minutes against a dead port)
