@@ -26,7 +26,7 @@ from . import remote
 from .aws import ec2, s3, ssm
 from .aws.session import Context
 from .errors import GuardRefused, cmd, translate_aws_errors
-from .models import Instance
+from .models import Instance, shown_name
 
 Echo = Callable[[str], None]
 EVIDENCE_TAG = "runctl:evidence"
@@ -160,7 +160,7 @@ def upload_checkpoints(ctx: Context, instance_id: str, project: str, run_id: str
         whole = not mp.failed and sorted(mp.etags) == list(range(1, mp.parts + 1))
         s3.finish_multipart(ctx, bucket, mp.key, mp.upload_id, mp.etags if whole else None)
         if not whole:
-            echo(f"  upload failed: {mp.checkpoint.relpath} ({len(mp.etags)} of {mp.parts} parts arrived"
+            echo(f"  upload failed: {shown_name(mp.checkpoint.relpath)} ({len(mp.etags)} of {mp.parts} parts arrived"
                  f"{'; ' + mp.failed if mp.failed else ''}; the multipart upload was aborted)")
     verify_copies(ctx, bucket, project, checkpoints)
     return checkpoints
@@ -193,7 +193,7 @@ def _upload_batch(ctx: Context, instance_id: str, project: str, lines: str, env:
             mp = multiparts[rec["failed"]]
             mp.failed = mp.failed or f"part {rec.get('n', '?')}: {rec.get('reason', '?')}"
         else:
-            echo(f"  upload failed: {rec['failed']} ({rec.get('reason', '?')})")
+            echo(f"  upload failed: {shown_name(rec['failed'])} ({rec.get('reason', '?')})")
     if result.status != "Success" and not remote.parse_records(result.stdout, "upload_ok"):
         echo(f"  the upload command on {instance_id} ended {result.status}")
 
@@ -283,7 +283,7 @@ def _refusal(inst: Instance, bucket: str | None, doubt: str, paths: list[str],
     details = [DOCS_WARNING.format(iid=iid)]
     if doubt:
         details.append(f"   runctl cannot tell what would be lost: {doubt}.")
-    details += [f"   Checkpoint: {p}" for p in paths[:10]]
+    details += [f"   Checkpoint: {shown_name(p)}" for p in paths[:10]]
     if len(paths) > 10:
         details.append(f"   … and {len(paths) - 10} more")
     saved = [ck for ck in checkpoints if ck.verified]
@@ -303,8 +303,12 @@ def _refusal(inst: Instance, bucket: str | None, doubt: str, paths: list[str],
                  cmd(f"aws stop {iid}", "Then stop it again (the stop leaves a verified record)")]
     steps += [cmd(f"aws terminate {iid} --snapshot", "Or save its disk as an EBS snapshot first, then terminate"),
               cmd(f"aws terminate {iid} --force", "Or terminate anyway (checkpoints will be lost)")]
-    return GuardRefused("Termination blocked: instance has checkpoints. Use --force to override or use 'stop' "
-                        "instead.", steps, details=details)
+    if inst.state == "running":  # the runctl docs' words
+        message = "Termination blocked: instance has checkpoints. Use --force to override or use 'stop' instead."
+    else:  # `stop` does nothing to a stopped instance: say what is missing instead
+        message = (f"Termination blocked: runctl cannot confirm that every checkpoint on {inst.state} "
+                   f"instance {iid}'s disk has a verified copy in S3.")
+    return GuardRefused(message, steps, details=details)
 
 
 def snapshot_volumes(ctx: Context, inst: Instance, echo: Echo) -> list[str]:

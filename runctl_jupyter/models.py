@@ -170,3 +170,9 @@ class RemoteResult:
     def ok(self) -> bool:
         return self.status == "Success" and self.exit_code == 0
 
+
+def shown_name(name: str) -> str:
+    """A file name as one line shows it: quoted and escaped (repr) when it holds control characters
+    (a checkpoint named with a newline must not break the line it is named in)."""
+    return repr(name) if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name) else name
+

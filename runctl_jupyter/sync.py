@@ -143,6 +143,13 @@ def collect_files(root: str | os.PathLike[str], excluded: dict[str, str] | None 
             return real
         return None
 
+    def skipped(rel: str, why: str) -> None:
+        """Said once with the exclusions (front ends print them), not as a Python warning."""
+        if excluded is not None:
+            excluded[rel] = why
+        else:
+            warnings.warn(f"runctl sync: skipping {rel!r}: {why}", stacklevel=4)
+
     def walk(folder: Path, rel_dir: str, rules: GitIgnore) -> None:
         real_folder = folder.resolve()
         if real_folder in visited:          # a symlink loop, or a directory reached twice
@@ -153,7 +160,7 @@ def collect_files(root: str | os.PathLike[str], excluded: dict[str, str] | None 
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            warnings.warn(f"runctl sync: cannot read {folder}: {exc}", stacklevel=3)
+            skipped(f"{rel_dir or '.'}/", f"cannot read it ({exc.strerror or exc})")
             return
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
@@ -179,7 +186,7 @@ def collect_files(root: str | os.PathLike[str], excluded: dict[str, str] | None 
                 continue
             problem = _path_problem(rel)
             if problem:
-                warnings.warn(f"runctl sync: skipping {rel!r}: {problem}", stacklevel=3)
+                skipped(rel, problem)
                 continue
             if is_dir:
                 walk(path, rel, rules)
@@ -188,7 +195,7 @@ def collect_files(root: str | os.PathLike[str], excluded: dict[str, str] | None 
                 digest, size = _sha256_file(path)
                 mode = path.stat().st_mode
             except OSError as exc:
-                warnings.warn(f"runctl sync: skipping {rel!r}: {exc}", stacklevel=3)
+                skipped(rel, f"cannot read it ({exc.strerror or exc})")
                 continue
             files[rel] = FileEntry(size, digest, 0o755 if mode & 0o111 else 0o644)
 

@@ -22,7 +22,7 @@ from .aws import ec2, s3, ssm
 from .aws.session import Context
 from .errors import BackendError, GuardRefused, SandboxNotRunning, Step, TrainingFailed, UsageError, cmd
 from .guard import Listing, checkpoint_prefix
-from .models import Instance, validate_instance_id
+from .models import Instance, shown_name, validate_instance_id
 
 Echo = Callable[[str], None]
 LOG_TAIL_LINES = 20
@@ -162,9 +162,7 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
         raise _already_running(instance_id, out)
     if out.get("sync_failed") == "1":
         raise BackendError(f"Code sync to {instance_id} failed, so training was not started: "
-                           f"{_first_line(result.stderr)}",
-                           [Step("Check the bucket is reachable from the instance (outbound HTTPS)"),
-                            Step("Run the command again, or use --no-sync-code")])
+                           f"{_first_line(result.stderr)}", _sync_failure_steps(result.stderr))
     if out.get("started") != "1" and "code directory not found" in result.stderr:
         raise GuardRefused(f"The project '{name}' has never been synced to {instance_id}, so there is nothing to run.",
                            [cmd(f"aws train {instance_id} {script} --sync-code", "Sync it (drop --no-sync-code)")])
@@ -188,8 +186,23 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     return launch
 
 
+def _sync_failure_steps(stderr: str) -> list[Step]:
+    """Steps for what sync_apply.sh said, not one guess for every failure."""
+    if "outside the code directory" in stderr or "refusing code bundle" in stderr:
+        return [Step("A folder under runctl/<project>/code on the instance is a link leading outside it: "
+                     "runctl never writes through it"),
+                Step("Remove that link on the instance (or train with another --project), then train again")]
+    if "download" in stderr or "curl" in stderr:
+        return [Step("Check the bucket is reachable from the instance (outbound HTTPS)"),
+                Step("Run the command again, or use --no-sync-code")]
+    if "pip install" in stderr or "venv" in stderr:
+        return [Step("Fix requirements.txt (the pip output is in the message above and in the run's sync log)"),
+                Step("Run the command again")]
+    return [Step("Run the command again"), Step("Or use --no-sync-code to run the code already on the instance")]
+
+
 def _names(rels: list[str]) -> str:
-    return ", ".join(rels[:5]) + (f" (+{len(rels) - 5} more)" if len(rels) > 5 else "")
+    return ", ".join(shown_name(r) for r in rels[:5]) + (f" (+{len(rels) - 5} more)" if len(rels) > 5 else "")
 
 
 def say_kept(instance_id: str, kept: list[str], echo: Echo) -> None:
@@ -255,7 +268,8 @@ def _say_excluded(excluded: dict[str, str], echo: Echo) -> None:
     by_reason: dict[str, list[str]] = {}
     for rel, why in excluded.items():
         by_reason.setdefault(why, []).append(rel)
-    parts = [f"{', '.join(sorted(rels)[:4])}{f' (+{len(rels) - 4})' if len(rels) > 4 else ''}: {why}"
+    parts = [f"{', '.join(shown_name(r) for r in sorted(rels)[:4])}"
+             f"{f' (+{len(rels) - 4})' if len(rels) > 4 else ''}: {why}"
              for why, rels in sorted(by_reason.items(), key=lambda item: "cache" in item[0])]
     echo("Code sync left out " + "; ".join(parts))
 

@@ -54,6 +54,9 @@ def test_copies_deleted_after_the_stop_make_terminate_refuse(ctx, instance):
         ctx.client("s3").delete_object(Bucket=BUCKET, Key=obj.key)
     with pytest.raises(GuardRefused) as err:
         api.terminate(ctx, instance)
+    # a stopped instance: no "use 'stop' instead" (stop does nothing to it), but what runctl cannot confirm
+    assert err.value.message == (f"Termination blocked: runctl cannot confirm that every checkpoint on stopped "
+                                 f"instance {instance}'s disk has a verified copy in S3.")
     assert err.value.details[0] == f"⚠️  WARNING: Instance {instance} has checkpoints that will be lost on termination."
     assert "   Checkpoint: runctl/gamma/checkpoints/checkpoint_epoch_2.json" in err.value.details
     rendered = err.value.render()

@@ -70,3 +70,20 @@ def test_a_script_that_does_not_compile_is_refused_before_anything_is_sent(tmp_p
     assert err.value.message.startswith("train.py has a syntax error (line 3, column 10): ")
     check_syntax(_write(tmp_path, "ok.py", b"print('fine')\n"))
     check_syntax(_write(tmp_path, "run.sh", b"not python (\n"))  # only .py files are compiled
+
+
+def test_a_file_sync_cannot_send_is_said_with_the_exclusions_in_one_line_not_as_a_python_warning(tmp_path,
+                                                                                               recwarn):
+    from runctl_jupyter import sync, training
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    (tmp_path / "bad\nname.py").write_text("x = 1\n")
+    excluded: dict[str, str] = {}
+    files = sync.collect_files(tmp_path, excluded)
+    assert "train.py" in files and "bad\nname.py" not in files
+    assert "control characters" in excluded["bad\nname.py"]
+    said: list[str] = []
+    training._say_excluded(excluded, said.append)
+    assert len(said) == 1 and "\n" not in said[0] and "'bad\\nname.py'" in said[0]
+    assert not [w for w in recwarn if "runctl sync" in str(w.message)]  # no "file.py:123: UserWarning" line

@@ -1,5 +1,6 @@
-"""A sandbox that dies while a run is followed: said at the next read, with what it means for the run
-(its fate is unknown: a sandbox's instances end with its server), and no AWS call to ask about it."""
+"""Failures said as what they are: a sandbox that dies while a run is followed is said at the next read,
+with what it means for the run (its fate is unknown) and no AWS call to ask about it; a code sync that
+failed gets the steps for its cause."""
 
 from __future__ import annotations
 
@@ -29,3 +30,13 @@ def test_following_a_run_when_the_sandbox_died_says_so_and_calls_nothing(monkeyp
                                         "i-0123456789abcdef0: the run's fate is unknown")
     assert err.value.steps[0].command == "sandbox start"
     assert sum(ctx.calls.values()) == 0  # not one AWS call (each would retry for minutes against a dead port)
+
+
+def test_a_failed_code_sync_gets_the_steps_for_what_failed():
+    outside = training._sync_failure_steps("runctl: refusing to write a/b.py: its directory leads outside the "
+                                           "code directory")
+    assert "link leading outside" in outside[0].text and not any("bucket" in s.text for s in outside)
+    download = training._sync_failure_steps("runctl: could not download the code bundle: curl: (6) host")
+    assert "bucket is reachable" in download[0].text
+    pip = training._sync_failure_steps("runctl: pip install -r requirements.txt failed (exit 1)")
+    assert "requirements.txt" in pip[0].text
