@@ -739,7 +739,8 @@ def checkpoints_frame(ctx: Context, instance_id: str, project: str | None = None
 
     inst = ec2.describe(ctx, validate_instance_id(instance_id))
     project = _project_for_instance(ctx, inst, project)
-    on_instance = guard.list_checkpoints(ctx, instance_id, project).checkpoints if inst.state == "running" else []
+    listing = guard.list_checkpoints(ctx, instance_id, project) if inst.state == "running" else guard.Listing()
+    on_instance = listing.checkpoints
     bucket = s3.bucket_for(ctx, None, required=False)
     guard.verify_copies(ctx, bucket, project, on_instance)
     rows = [{"where": "instance", "checkpoint": ck.relpath, "size": ck.size, "md5": ck.md5,
@@ -753,7 +754,8 @@ def checkpoints_frame(ctx: Context, instance_id: str, project: str | None = None
                          "modified": pd.NaT, "s3_copy": f"s3://{bucket}/{obj.key}"})
     df = pd.DataFrame(rows, columns=["where", "checkpoint", "size", "md5", "modified", "s3_copy"])
     df.attrs["runctl_kind"] = "checkpoints"
-    df.attrs["runctl_caption"] = f"Checkpoints of project {project} ({ctx.world().label()})"
+    df.attrs["runctl_caption"] = (f"Checkpoints of project {project} ({ctx.world().label()})"
+                                  + (f" — PARTIAL: {listing.doubt}; run it again" if listing.doubt else ""))
     return df
 
 

@@ -40,3 +40,21 @@ def test_a_failed_code_sync_gets_the_steps_for_what_failed():
     assert "bucket is reachable" in download[0].text
     pip = training._sync_failure_steps("runctl: pip install -r requirements.txt failed (exit 1)")
     assert "requirements.txt" in pip[0].text
+
+
+def test_a_checkpoint_listing_that_may_be_cut_says_partial(monkeypatch):
+    from types import SimpleNamespace
+
+    from runctl_jupyter import guard
+    from runctl_jupyter.aws import ec2, s3
+
+    inst = SimpleNamespace(state="running", instance_id="i-0123456789abcdef0")
+    monkeypatch.setattr(ec2, "describe", lambda _ctx, _iid: inst)
+    monkeypatch.setattr(training, "_project_for_instance", lambda _ctx, _inst, _p: "proj")
+    monkeypatch.setattr(guard, "list_checkpoints", lambda *_a: guard.Listing(
+        [guard.Checkpoint("c1.pt", 1, "0" * 32, 0)], "the checkpoint listing on i-…: a page was cut"))
+    monkeypatch.setattr(s3, "bucket_for", lambda *_a, **_k: None)
+    ctx = SimpleNamespace(world=lambda: SimpleNamespace(label=lambda: "sandbox · us-east-1"))
+    df = training.checkpoints_frame(ctx, "i-0123456789abcdef0")
+    assert list(df.checkpoint) == ["c1.pt"]
+    assert df.attrs["runctl_caption"].endswith("PARTIAL: the checkpoint listing on i-…: a page was cut; run it again")
