@@ -73,7 +73,8 @@ def install_commands() -> list[str]:
     version, archive = scripts_archive()
     b64 = base64.b64encode(archive).decode()
     chunks = [b64[i:i + INSTALL_CHUNK_BYTES] for i in range(0, len(b64), INSTALL_CHUNK_BYTES)]
-    incoming = f'"$h/.incoming-{version}"'
+    # one folder per install: two first contacts at once (a stop and a status) never share one
+    incoming = f'"$h/.incoming-{version}-{secrets.token_hex(4)}"'
     commands = []
     for index, chunk in enumerate(chunks):
         lines = [f"h={SCRIPTS_HOME}", "umask 022"]
@@ -83,7 +84,12 @@ def install_commands() -> list[str]:
         if index == len(chunks) - 1:
             lines += [f"cd {incoming} && base64 -d archive.b64 | tar -xzf - && rm -f archive.b64 &&",
                       "  sha256sum -c --status SHA256SUMS || { echo '@runctl scripts_install=corrupt'; exit 97; }",
-                      f'cd / && rm -rf "$h/{version}" && mv {incoming} "$h/{version}" || exit 97',
+                      # one installer at a time puts a version in place; one that finds it whole keeps it
+                      'exec 8>"$h/.install.lock" || exit 97',
+                      "if command -v flock >/dev/null 2>&1; then flock -w 60 8 || exit 97; fi",
+                      f'cd / && if (cd "$h/{version}" 2>/dev/null && sha256sum -c --status SHA256SUMS 2>/dev/null); '
+                      f'then rm -rf {incoming}; else rm -rf "$h/{version}" && mv -T {incoming} "$h/{version}" '
+                      "|| exit 97; fi",
                       f"echo '@runctl scripts_installed={version}'"]
         commands.append("\n".join(lines) + "\n")
     return commands

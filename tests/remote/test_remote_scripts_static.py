@@ -123,3 +123,16 @@ def test_every_command_is_small_whatever_the_scripts_weigh():
     total = sum(len(script_text(n).encode()) for n in ALL_SCRIPTS)
     assert total > ssm.MAX_COMMAND_BYTES  # inline, as before, they would not fit
     assert ssm.command_bytes(command_for("launch", ["p", "r1", "train.py"], {"RUNCTL_ROOT": "/home/u"})) < 2048
+
+
+def test_two_first_contacts_at_once_both_install_and_leave_one_whole_version(tmp_path):
+    """A stop and a status reaching a fresh instance together each install the scripts."""
+    home = tmp_path / "scripts"
+    env = {"PATH": "/usr/bin:/bin", "RUNCTL_SCRIPTS_HOME": str(home)}
+    runs = [subprocess.Popen(["/bin/sh", "-c", "".join(install_commands())], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    assert all(p.wait(timeout=60) == 0 for p in runs), [p.stderr.read() for p in runs]
+    assert [p.name for p in home.iterdir() if not p.name.startswith(".")] == [scripts_version()]
+    assert not [p for p in home.iterdir() if p.name.startswith(".incoming")]
+    r = _sh(command_for("status", [], {"RUNCTL_ROOT": str(tmp_path / "root")}), home, tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("runctl: usage: status.sh")
