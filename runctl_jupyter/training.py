@@ -8,6 +8,7 @@ that loses the claim changes nothing on the instance.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -34,10 +35,9 @@ def _quiet(_line: str) -> None:
     """Say nothing."""
 
 
-def _to_stderr(line: str) -> None:
-    import sys
-
-    print(f"[runctl] {line}", file=sys.stderr, flush=True)
+def _to_log(line: str) -> None:
+    """Where a note goes when the caller gave no echo: the backend never prints (logging does)."""
+    logging.getLogger("runctl").warning(line)
 
 
 @dataclass
@@ -355,7 +355,7 @@ def follow_run(ctx: Context | None, launch: Launch, on_text: Callable[[str], Any
     if fetch_is_remote and ctx.is_sandbox:
         fetch = _while_the_sandbox_answers(fetch, launch)
     catch_up = log_catchup.S3CatchUp(ctx, launch.instance_id, launch.log_path, launch.project, launch.run_id,
-                                     echo or _to_stderr) if fetch_is_remote else None
+                                     echo or _to_log) if fetch_is_remote else None
     try:
         return logs.follow(fetch, on_text, poll_interval=poll, is_transient=_transient, should_stop=should_stop,
                            start_offset=start_offset, from_line_start=from_line_start, catch_up=catch_up,

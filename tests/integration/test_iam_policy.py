@@ -181,8 +181,6 @@ def test_the_policy_allows_every_call_of_a_full_workflow(sandbox, recorder):
         if api.status(ctx, iid).state not in ("terminated", "shutting-down"):
             api.terminate(ctx, iid, force=True)
     ops = recorder.operations
-    print("operations:", sorted(ops))
-    print("actions:", sorted({a for a, _ in recorder.seen}))
     # the workflow covered what it is meant to cover
     for op in ("ec2:RunInstances", "ec2:StopInstances", "ec2:StartInstances", "ec2:TerminateInstances",
                "ec2:CreateSnapshot", "ec2:CreateTags", "ssm:SendCommand", "ssm:GetCommandInvocation",
