@@ -33,8 +33,7 @@ demo: venv
 	$(PY) -m runctl_jupyter.demo notebooks/quickstart.ipynb --output-dir $(BUILD)
 
 # Whole suite: lint, unit, sandbox integration, notebooks (nbval), browser (Playwright + chromium).
-test: venv test-deps
-	$(PY) -m ruff check .
+test: venv test-deps lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)" $(NBVAL)
 	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)-shifted" $(SHIFTED_CLOCK) $(NBVAL)
@@ -58,8 +57,11 @@ test-deps:
 	bash scripts/ensure-debian-packages.sh chromium chromium fonts-dejavu-core
 	bash scripts/ensure-debian-packages.sh faketime faketime
 
+# Style, types (mypy, pyproject [tool.mypy]) and the layer rules (import-linter, [tool.importlinter]).
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

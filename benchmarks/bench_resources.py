@@ -42,12 +42,11 @@ def _populate(ctx, created: str, regions=REGIONS, per_region: int = PER_REGION) 
 
 def _fresh_books(sandbox_dir: Path) -> None:
     """As in a new process on a new machine: no price book in memory, no price cache on disk."""
-    from runctl_jupyter import resources
-    from runctl_jupyter.aws.session import client_cache_dir
+    from runctl_jupyter import api, resources
     from runctl_jupyter.costs.pricing import CACHE_FILE
 
     resources._BOOKS.clear()  # noqa: SLF001
-    (client_cache_dir() / CACHE_FILE).unlink(missing_ok=True)
+    (api.context().cache_dir / CACHE_FILE).unlink(missing_ok=True)
 
 
 def _timed_list(regions: str, repeat: int = 5) -> float:

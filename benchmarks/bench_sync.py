@@ -57,7 +57,7 @@ def run(bench: Bench) -> list[Metric]:
         warm_ctx = api.context()
         warm, warm_wall, _ = _train(warm_ctx, iid, script)
         # Another machine (no local manifest cache): the instance's manifest is read back in pages.
-        training._manifest_cache().forget(iid)  # noqa: SLF001
+        training.launch._manifest_cache(ctx).forget(iid)  # noqa: SLF001
         other_ctx = api.context()
         other, _, _ = _train(other_ctx, iid, script)
     finally:

@@ -1,22 +1,24 @@
-"""The plain Python API. Front ends (magics, shell, panels) call only this module.
+"""The plain Python API: the façade every front end (magics, shell, panels) calls, and the one a user's
+own Python code calls. ``__all__`` lists it; it gathers this module (contexts, instances, settings),
+:mod:`.api_runs` (training runs, listings, costs, storage) and :mod:`.api_sandbox` (the sandbox).
 
 Every function takes a :class:`Context` first (see :func:`context`) and an ``echo`` callable for
-progress lines, and returns dataclasses or DataFrames. Nothing here prints directly.
+progress lines, and returns dataclasses or DataFrames. Nothing here prints or displays.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import config
 from .aws import ec2
-from .aws.session import Context
-from .errors import BackendError, Hint, RunctlError, Step, UsageError, cmd
-from .models import Instance, name_problem, project_from_folder, validate_instance_id
+from .aws.session import SANDBOX_ENV, Context, SandboxWorld
+from .errors import BackendError, RunctlError, Step, UsageError, cmd
+from .models import Instance, name_problem, validate_instance_id
+from .tag_keys import GUARDIAN_TAG
 
 Echo = Callable[[str], None]
 
@@ -26,19 +28,27 @@ def _quiet(_line: str) -> None:
 
 
 def context(flags: Mapping[str, Any] | None = None, magic: Mapping[str, Any] | None = None) -> Context:
-    """Resolve settings from every source and build a Context for one command (or a panel)."""
-    return Context(config.resolve(flags=flags, magic=magic))
+    """Resolve settings from every source and build a Context for one command (or a panel).
+
+    Its world is decided here, once: the sandbox this process is attached to (``sandbox start`` in
+    this kernel, or ``runctl --sandbox``), else AWS. The context keeps that world for its life."""
+    return Context(config.resolve(flags=flags, magic=magic), sandbox=attached_world())
+
+
+def attached_world() -> SandboxWorld | None:
+    """The sandbox this process's environment is attached to (``attach_environment``), if any."""
+    endpoint = os.environ.get(SANDBOX_ENV)
+    if not endpoint:
+        return None
+    folder = os.environ.get("RUNCTL_SANDBOX_DIR")
+    return SandboxWorld(endpoint, Path(folder) if folder else None)
 
 
 def default_project(ctx: Context, start: Path | None = None) -> str:
-    """settings.project, else the name of the project folder (nearest .git/pyproject.toml), else cwd's."""
-    if ctx.settings.project:
-        return ctx.settings.project
-    here = (start or Path.cwd()).resolve()
-    for folder in [here, *here.parents]:
-        if (folder / ".git").exists() or (folder / "pyproject.toml").is_file():
-            return project_from_folder(folder.name)
-    return project_from_folder(here.name)
+    """The project a command without --project uses here (the one rule: ``sync.choose_project``)."""
+    from .sync_scope import choose_project
+
+    return choose_project(None, ctx.settings.project, None, (start or Path.cwd()).resolve())
 
 
 # --- instances ---------------------------------------------------------------------------------
@@ -86,11 +96,11 @@ def status(ctx: Context, instance_id: str) -> Instance:
     inst.world = ctx.world().label()
     if inst.state == "running":
         inst.ssm_online = inst.instance_id in ec2.ssm_online(ctx, [inst.instance_id])
-        if inst.ssm_online and inst.tags.get("runctl:guardian"):
+        if inst.ssm_online and inst.tags.get(GUARDIAN_TAG):
             from . import guardian  # one SSM call, only for instances a guardian watches
 
             try:
-                guardian.refresh(ctx, inst)  # updates inst.tags["runctl:guardian"] and the tag
+                guardian.refresh(ctx, inst)  # updates inst.tags[GUARDIAN_TAG] and the tag
             except BackendError:
                 # It stopped between the two calls (a guardian may stop its own instance): the
                 # status shows the guardian's last recorded tag instead.
@@ -186,153 +196,6 @@ def wait(ctx: Context, instance_id: str, state: str = "ssm", echo: Echo = _quiet
     return status(ctx, instance_id)
 
 
-# --- the sandbox ----------------------------------------------------------------------------------
-
-_SAVED_ENV: dict[str, str | None] = {}
-
-
-@dataclass
-class SandboxStatus:
-    running: bool
-    endpoint: str | None
-    directory: str
-    pid: int | None = None
-
-    def __str__(self) -> str:
-        if not self.running:
-            return f"No sandbox is running for {self.directory}."
-        return f"Sandbox running at {self.endpoint} (pid {self.pid}, folder {self.directory})."
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))
-
-
-def sandbox_start(directory: str | None = None, *, fresh: bool = False, freeze_clock: str | None = None,
-                  echo: Echo = _quiet) -> SandboxStatus:
-    """Start or attach to the background sandbox and point this process's boto3 at it."""
-    from .sandbox import control
-
-    info = control.start(Path(directory) if directory else None, fresh=fresh)
-    attach_environment(control.env_for(info))
-    if info.lost_instances:
-        shown = ", ".join(info.lost_instances[:3]) + (f" (+{len(info.lost_instances) - 3} more)"
-                                                       if len(info.lost_instances) > 3 else "")
-        echo(Hint(f"[sandbox] The previous sandbox world is gone (its server stopped or died): its "
-                  f"{len(info.lost_instances)} instance(s) {shown} no longer exist, with their runs and disks; "
-                  "their folders were removed. Create new ones: `{}`", "aws create t3.micro --wait"))
-    if freeze_clock:
-        control.freeze_clock(info, freeze_clock)
-    if _in_ipython():
-        echo(f"[sandbox] AWS calls from this kernel now go to {info.endpoint} "
-             f"(region us-east-1, no AWS account needed)")
-    else:  # a shell command ends here: later commands reach the sandbox with --sandbox
-        echo(f"[sandbox] Running at {info.endpoint} (region us-east-1, no AWS account needed); "
-             f"use it with `runctl --sandbox …`, end it with `runctl sandbox stop`")
-    return SandboxStatus(True, info.endpoint, str(info.dir), info.pid)
-
-
-def attach_environment(env: Mapping[str, str]) -> None:
-    """Set the sandbox's variables, remembering what they were so ``sandbox stop`` restores them."""
-    for key, value in env.items():
-        if key not in _SAVED_ENV:
-            _SAVED_ENV[key] = os.environ.get(key)
-        os.environ[key] = value
-    for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN"):
-        if key in os.environ and key not in env:
-            _SAVED_ENV.setdefault(key, os.environ[key])
-            del os.environ[key]
-
-
-def restore_environment() -> None:
-    for key, value in _SAVED_ENV.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    _SAVED_ENV.clear()
-
-
-def sandbox_stop(directory: str | None = None, echo: Echo = _quiet) -> SandboxStatus:
-    from .sandbox import control
-
-    folder = Path(directory) if directory else control.default_dir()
-    stopped = control.stop(folder)
-    restore_environment()
-    echo(f"[sandbox] {'Stopped the sandbox and every instance process' if stopped else 'No sandbox was running'}"
-         f" ({folder}); AWS settings restored")
-    return SandboxStatus(False, None, str(folder))
-
-
-def sandbox_status(directory: str | None = None) -> SandboxStatus:
-    from .sandbox import control
-
-    folder = Path(directory) if directory else control.default_dir()
-    info = control.status(folder)
-    if info is None:
-        return SandboxStatus(False, None, str(folder))
-    return SandboxStatus(True, info.endpoint, str(info.dir), info.pid)
-
-
-def attached_sandbox():
-    """The SandboxInfo this process is attached to; a clear error when none runs."""
-    from .errors import SandboxNotRunning
-    from .sandbox import control
-
-    folder = Path(os.environ.get("RUNCTL_SANDBOX_DIR") or control.default_dir())
-    info = control.status(folder)
-    if info is None:
-        raise SandboxNotRunning(f"No sandbox is running for {folder}.", [cmd("sandbox start", "Start it")])
-    return info
-
-
-def attach_sandbox_for_shell() -> None:
-    """``runctl --sandbox …``: use the already-running background sandbox."""
-    from .sandbox import control
-
-    attach_environment(control.env_for(attached_sandbox()))
-
-
-def sandbox_age(instance_id: str, hours: float, echo: Echo = _quiet) -> None:
-    from .sandbox import control
-
-    validate_instance_id(instance_id)
-    control.age(attached_sandbox(), instance_id, hours)
-    echo(f"[sandbox] {instance_id} now looks {hours:g} h older (LaunchTime moved back)")
-
-
-def sandbox_interrupt(instance_id: str, notice_seconds: int = 120, echo: Echo = _quiet) -> None:
-    from .sandbox import control
-
-    validate_instance_id(instance_id)
-    control.interrupt(attached_sandbox(), instance_id, notice_seconds)
-    echo(f"[sandbox] Spot interruption notice posted to {instance_id}; it is reclaimed in {notice_seconds} s")
-
-
-MAX_CLOCK_ADVANCE_S = 100 * 365 * 86400
-
-
-def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfreeze: bool = False,
-                  echo: Echo = _quiet):
-    """Show, freeze, move or release the sandbox clock; returns its current instant."""
-    from .sandbox import control
-
-    if advance and not 0 < advance <= MAX_CLOCK_ADVANCE_S:
-        raise UsageError(f"The sandbox clock moves forward by up to {MAX_CLOCK_ADVANCE_S // 86400 // 365} years "
-                         f"at a time, not {advance:,.0f} s.",
-                         [cmd("sandbox clock --advance 400d", "Move it by a duration like 90m, 2h or 400d"),
-                          cmd("sandbox clock --freeze 2027-01-01T00:00:00Z", "Or freeze it at an instant")])
-    info = attached_sandbox()
-    if freeze:
-        control.freeze_clock(info, freeze)
-    if advance:
-        control.advance_clock(info, advance)
-    if unfreeze:
-        control.unfreeze_clock(info)
-    now = control.clock(info)
-    echo(f"[sandbox] clock: {now.isoformat(timespec='seconds')}")
-    return now
-
-
 # --- config ------------------------------------------------------------------------------------
 
 def config_show(ctx: Context) -> list[tuple[str, Any, str]]:
@@ -341,16 +204,28 @@ def config_show(ctx: Context) -> list[tuple[str, Any, str]]:
 
 
 def config_set(name: str, value: str) -> tuple[Path, Path | None]:
-    """Write a setting into the user file; returns it, and where an unreadable old one was kept."""
-    if name not in config.SETTING_NAMES:
-        raise UsageError(f"Unknown setting '{name}'.",
-                         [cmd("config show", "See the settings"), Step("Valid names: " + ", ".join(config.SETTING_NAMES))])
+    """Check a setting's value, then write it into the user file; returns the file, and where an
+    unreadable old one was kept."""
     return config.set_user_value(name, value)
 
 
-def _in_ipython() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    return get_ipython() is not None
+def config_unset(name: str) -> config.Unset:
+    """Remove a setting from the user file (the next source down applies again); an unreadable file
+    is kept aside and a fresh one started."""
+    return config.unset_user_value(name)
+
+
+# --- the rest of the façade ----------------------------------------------------------------------
+
+from .api_runs import *  # noqa: E402,F403  (re-exported: see __all__)
+from .api_runs import __all__ as _RUNS  # noqa: E402
+from .api_sandbox import *  # noqa: E402,F403
+from .api_sandbox import __all__ as _SANDBOX  # noqa: E402
+from .logs import MAX_CHUNK_BYTES as MAX_LOG_CHUNK_BYTES  # noqa: E402  (one tail read)
+from .logs import ProgressParser  # noqa: E402  (the panels' progress reading)
+
+__all__ = [
+    "MAX_LOG_CHUNK_BYTES", "Context", "Echo", "Instance", "ProgressParser", "SandboxWorld", "attached_world", "config_set",
+    "config_show", "config_unset", "context", "create", "default_project", "start", "status", "stop", "terminate", "wait",
+    *_RUNS, *_SANDBOX,
+]

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from . import dispatch, grammar
+from . import dispatch, display, grammar
 from .errors import SHELL_PREFIX, RunctlError
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -30,17 +30,7 @@ def _render(value: Any) -> str | None:
     if hasattr(value, "to_shell_text"):
         return value.to_shell_text()
     if type(value).__name__ == "DataFrame":
-        from .costs import render_text
-
-        if value.attrs.get("runctl_kind") == "resources":
-            return render_text(value)
-        footer = value.attrs.get("runctl_footer")
-        if footer is not None:  # lines under the table (totals, world, next steps): an empty table shows just them
-            from .storage import text_formatters
-
-            table = value.to_string(index=False, formatters=text_formatters(value))
-            return "\n".join([*([] if value.empty else [table]), *footer])
-        return value.to_string(index=False)
+        return display.shell_text(value)
     if hasattr(value, "summary"):
         return value.summary()
     return str(value)
@@ -54,7 +44,7 @@ def _echo(line: str) -> None:
 def _detached(value: Any) -> bool:
     """A ``train --wait`` / ``monitor --follow`` that Ctrl-C detached from: the follower returns a
     TrainResult in state "detached" (the run goes on) instead of letting KeyboardInterrupt through."""
-    from .training import TrainResult  # (a DataFrame may have a "state" column: check the type)
+    from .api import TrainResult  # (a DataFrame may have a "state" column: check the type)
 
     return isinstance(value, TrainResult) and value.state == "detached"
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from . import api
+from . import api, follow_view
 from .errors import Hint, UsageError, cmd
 from .grammar import Command
 
@@ -78,49 +79,66 @@ def _wait(c: Command, fe: Frontend):
 
 
 def _train(c: Command, fe: Frontend):
-    from . import training
-
-    return training.train_command(_ctx(c, fe), c, fe)
+    return follow_view.train_command(_ctx(c, fe), c, fe)
 
 
 def _monitor(c: Command, fe: Frontend):
-    from . import training
-
-    return training.monitor_command(_ctx(c, fe), c, fe)
+    return follow_view.monitor_command(_ctx(c, fe), c, fe)
 
 
 def _checkpoints(c: Command, fe: Frontend):
-    from . import training
-
-    return training.checkpoints_frame(_ctx(c, fe), c.instance_id, project=c.project)
+    return api.checkpoints(_ctx(c, fe), c.instance_id, project=c.project)
 
 
 def _runs(c: Command, fe: Frontend):
-    from . import training
-
-    return training.runs_frame(_ctx(c, fe), c.instance_id, project=c.project)
+    return api.runs(_ctx(c, fe), c.instance_id, project=c.project)
 
 
 # --- resources -------------------------------------------------------------------------------------
 
 def _resources(c: Command, fe: Frontend):
-    from . import resources
+    ctx = _ctx(c, fe)
+    verb = c.path[1]
+    df = api.resources(ctx, regions=c.regions, all_regions=c.all_regions, state=c.state_filter, project=c.project,
+                       sort=getattr(c, "sort", "cost"), verb=verb)
+    result = df
+    if verb == "summary":
+        result = api.resources_summary(ctx, df, [b.strip() for b in c.by.split(",")])
+        if c.plot:
+            _show_plot(api.cost_plot(df), c, fe)
+    if c.export:
+        written = api.export(result, c.export, c.export_file or f"runctl-{verb}.{c.export}")
+        fe.echo(f"Exported {len(result)} row(s) to {written}")
+    return result
 
-    return resources.command(_ctx(c, fe), c, fe)
+
+def _show_plot(figure: Any, c: Command, fe: Frontend) -> None:
+    if fe.notebook:
+        import io
+
+        from IPython.display import Image, display
+
+        png = io.BytesIO()
+        figure.savefig(png, format="png", bbox_inches="tight")  # no pyplot backend needed
+        display(Image(png.getvalue()))
+        return
+    path = Path(c.export_file or "runctl-costs.png").with_suffix(".png")
+    figure.savefig(path)
+    fe.echo(f"Plot written to {path}")
 
 
 def _storage(c: Command, fe: Frontend):
-    from . import storage
-
-    return storage.command(_ctx(c, fe), c, fe)
+    ctx = _ctx(c, fe)
+    project, bucket = getattr(c, "project", None), getattr(c, "bucket", None)
+    if c.path[1] == "prune":
+        return api.storage_prune(ctx, project, c.keep, yes=c.yes, bucket=bucket, prefix=fe.prefix, echo=fe.echo)
+    return api.storage(ctx, project, bucket, prefix=fe.prefix)
 
 
 # --- local / panel -------------------------------------------------------------------------------
 
 def _local_train(c: Command, fe: Frontend):
-    from . import local
-
-    return local.train_command(c, fe)
+    return follow_view.local_train_command(c, fe)
 
 
 def _panel(c: Command, fe: Frontend):
@@ -141,7 +159,7 @@ def _panel(c: Command, fe: Frontend):
 def _sandbox(c: Command, fe: Frontend):
     verb = c.path[1]
     if verb == "start":
-        api.sandbox_start(c.dir, fresh=c.fresh, freeze_clock=c.freeze_clock, echo=fe.echo)
+        api.sandbox_start(c.dir, fresh=c.fresh, freeze_clock=c.freeze_clock, echo=fe.echo, in_kernel=fe.notebook)
         return None
     if verb == "stop":
         api.sandbox_stop(c.dir, echo=fe.echo)
@@ -164,6 +182,10 @@ def _config(c: Command, fe: Frontend):
         if kept is not None:
             fe.echo(f"{path} could not be read: it is kept as {kept}, and a fresh file was started")
         fe.echo(f"Set {c.name} = {c.value!r} in {path}")
+        return None
+    if c.path[1] == "unset":
+        for line in api.config_unset(c.name).messages():
+            fe.echo(line)
         return None
     rows = api.config_show(_ctx(c, fe))
     width = max(len(name) for name, _, _ in rows)
@@ -197,6 +219,7 @@ HANDLERS: dict[tuple[str, ...], Callable[[Command, Frontend], Any]] = {
     ("panel",): _panel,
     ("config", "show"): _config,
     ("config", "set"): _config,
+    ("config", "unset"): _config,
 }
 
 

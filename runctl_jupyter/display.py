@@ -1,4 +1,5 @@
-"""How runctl's DataFrames show in a notebook: once, styled, while the value stays a plain DataFrame.
+"""How runctl's DataFrames show: in a notebook once, styled, while the value stays a plain DataFrame;
+in a shell as text (:func:`shell_text`).
 
 Frames runctl returns carry ``df.attrs["runctl_kind"]``; an IPython HTML formatter registered by
 name (so pandas is not imported at ``%load_ext``) renders those through the cost table's Styler.
@@ -13,9 +14,7 @@ from typing import Any
 def _html(df: Any) -> str | None:
     kind = df.attrs.get("runctl_kind")
     if kind == "resources" and _is_full_resources_frame(df):
-        from .costs import style
-
-        return style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds")).to_html()
+        return resources_html(df)
     if kind and kind != "resources":
         styler = df.style.hide(axis="index").set_uuid(f"runctl-{kind}")
         if "usd_per_month" in df.columns:  # S3 storage: cents and fractions of them
@@ -33,6 +32,27 @@ def _html(df: Any) -> str | None:
     return df._repr_html_()
 
 
+def resources_html(df: Any) -> str:
+    """The whole cost table, styled (warned rows highlighted), as HTML."""
+    from .costs import style
+
+    return style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds")).to_html()
+
+
+def usd(value: float) -> str:
+    """Dollars as the cost table shows them."""
+    from .costs import fmt
+
+    return fmt.usd(value)
+
+
+def hourly(value: float) -> str:
+    """A $/hr price as the cost table shows it."""
+    from .costs import fmt
+
+    return fmt.hourly(value)
+
+
 def _is_full_resources_frame(df: Any) -> bool:
     # attrs survive df[[...]] / df.head(): only the whole table is styled, a selection shows plain.
     from .costs.table import COLUMNS
@@ -45,3 +65,19 @@ def register_formatters(ipython: Any) -> None:
     # Registered by name so pandas is not imported here; pandas ≥ 3 reports its module as "pandas".
     for module in ("pandas.core.frame", "pandas"):
         formatter.for_type_by_name(module, "DataFrame", _html)
+
+
+def shell_text(df: Any) -> str:
+    """A runctl DataFrame as the shell prints it: the cost table's text, or the frame with its money
+    and dates formatted and the lines under it (totals, world, next steps)."""
+    if df.attrs.get("runctl_kind") == "resources":
+        from .costs import render_text
+
+        return render_text(df)
+    footer = df.attrs.get("runctl_footer")
+    if footer is None:
+        return df.to_string(index=False)
+    from .storage import text_formatters
+
+    table = df.to_string(index=False, formatters=text_formatters(df))
+    return "\n".join([*([] if df.empty else [table]), *footer])  # an empty table shows just the footer

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import grammar_types
+from . import config, grammar_types
 from .errors import Step, UsageError, cmd
 from .grammar_storage import STORAGE_VERBS, add_storage_parser
 from .models import validate_snapshot_id
@@ -335,13 +335,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advance", type=_duration, metavar="DURATION")
     p.add_argument("--unfreeze", action="store_true")
 
-    cfg = top.add_parser("config", help="settings and where they come from")
-    cverbs = cfg.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    cverbs.required = True
+    def listed(prog: str) -> argparse.HelpFormatter:  # the settings list (epilog) keeps its lines
+        return argparse.RawDescriptionHelpFormatter(prog, width=_help_width())
+    settings = config.settings_help()
+    cfg = top.add_parser("config", help="settings and where they come from", epilog=settings, formatter_class=listed)
+    cverbs = cfg.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser, required=True)
     cverbs.add_parser("show", help="effective values and their sources")
-    p = cverbs.add_parser("set", help="write a value into the user config file")
+    p = cverbs.add_parser("set", help="write a value into the user file", epilog=settings, formatter_class=listed)
     p.add_argument("name", metavar="NAME")
     p.add_argument("value", metavar="VALUE")
+    p = cverbs.add_parser("unset", help="remove a value from the user file", epilog=settings, formatter_class=listed)
+    p.add_argument("name", metavar="NAME")
     return root
 
 

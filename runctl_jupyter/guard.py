@@ -27,9 +27,9 @@ from .aws import ec2, s3, ssm
 from .aws.session import Context
 from .errors import GuardRefused, cmd, translate_aws_errors
 from .models import Instance, shown_name
+from .tag_keys import CREATED_TAG, DEVICE_TAG, EVIDENCE_TAG, INSTANCE_TAG, PROJECT_TAG
 
 Echo = Callable[[str], None]
-EVIDENCE_TAG = "runctl:evidence"
 MAX_LISTING_PAGES = 1000
 # one upload command per batch of presigned URLs, each well inside SendCommand's 64 KB
 UPLOAD_BATCH_BYTES = ssm.MAX_COMMAND_BYTES - 4096
@@ -324,9 +324,9 @@ def snapshot_volumes(ctx: Context, inst: Instance, echo: Echo) -> list[str]:
         day = ctx.now().date().isoformat()
         ids = []
         for device, volume in volumes:
-            tags = [{"Key": "runctl:instance", "Value": inst.instance_id},
-                    {"Key": "runctl:project", "Value": inst.tags.get("runctl:project", "")},
-                    {"Key": "runctl:device", "Value": device}, {"Key": "runctl:created", "Value": day},
+            tags = [{"Key": INSTANCE_TAG, "Value": inst.instance_id},
+                    {"Key": PROJECT_TAG, "Value": inst.tags.get(PROJECT_TAG, "")},
+                    {"Key": DEVICE_TAG, "Value": device}, {"Key": CREATED_TAG, "Value": day},
                     {"Key": "Name", "Value": f"runctl {inst.instance_id} {device} {day}"}]
             snap = client.create_snapshot(VolumeId=volume, Description=f"runctl: disk of {inst.instance_id} "
                                           f"({device}) before terminate",

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import GuardRefused, Step, UsageError, cmd
+from .tag_keys import GUARDIAN_TAG, RUN_ID_TAG
 
 Echo = Callable[[str], None]
 MAX_URL_SECONDS = 7 * 24 * 3600          # SigV4 presigned URLs cannot outlive 7 days
@@ -216,7 +217,7 @@ def _curl_quote(value: str) -> str:
 def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: str) -> dict[str, str]:
     """The launch command's environment for the guardian (secrets included: never print it)."""
     from .aws import s3
-    from .training import checkpoint_prefix
+    from .guard import checkpoint_prefix
 
     ttl = max(60, int((p.urls_valid_until - ctx.now()).total_seconds()) - 60)
     prefix = checkpoint_prefix(project, run_id)
@@ -305,7 +306,7 @@ def after_launch(ctx: Any, instance_id: str, run_id: str) -> None:
 
     p = _PLANS.pop(run_id, None)
     if p is not None:
-        ec2.set_tags(ctx, instance_id, {"runctl:guardian": p.watching()[:256]})
+        ec2.set_tags(ctx, instance_id, {GUARDIAN_TAG: p.watching()[:256]})
 
 
 # --- resume ----------------------------------------------------------------------------------------
@@ -320,7 +321,7 @@ def _natural(key: str) -> list[Any]:
 def newest_checkpoint(ctx: Any, bucket: str, project: str) -> dict[str, Any] | None:
     """The newest object under ``runctl/<project>/checkpoints/`` by LastModified (ties: natural key order)."""
     from .errors import translate_aws_errors
-    from .training import checkpoint_prefix
+    from .guard import checkpoint_prefix
 
     prefix = checkpoint_prefix(project)
     best = None
@@ -336,11 +337,11 @@ def newest_checkpoint(ctx: Any, bucket: str, project: str) -> dict[str, Any] | N
 
 def _resume_auto(ctx: Any, project: str, env: dict[str, str], echo: Echo) -> None:
     from .aws import s3
-    from .training import checkpoint_prefix
+    from .guard import checkpoint_prefix
 
     bucket = s3.bucket_for(ctx, None, required=False)
     obj = newest_checkpoint(ctx, bucket, project) if bucket else None
-    if obj is None:
+    if obj is None or bucket is None:
         echo("Resume: no checkpoint of this project in S3; the script resumes from its own checkpoint dir, if any")
         return
     rest = obj["Key"][len(checkpoint_prefix(project)):]
@@ -365,14 +366,14 @@ def refresh(ctx: Any, inst: Any) -> dict[str, str]:
 
     if inst.state != "running" or not inst.project:
         return {}
-    args = [inst.project] + ([inst.tags["runctl:run-id"]] if inst.tags.get("runctl:run-id") else [])
+    args = [inst.project] + ([inst.tags[RUN_ID_TAG]] if inst.tags.get(RUN_ID_TAG) else [])
     result = ssm.run(ctx, inst.instance_id, "guardian_status", args, ssm.remote_root_env(ctx))
     fields = remote.parse_fields(result.stdout)
     if fields.get("guardian") != "1":
         return fields
     text = describe_record(fields)
-    ec2.set_tags(ctx, inst.instance_id, {"runctl:guardian": text[:256]})
-    inst.tags["runctl:guardian"] = text[:256]
+    ec2.set_tags(ctx, inst.instance_id, {GUARDIAN_TAG: text[:256]})
+    inst.tags[GUARDIAN_TAG] = text[:256]
     return fields
 
 

@@ -15,7 +15,6 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from . import remote, training
 from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd
@@ -41,7 +40,7 @@ def fetcher(log_path: str) -> training.Fetch:
 
 
 def start(script: str | Path, args: list[str], project: str | None = None) -> training.Launch:
-    from .sync import project_root
+    from .sync import choose_project, project_root
 
     path = Path(script).expanduser()
     if not path.is_file():
@@ -49,7 +48,7 @@ def start(script: str | Path, args: list[str], project: str | None = None) -> tr
                          [Step("Check the path (it is relative to the notebook's folder)")])
     code_dir = project_root(path.resolve())
     rel = path.resolve().relative_to(code_dir).as_posix()
-    name = project or code_dir.name
+    name = choose_project(project, None, None, path.resolve())  # (the one rule; no settings here)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     root = local_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -89,21 +88,3 @@ def failure(result: training.TrainResult, launch: training.Launch) -> TrainingFa
 def follow_hint(launch: training.Launch) -> str:
     """How to follow a local run's log from a shell: plain ``tail -f``, not a runctl command."""
     return f"Follow its log with: tail -f {shlex.quote(launch.log_path)}"
-
-
-def train_command(c: Any, fe: Any):
-    launch = start(c.script, c.script_args, c.project)
-    fe.echo(f"[local] Started run {launch.run_id} (PID {launch.pid}, project {launch.project}); log {launch.log_path}")
-    fetch = fetcher(launch.log_path)
-    if c.wait:
-        result = training.wait_in_foreground(None, launch, lambda t: (sys.stdout.write(t), sys.stdout.flush()),
-                                             fetch=fetch, detach_hint=follow_hint(launch))
-        if result.state == "failed":
-            raise failure(result, launch)
-        return result  # shown once by the front end
-    if fe.notebook:  # a display in the cell, updated from a thread
-        return training.stream_or_detach(None, launch, fe, "", fetch=fetch)
-    # In a shell, say how to follow it. (training.stream_or_detach would print "runctl <hint>", but
-    # following a local log is not a runctl command.)
-    fe.echo(follow_hint(launch))
-    return training.TrainResult(launch.instance_id, launch.project, launch.run_id, "running")

@@ -4,37 +4,56 @@ IPython expands ``$var`` and ``{var}`` in the line before it reaches the magic (
 ``{{ }}`` for literal ``$`` and braces); the expanded line is split like a POSIX shell would.
 Errors raise (so Run All stops) and render compactly through ``_render_traceback_``;
 ``%runctl --debug …`` shows the full traceback.
+
+The ``%config RunctlMagics.<name>`` traits are generated from :class:`config.Settings`: one per
+setting, checked on set by what ``config set`` checks, so a bad value is refused with runctl's
+message and the value in effect stays as it was.
 """
 
 from __future__ import annotations
 
 import shlex
+import types
+from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import CFloat, CInt, Unicode
+from traitlets import TraitError, TraitType
+from traitlets.config import Configurable
 
-from . import dispatch, grammar
+from . import config, dispatch, grammar
 from .errors import NOTEBOOK_PREFIX, UsageError
 
 
+class SettingTrait(TraitType[Any, Any]):
+    """One runctl setting as a trait. ``None`` (the default) means this layer sets nothing; any other
+    value must pass :func:`config.check_value`, else the assignment raises a :class:`TraitError`
+    carrying runctl's message (what went wrong, then ``To resolve:`` and numbered steps)."""
+
+    info_text = "a runctl setting (see %runctl config --help)"
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        try:
+            return config.check_value(str(self.name), value, config.MAGIC_SOURCE)
+        except UsageError as exc:
+            raise TraitError(exc.render(NOTEBOOK_PREFIX)) from exc
+
+
+def _setting_traits(namespace: dict[str, Any]) -> None:
+    namespace["__doc__"] = "The runctl settings as traits, generated from config.Settings."
+    for f in config.setting_fields():
+        namespace[f.name] = SettingTrait(None, allow_none=True, help=config.setting_help(f)).tag(config=True)
+
+
+RunctlSettings = types.new_class("RunctlSettings", (Configurable,), exec_body=_setting_traits)
+
+
 @magics_class
-class RunctlMagics(Magics):
-    """Settings here are the ``%config`` layer, e.g. ``%config RunctlMagics.region = "eu-west-1"``."""
+class RunctlMagics(Magics, RunctlSettings):  # type: ignore[misc, valid-type]
+    """Settings here are the ``%config`` layer, e.g. ``%config RunctlMagics.region = "eu-west-1"``;
+    ``%config RunctlMagics`` lists them, ``%config RunctlMagics.region = None`` unsets one."""
 
-    region = Unicode(None, allow_none=True, help="AWS region").tag(config=True)
-    profile = Unicode(None, allow_none=True, help="AWS profile").tag(config=True)
-    bucket = Unicode(None, allow_none=True, help="S3 bucket for code bundles and checkpoints").tag(config=True)
-    project = Unicode(None, allow_none=True, help="project name").tag(config=True)
-    warn_uptime_hours = CFloat(None, allow_none=True, help="long-running warning threshold (h)").tag(config=True)
-    warn_accrued_usd = CFloat(None, allow_none=True, help="accrued cost warning threshold ($)").tag(config=True)
-    warn_hourly_usd = CFloat(None, allow_none=True, help="hourly price warning threshold ($/hr)").tag(config=True)
-    max_attempts = CInt(None, allow_none=True, help="boto3 attempts per call").tag(config=True)
-
-    _SETTINGS = ("region", "profile", "bucket", "project", "warn_uptime_hours", "warn_accrued_usd",
-                 "warn_hourly_usd", "max_attempts")
-
-    def magic_config(self) -> dict:
-        return {name: getattr(self, name) for name in self._SETTINGS if getattr(self, name) is not None}
+    def magic_config(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in config.SETTING_NAMES if getattr(self, name) is not None}
 
     @line_cell_magic
     def runctl(self, line: str, cell: str | None = None):

@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .errors import Step, UsageError, cmd
+from .tag_keys import (
+    CREATED_TAG,
+    FROM_SNAPSHOT_TAG,
+    GUARDIAN_TAG,
+    PROJECT_TAG,
+    RESTORE_DEVICE_TAG,
+    RUN_ID_TAG,
+    RUN_STATE_TAG,
+)
 
 INSTANCE_ID_RE = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
@@ -53,10 +62,6 @@ def validate_snapshot_id(snapshot_id: str) -> str:
              Step("IDs look like snap-0abc123def4567890")],
         )
     return snapshot_id
-
-
-FROM_SNAPSHOT_TAG = "runctl:from-snapshot"  # on an instance `create --from-snapshot` launched
-RESTORE_DEVICE_TAG = "runctl:restore-device"  # where that snapshot's volume is attached
 
 
 @dataclass(frozen=True)
@@ -114,11 +119,11 @@ class Instance:
 
     @property
     def project(self) -> str | None:
-        return self.tags.get("runctl:project")
+        return self.tags.get(PROJECT_TAG)
 
     @property
     def managed(self) -> bool:
-        return "runctl:project" in self.tags or "runctl:created" in self.tags
+        return PROJECT_TAG in self.tags or CREATED_TAG in self.tags
 
     @property
     def one_time_spot(self) -> bool:
@@ -139,10 +144,10 @@ class Instance:
         from .costs.rows import run_tags_as_of
 
         tags = {**self.tags, **run_tags_as_of(self.tags, self.state)}
-        run_state = tags.get("runctl:run-state")
+        run_state = tags.get(RUN_STATE_TAG)
         if run_state:
-            lines.append(f"  training: {run_state} (run {tags.get('runctl:run-id', '?')})")
-        guardian = tags.get("runctl:guardian")
+            lines.append(f"  training: {run_state} (run {tags.get(RUN_ID_TAG, '?')})")
+        guardian = tags.get(GUARDIAN_TAG)
         if guardian:
             lines.append(f"  guardian: {guardian}")
         if self.tags.get(FROM_SNAPSHOT_TAG):

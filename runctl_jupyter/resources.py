@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import difflib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from .aws.session import Context, client_cache_dir, sandbox_endpoint, world_now
+from .aws.session import Context
 from .errors import Step, UsageError, cmd, translate_aws_errors
 from .grammar import check_region, split_region_list
 
@@ -41,11 +40,11 @@ def price_book(ctx: Context):
     """One PriceBook per world (warm calls cost no Pricing API call)."""
     from .costs import PriceBook
 
-    key = sandbox_endpoint() or "aws"
+    key = ctx.world_key
     book = _BOOKS.get(key)
     if book is None:
-        book = PriceBook(ctx.client_factory(), client_cache_dir(), ttl_hours=ctx.settings.price_cache_ttl_hours,
-                         clock=world_now)
+        book = PriceBook(ctx.client_factory(), ctx.cache_dir, ttl_hours=ctx.settings.price_cache_ttl_hours,
+                         clock=ctx.now)
         _BOOKS[key] = book
     return book
 
@@ -141,47 +140,3 @@ def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = 
     df.attrs["runctl_caption_info"] = CaptionInfo(world=world, notes=notes)
     df.attrs["runctl_thresholds"] = limits
     return df
-
-
-def command(ctx: Context, c: Any, fe: Any):
-    from .costs import export, summary
-
-    state = None if c.state_filter is None else check_state(c.state_filter, c.path[1])
-    df = list_frame(ctx, regions=c.regions, all_regions=c.all_regions, state=state,
-                    project=c.project, sort=getattr(c, "sort", "cost"))
-    result = df
-    if c.path[1] == "summary":
-        by = [b.strip() for b in c.by.split(",")]
-        bad = [b for b in by if b not in ("instance_type", "project", "state", "region", "lifecycle")]
-        if bad:
-            raise UsageError(f"Cannot group by {', '.join(bad)}.",
-                             [Step("Use instance_type, project, state, region or lifecycle"),
-                              cmd("resources summary --by project", "For example")])
-        result = summary(df, by=by)
-        result.attrs["runctl_kind"] = "summary"
-        result.attrs["runctl_caption"] = f"Cost summary by {', '.join(by)} ({df.attrs['runctl_caption_info'].world})"
-        from .storage import summary_line
-
-        storage = summary_line(ctx)  # what the bucket's runctl/ prefix costs per month
-        result.attrs["runctl_footer"] = [storage] if storage else []
-        if c.plot:
-            from .costs.plot import plot
-
-            figure = plot(df)
-            if fe.notebook:
-                import io
-
-                from IPython.display import Image, display
-
-                png = io.BytesIO()
-                figure.savefig(png, format="png", bbox_inches="tight")  # no pyplot backend needed
-                display(Image(png.getvalue()))
-            else:
-                path = Path(c.export_file or "runctl-costs.png").with_suffix(".png")
-                figure.savefig(path)
-                fe.echo(f"Plot written to {path}")
-    if c.export:
-        target = c.export_file or f"runctl-{c.path[1]}.{c.export}"
-        written = export(result, c.export, target)
-        fe.echo(f"Exported {len(result)} row(s) to {written}")
-    return result

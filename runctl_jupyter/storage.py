@@ -266,11 +266,3 @@ def prune(ctx: Context, project: str | None = None, keep: int = DEFAULT_KEEP, *,
     df.attrs.update(runctl_kind="storage-prune", runctl_caption=f"storage prune ({world})", runctl_footer=footer,
                     runctl_saved_bytes=plan.bytes if yes else 0, runctl_dry_run=not yes)
     return df
-
-
-def command(ctx: Context, c: Any, fe: Any):
-    project = getattr(c, "project", None)
-    bucket = getattr(c, "bucket", None)
-    if c.path[1] == "prune":
-        return prune(ctx, project, c.keep, yes=c.yes, bucket=bucket, prefix=fe.prefix, echo=fe.echo)
-    return list_frame(ctx, project, bucket, prefix=fe.prefix)

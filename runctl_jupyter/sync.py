@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BackendError, UsageError
+from .errors import BackendError
 from .sync_scope import (
     ALWAYS_EXCLUDED_DIRS,
     IGNORE_FILES,
@@ -46,8 +46,10 @@ from .sync_scope import (
     GitIgnore,
     IgnorePattern,
     always_excluded,
+    check_project_name,
     check_sync_root,
     check_syntax,
+    choose_project,
     project_root,
     read_ignore_file,
 )
@@ -55,8 +57,10 @@ from .sync_scope import (
 __all__ = [
     "ALWAYS_EXCLUDED_DIRS",
     "always_excluded",
+    "check_project_name",
     "check_sync_root",
     "check_syntax",
+    "choose_project",
     "MANIFEST_NAME",
     "DELETE_LIST_NAME",
     "FileEntry",
@@ -431,11 +435,3 @@ class ManifestCache:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self.path)
-
-
-def check_project_name(project: str) -> str:
-    """Project names become one path component on the instance."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", project):
-        raise UsageError(f"Project name {project!r} is not usable on an instance.",
-                         ["Use letters, digits, '.', '_' and '-' (starting with a letter or digit)."])
-    return project

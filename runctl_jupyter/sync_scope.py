@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Step, UsageError
+from .models import name_problem, project_from_folder
 
 #: Never synced, whatever .gitignore/.runctlignore say: folder name → why.
 ALWAYS_EXCLUDED_DIRS = {
@@ -183,6 +184,25 @@ def project_root(script_path: str | os.PathLike[str]) -> Path:
         if any((folder / marker).exists() for marker in ROOT_MARKERS):
             return folder
     return start
+
+
+def choose_project(explicit: str | None, configured: str | None, on_instance: str | None,
+                   start: str | os.PathLike[str]) -> str:
+    """The one rule for a command's project: ``--project``, else the ``project`` setting, else the
+    instance's (its runctl:project tag: the project of its newest run, or the one it was created for),
+    else the name of the project folder holding ``start`` (the script, or the current folder)."""
+    name = explicit or configured or on_instance or project_from_folder(project_root(start).name)
+    return check_project_name(name)
+
+
+def check_project_name(project: str) -> str:
+    """Project names become one path component on the instance and an S3 prefix."""
+    problem = name_problem(project)
+    if problem:
+        raise UsageError(f"Project name {project!r} is not usable: it {problem}.",
+                         [Step("Pick a name like my-project or exp_2 (it becomes a folder and an S3 prefix)"),
+                          Step("Pass it with --project NAME, or `config set project NAME`")])
+    return project
 
 
 def check_sync_root(root: Path, explicit: bool) -> Path:

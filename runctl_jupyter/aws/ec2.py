@@ -19,7 +19,18 @@ from ..models import (
     validate_instance_id,
     validate_snapshot_id,
 )
-from .session import Context, sandbox_endpoint
+from ..tag_keys import (
+    CREATED_TAG,
+    DEVICE_TAG,
+    DISK_GB_TAG,
+    INSTANCE_TAG,
+    LEDGER_SECONDS_TAG,
+    LEDGER_USD_TAG,
+    PROJECT_TAG,
+    SPOT_FALLBACK_TAG,
+    SPOT_TYPE_TAG,
+)
+from .session import Context
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 AL2023_ARM_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
@@ -32,9 +43,7 @@ _ARCHITECTURES: dict[tuple[str, str, str], tuple[str, ...]] = {}
 _ARCHITECTURES_LOCK = threading.Lock()
 UNKNOWN_TYPE = {"InvalidInstanceType", "InvalidParameterValue"}
 IMAGE_NOT_FOUND = {"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"}
-SANDBOX_WAIT_S = 30
-AWS_WAIT_S = 600
-MANAGED_TAG = "runctl:created"
+MANAGED_TAG = CREATED_TAG
 # Where `create --from-snapshot` attaches the saved disk: AWS's recommended names for EBS data volumes
 # are /dev/sd[f-p] (a Nitro type shows it as an NVMe disk, a Xen type as /dev/xvdf).
 RESTORE_DEVICE = "/dev/sdf"
@@ -47,7 +56,7 @@ def wait_limits(ctx: Context) -> tuple[int, int]:
     """(seconds between polls, deadline in seconds) that fit the world: the sandbox's transitions
     take well under a second, so 30 s there means it is stuck (or gone); AWS's take tens of
     seconds, and a GPU image can need minutes to boot and register with SSM."""
-    return (1, SANDBOX_WAIT_S) if ctx.is_sandbox else (5, AWS_WAIT_S)
+    return ctx.pacing.waiter_delay, ctx.pacing.waiter_max_s
 
 
 def instance_from_api(data: dict[str, Any], region: str) -> Instance:
@@ -65,10 +74,10 @@ def instance_from_api(data: dict[str, Any], region: str) -> Instance:
         availability_zone=(data.get("Placement") or {}).get("AvailabilityZone"),
         launch_time=data.get("LaunchTime"),
         lifecycle="spot" if data.get("InstanceLifecycle") == "spot" else "on-demand",
-        spot_request_type=tags.get("runctl:spot-type") or ("one-time" if data.get("InstanceLifecycle") == "spot" else None),
+        spot_request_type=tags.get(SPOT_TYPE_TAG) or ("one-time" if data.get("InstanceLifecycle") == "spot" else None),
         tags=tags,
         image_id=data.get("ImageId"),
-        root_volume_gb=root or _int_or_none(tags.get("runctl:disk-gb")),
+        root_volume_gb=root or _int_or_none(tags.get(DISK_GB_TAG)),
         public_ip=data.get("PublicIpAddress"),
         private_ip=data.get("PrivateIpAddress"),
         iam_instance_profile=profile,
@@ -132,15 +141,15 @@ def describe_snapshot(ctx: Context, snapshot_id: str) -> EbsSnapshot:
     tags = {t["Key"]: t["Value"] for t in snap.get("Tags", []) or []}
     return EbsSnapshot(snapshot_id=snap["SnapshotId"], state=snap.get("State", "unknown"),
                        size_gb=int(snap.get("VolumeSize") or 0), region=ctx.region,
-                       progress=str(snap.get("Progress") or ""), source_instance=tags.get("runctl:instance"),
-                       project=tags.get("runctl:project") or None, device=tags.get("runctl:device"), tags=tags)
+                       progress=str(snap.get("Progress") or ""), source_instance=tags.get(INSTANCE_TAG),
+                       project=tags.get(PROJECT_TAG) or None, device=tags.get(DEVICE_TAG), tags=tags)
 
 
 def supported_architectures(ctx: Context, instance_type: str) -> tuple[str, ...]:
     """The type's ``ProcessorInfo.SupportedArchitectures`` (DescribeInstanceTypes, asked once per
     type and region in this process); a type the region does not know is a :class:`UsageError`."""
     region = ctx.region
-    key = (sandbox_endpoint() or "aws", region, instance_type)
+    key = (ctx.world_key, region, instance_type)
     with _ARCHITECTURES_LOCK:
         known = _ARCHITECTURES.get(key)
     if known is not None:
@@ -264,14 +273,14 @@ def create(
     # The volumes carry who made them too (a volume outliving its instance stays attributable).
     volume_tags = [
         {"Key": "Name", "Value": name or f"runctl-{project}"},
-        {"Key": "runctl:project", "Value": project},
+        {"Key": PROJECT_TAG, "Value": project},
         {"Key": MANAGED_TAG, "Value": now},
     ]
     tags = [
         *volume_tags,
-        {"Key": "runctl:ledger-seconds", "Value": "0"},
-        {"Key": "runctl:ledger-usd", "Value": "0"},
-        {"Key": "runctl:disk-gb", "Value": str(root_gb)},
+        {"Key": LEDGER_SECONDS_TAG, "Value": "0"},
+        {"Key": LEDGER_USD_TAG, "Value": "0"},
+        {"Key": DISK_GB_TAG, "Value": str(root_gb)},
     ]
     params: dict[str, Any] = {
         "ImageId": image,
@@ -308,7 +317,7 @@ def create(
         if max_price is not None:
             options["MaxPrice"] = f"{max_price:.4f}"
         params["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": options}
-        tags.append({"Key": "runctl:spot-type", "Value": "one-time"})
+        tags.append({"Key": SPOT_TYPE_TAG, "Value": "one-time"})
     with translate_aws_errors(f"launch a {instance_type} instance"):
         try:
             resp = ctx.client("ec2").run_instances(**params)
@@ -319,8 +328,8 @@ def create(
             # Asked for: no spot capacity at this price → on-demand. RunInstances made no request to cancel.
             params.pop("InstanceMarketOptions")
             params["ClientToken"] = uuid.uuid4().hex
-            tags[:] = [t for t in tags if t["Key"] != "runctl:spot-type"]
-            tags.append({"Key": "runctl:spot-fallback", "Value": code})
+            tags[:] = [t for t in tags if t["Key"] != SPOT_TYPE_TAG]
+            tags.append({"Key": SPOT_FALLBACK_TAG, "Value": code})
             resp = ctx.client("ec2").run_instances(**params)
     return instance_from_api(resp["Instances"][0], ctx.region)
 
@@ -428,7 +437,7 @@ def wait_ssm_online(ctx: Context, instance_id: str, timeout: float | None = None
     # boto3 has no waiter for SSM registration, so this one polls DescribeInstanceInformation.
     if timeout is None:
         timeout = wait_limits(ctx)[1]
-    delay = 0.25 if ctx.is_sandbox else 5.0
+    delay = ctx.pacing.state_poll
     deadline = time.monotonic() + timeout
     while instance_id not in ssm_online(ctx, [instance_id]):
         if time.monotonic() > deadline:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from botocore.exceptions import ClientError
 
 from ..errors import BackendError, Step, UsageError, cmd, translate_aws_errors
-from .session import Context, sandbox_endpoint
+from .session import Context
 
 SANDBOX_BUCKET = "runctl-sandbox"
 URL_TTL_S = 3600
@@ -30,6 +31,10 @@ class S3Object:
     etag: str  # quotes stripped: not an MD5 for multipart or SSE-KMS objects, so never trusted as one
 
 
+@overload
+def bucket_for(ctx: Context, explicit: str | None = None, *, required: Literal[True] = True) -> str: ...
+@overload
+def bucket_for(ctx: Context, explicit: str | None = None, *, required: bool) -> str | None: ...
 def bucket_for(ctx: Context, explicit: str | None = None, *, required: bool = True) -> str | None:
     """The configured bucket; in the sandbox a default one is created on first use. On first use in a
     process the bucket gets runctl's AbortIncompleteMultipartUpload rule (:mod:`.s3_storage`)."""
@@ -88,7 +93,7 @@ _BUCKET_REGIONS: dict[tuple[str, str], str] = {}
 
 def bucket_region(ctx: Context, bucket: str) -> str:
     """The region a bucket lives in (GetBucketLocation, cached per world and bucket)."""
-    world = sandbox_endpoint() or "aws"  # (no STS call just to name the world)
+    world = ctx.world_key
     if (world, bucket) not in _BUCKET_REGIONS:
         with translate_aws_errors(f"find the region of s3://{bucket}"):
             location = ctx.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import RunctlError, translate_aws_errors
-from .session import Context, sandbox_endpoint
+from .session import Context
 
 PREFIX = "runctl/"
 RULE_ID = "runctl-abort-incomplete-multipart-uploads"
@@ -43,7 +43,7 @@ class OpenUpload:
     parts: int
 
 
-def _code(exc: Exception) -> str | None:
+def _code(exc: BaseException) -> str | None:
     return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
@@ -129,7 +129,7 @@ def _rule() -> dict:
 def ensure_lifecycle(ctx: Context, bucket: str) -> str:
     """Make sure the bucket aborts runctl's incomplete multipart uploads after a day; the outcome
     as ``storage`` shows it. Once per process and bucket; AccessDenied is an outcome, not an error."""
-    key = (sandbox_endpoint() or "aws", bucket)
+    key = (ctx.world_key, bucket)
     with _LIFECYCLE_LOCK:
         if key not in _LIFECYCLE:
             try:
@@ -140,8 +140,8 @@ def ensure_lifecycle(ctx: Context, bucket: str) -> str:
         return _LIFECYCLE[key]
 
 
-def lifecycle_state(bucket: str) -> str | None:
-    return _LIFECYCLE.get((sandbox_endpoint() or "aws", bucket))
+def lifecycle_state(ctx: Context, bucket: str) -> str | None:
+    return _LIFECYCLE.get((ctx.world_key, bucket))
 
 
 def forget_lifecycle() -> None:

@@ -1,9 +1,12 @@
 """One place that builds boto3 sessions and clients (lazily: importing runctl imports no boto3).
 
-The sandbox and the tests plug in here by environment (``AWS_ENDPOINT_URL`` + test credentials),
-so they run the production code path. Retries use botocore's own modes (standard/adaptive) with
-the configured attempt count instead of hand-written loops. Every API call is counted through
-botocore's ``before-call`` event, so benchmarks and tests can assert on call counts.
+The world a :class:`Context` talks to is a value given when it is made: ``Context(settings)`` is AWS,
+``Context(settings, sandbox=SandboxWorld(endpoint, folder))`` the embedded sandbox. No code here reads
+the environment to learn which (``api.context`` decides, once, for the front ends); a context made
+for AWS stays on AWS even when another cell later starts the sandbox. Retries use botocore's own
+modes (standard/adaptive) with the configured attempt count instead of hand-written loops. Every API
+call is counted through botocore's ``before-call`` event, so benchmarks and tests can assert on
+call counts.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import threading
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,8 @@ from ..config import Settings
 from ..errors import CredentialsError, RunctlError, Step, UsageError, cmd, translate_aws_errors
 from ..models import World
 
+# The variable the sandbox exports into an attached process (api.attach_environment) and into the
+# commands its instances run; only api.context reads it.
 SANDBOX_ENV = "RUNCTL_SANDBOX_ENDPOINT"
 
 
@@ -30,37 +36,57 @@ def env_region() -> str | None:
     return os.environ.get("AWS_REGION") or None
 
 
-def sandbox_endpoint() -> str | None:
-    """The sandbox endpoint when this process is attached to the embedded sandbox."""
-    return os.environ.get(SANDBOX_ENV) or None
-
-
-def client_cache_dir() -> Path:
-    """Where this machine caches prices and code manifests: per sandbox world, or ~/.cache/runctl."""
-    if sandbox_endpoint() and os.environ.get("RUNCTL_SANDBOX_DIR"):
-        return Path(os.environ["RUNCTL_SANDBOX_DIR"]) / "client"
+def user_cache_dir() -> Path:
+    """Where this machine caches prices and code manifests for AWS: ~/.cache/runctl."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
 
 
-def world_now() -> datetime:
-    """The current instant: the sandbox clock in the sandbox (it may be frozen), else UTC now.
-
-    Every date a user sees while the sandbox is in use comes from here, never the machine's clock.
-    """
-    endpoint = sandbox_endpoint()
-    if endpoint is None:
-        return datetime.now(UTC)
+def sandbox_clock(endpoint: str) -> datetime:
+    """The sandbox's current instant (it may be frozen): every date a user sees while the sandbox is
+    in use comes from here, never the machine's clock."""
     with urllib.request.urlopen(f"{endpoint}/_runctl/clock", timeout=5) as resp:  # loopback only
         return datetime.fromisoformat(json.load(resp)["now"])
+
+
+@dataclass(frozen=True)
+class SandboxWorld:
+    """The embedded sandbox a context talks to: its loopback endpoint and its folder."""
+
+    endpoint: str
+    folder: Path | None = None
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How often this world is polled (seconds): the sandbox answers in milliseconds, AWS in seconds."""
+
+    ssm_first_poll: float      # first wait for a SendCommand's result (then ×1.6, at most 2 s)
+    log_poll: float            # between reads of a followed log
+    run_poll: float            # between status reads while waiting for a run to exit
+    state_poll: float          # between DescribeInstances / SSM registration polls
+    waiter_delay: int          # boto3 waiter Delay
+    waiter_max_s: int          # how long an instance state transition may take
+
+
+SANDBOX_PACING = Pacing(ssm_first_poll=0.05, log_poll=0.3, run_poll=0.3, state_poll=0.25,
+                        waiter_delay=1, waiter_max_s=30)
+AWS_PACING = Pacing(ssm_first_poll=0.5, log_poll=2.0, run_poll=3.0, state_poll=5.0,
+                    waiter_delay=5, waiter_max_s=600)
 
 
 class Context:
     """Settings + a lazily-created boto3 session and cached clients, shared by one command."""
 
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, *, sandbox: SandboxWorld | None = None,
+                 cache_dir: Path | None = None, pacing: Pacing | None = None):
         self.settings = settings or Settings()
+        self.sandbox = sandbox
+        if cache_dir is None:  # per sandbox world (its folder), or the user's cache
+            cache_dir = sandbox.folder / "client" if sandbox and sandbox.folder else user_cache_dir()
+        self.cache_dir = cache_dir
+        self.pacing = pacing or (SANDBOX_PACING if sandbox else AWS_PACING)
         self._session = None
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
         self._account: str | None = None
         self._region_checked = False
@@ -69,7 +95,12 @@ class Context:
     # -- where we are ---------------------------------------------------------------------
     @property
     def is_sandbox(self) -> bool:
-        return sandbox_endpoint() is not None
+        return self.sandbox is not None
+
+    @property
+    def world_key(self) -> str:
+        """Names this context's world in per-process caches (no STS call just for that)."""
+        return self.sandbox.endpoint if self.sandbox else "aws"
 
     @property
     def session(self):
@@ -172,10 +203,10 @@ class Context:
         return None, "not set; code sync and checkpoint copies need one"
 
     def _explain_project(self) -> tuple[Any, str]:
-        from ..sync import project_root
+        from ..sync_scope import choose_project, project_root
 
         root = project_root(Path.cwd())
-        return root.name, f"name of the project folder {root}"
+        return choose_project(None, None, None, root), f"name of the project folder {root}"
 
     def world(self) -> World:
         if self.is_sandbox:
@@ -208,9 +239,11 @@ class Context:
                     config = config.merge(Config(signature_version="s3v4", s3={
                         "addressing_style": "path" if self.is_sandbox else "virtual",
                         "us_east_1_regional_endpoint": "regional"}))
-                # In the sandbox the endpoint is pinned here, not left to AWS_ENDPOINT_URL alone: a
-                # context that believes it is in the sandbox must never reach real AWS.
-                endpoint = sandbox_endpoint() if self.is_sandbox else None
+                # The endpoint is pinned both ways: a sandbox context never reaches real AWS, and an
+                # AWS context ignores an AWS_ENDPOINT_URL that a sandbox started later exported.
+                endpoint = self.sandbox.endpoint if self.sandbox else None
+                if endpoint is None:
+                    config = config.merge(Config(ignore_configured_endpoint_urls=True))
                 client = self.session.client(service, region_name=region, config=config, endpoint_url=endpoint)
                 client.meta.events.register("before-call", self._count_call)
                 self._clients[key] = client
@@ -226,8 +259,8 @@ class Context:
 
     # -- time -------------------------------------------------------------------------------
     def now(self) -> datetime:
-        """The current instant of this command's world (see :func:`world_now`)."""
-        return world_now()
+        """The current instant of this command's world: the sandbox clock there, else UTC now."""
+        return sandbox_clock(self.sandbox.endpoint) if self.sandbox else datetime.now(UTC)
 
 
 def _pricing_region(region: str) -> str:

@@ -62,7 +62,7 @@ def send(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
 def wait_result(ctx: Context, instance_id: str, command_id: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                 sleep: Callable[[float], None] = time.sleep) -> RemoteResult:
     client = ctx.client("ssm")
-    delay = 0.05 if ctx.is_sandbox else 0.5
+    delay = ctx.pacing.ssm_first_poll
     deadline = time.monotonic() + timeout_s
     while True:
         sleep(delay)

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-LEDGER_SECONDS_TAG = "runctl:ledger-seconds"
-LEDGER_USD_TAG = "runctl:ledger-usd"
-LEDGER_THROUGH_TAG = "runctl:ledger-through"
+from ..tag_keys import LEDGER_SECONDS_TAG, LEDGER_THROUGH_TAG, LEDGER_USD_TAG
 
 MINIMUM_BILLED_SECONDS = 60  # AWS: per-second billing, 60 s minimum each time an instance starts
 HOURS_PER_MONTH = 730  # AWS prices EBS per GB-month; it converts with 730 hours a month

@@ -16,11 +16,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..tag_keys import CREATED_TAG, INSTANCE_TAG
 from .billing import HOURS_PER_MONTH, tag_dict
 from .rows import PROJECT_TAG, CostRow
-
-INSTANCE_TAG = "runctl:instance"  # written by terminate --snapshot (guard.snapshot_volumes)
-CREATED_TAG = "runctl:created"
 
 
 def _aware(dt: datetime) -> datetime:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from ..tag_keys import GUARDIAN_TAG, LAST_CHECKPOINT_TAG, PROJECT_TAG, RUN_STATE_TAG
 from .billing import (
     Basis,
     current_accrual,
@@ -23,12 +24,6 @@ from .billing import (
     uptime_seconds,
 )
 from .warnings import CostWarning, Thresholds, warnings_for
-
-PROJECT_TAG = "runctl:project"
-RUN_STATE_TAG = "runctl:run-state"
-LAST_CHECKPOINT_TAG = "runctl:last-checkpoint"
-GUARDIAN_TAG = "runctl:guardian"
-
 
 _ALIVE_STATES = ("pending", "running")
 

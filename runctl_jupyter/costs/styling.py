@@ -6,6 +6,9 @@ warning is stronger and bold. The uuid is fixed ("runctl") so notebook output is
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
@@ -58,7 +61,7 @@ def style(df: pd.DataFrame, caption_info: CaptionInfo | None = None, *,
     styler = df.style.set_uuid("runctl")
     styler = styler.hide(axis="index")
     styler = styler.apply(_css, axis=None, thresholds=thresholds)
-    formats = {c: fmt.hourly for c in ("usd_per_hour", "ebs_usd_per_hour") if c in df.columns}
+    formats: dict[str, Callable[[Any], str]] = {c: fmt.hourly for c in ("usd_per_hour", "ebs_usd_per_hour") if c in df.columns}
     for c in ("accrued_usd", "storage_usd_per_month"):
         if c in df.columns:
             formats[c] = fmt.usd

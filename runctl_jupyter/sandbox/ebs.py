@@ -24,10 +24,11 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from . import moto_seams
-from .protocol import AwsRequest
+from .protocol import AwsRequest, RawResponse
 from .world import World
 
-Forward = Callable[[dict[str, Any]], Response]
+AnyResponse = Response | RawResponse
+Forward = Callable[[dict[str, Any]], AnyResponse]
 _SNAPSHOT_ID = re.compile(r"<snapshotId>(snap-[0-9a-f]+)</snapshotId>")
 
 
@@ -40,7 +41,7 @@ class EbsSnapshots:
     def content(self, snapshot_id: str) -> Path:
         return self.world.snapshots_dir / snapshot_id / "runctl"
 
-    def create_snapshot(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
+    def create_snapshot(self, req: AwsRequest, environ: dict[str, Any]) -> AnyResponse:
         with self.world.moto_lock:
             resp = self.forward(environ)
             if resp.status_code != 200:
@@ -62,7 +63,7 @@ class EbsSnapshots:
             shutil.copytree(source, target, symlinks=True)
         return resp
 
-    def delete_snapshot(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
+    def delete_snapshot(self, req: AwsRequest, environ: dict[str, Any]) -> AnyResponse:
         resp = self.forward(environ)
         snapshot_id = req.params.get("SnapshotId", "")
         if resp.status_code == 200 and re.fullmatch(r"snap-[0-9a-f]+", snapshot_id):

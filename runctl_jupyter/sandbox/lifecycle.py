@@ -21,10 +21,11 @@ from werkzeug.wrappers import Response
 from . import moto_seams, processes
 from .clock import call_later, iso
 from .ebs import EbsSnapshots
-from .protocol import AwsRequest, ec2_error
+from .protocol import AwsRequest, RawResponse, ec2_error
 from .world import InstanceMeta, World
 
-Forward = Callable[[dict[str, Any]], Response]
+AnyResponse = Response | RawResponse
+Forward = Callable[[dict[str, Any]], AnyResponse]
 _ID = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>")
 _RUNNING_STATE = re.compile(r"<instanceState>\s*<code>16</code>\s*<name>running</name>\s*</instanceState>")
 _LAUNCH_TIME = re.compile(r"<launchTime>[^<]*</launchTime>")
@@ -39,7 +40,7 @@ class Lifecycle:
         self.ebs = EbsSnapshots(world, forward)  # snapshots hold the disk they saved
         self.actions.update(self.ebs.actions)
 
-    def handle(self, req: AwsRequest, environ: dict[str, Any]) -> Response | None:
+    def handle(self, req: AwsRequest, environ: dict[str, Any]) -> AnyResponse | None:
         handler = self.actions.get(req.action or "")
         return handler(req, environ) if handler else None
 
@@ -113,7 +114,7 @@ class Lifecycle:
 
     # --- actions ---------------------------------------------------------------------------------
 
-    def run_instances(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
+    def run_instances(self, req: AwsRequest, environ: dict[str, Any]) -> AnyResponse:
         p = req.params
         spot = p.get("InstanceMarketOptions.MarketType", "").lower() == "spot"
         restores: list[tuple[str, str]] = []
@@ -142,7 +143,7 @@ class Lifecycle:
         self.ebs.restore(restores)  # its disk holds them before anyone hears of the instance
         return resp
 
-    def start_instances(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
+    def start_instances(self, req: AwsRequest, environ: dict[str, Any]) -> AnyResponse:
         with self.world.moto_lock:
             found = self._lookup(req)
             if found is None or req.params.get("DryRun") == "true":
@@ -161,7 +162,7 @@ class Lifecycle:
                         moto_seams.set_state(inst, "pending")
             return resp
 
-    def stop_instances(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
+    def stop_instances(self, req: AwsRequest, environ: dict[str, Any]) -> AnyResponse:
         with self.world.moto_lock:
             found = self._lookup(req)
             if found is None:
@@ -188,7 +189,7 @@ class Lifecycle:
                         moto_seams.set_state(inst, before[iid])
             return resp
 
-    def terminate_instances(self, req: AwsRequest, environ: dict[str, Any]) -> Response:
+    def terminate_instances(self, req: AwsRequest, environ: dict[str, Any]) -> AnyResponse:
         with self.world.moto_lock:
             found = self._lookup(req)
             if found is None or req.params.get("DryRun") == "true":

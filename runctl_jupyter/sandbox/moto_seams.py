@@ -47,7 +47,7 @@ def app() -> Any:
 
 # Types AWS still offers (previous generation) that moto's instance-type data lacks: without them the
 # sandbox would refuse a `create` AWS accepts (DescribeInstanceTypes → InvalidInstanceType).
-_MISSING_TYPES = {  # type: (vCPUs, memory MiB, V100 GPUs)
+_MISSING_TYPES = {  # name → (vCPUs, memory MiB, V100 GPUs)
     "p3.2xlarge": (8, 62464, 1),
     "p3.8xlarge": (32, 249856, 4),
     "p3.16xlarge": (64, 499712, 8),
@@ -92,13 +92,13 @@ def _account() -> str:
 def _backend(service: str, region: str) -> Any:
     from moto.backends import get_backend
 
-    return get_backend(service)[_account()][region]  # type: ignore[arg-type]
+    return get_backend(service)[_account()][region]  # type: ignore[call-overload]
 
 
 def _loaded_regions(service: str) -> list[str]:
     from moto.backends import get_backend
 
-    return list(get_backend(service)[_account()].keys())  # type: ignore[arg-type]
+    return list(get_backend(service)[_account()].keys())  # type: ignore[call-overload]
 
 
 def preload(regions: list[str]) -> None:

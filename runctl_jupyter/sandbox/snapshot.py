@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def _disk(root: Path) -> dict[str, str]:
             digest = hashlib.sha256()
             try:
                 with path.open("rb") as handle:
-                    for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                    for chunk in iter(partial(handle.read, 1 << 20), b""):
                         digest.update(chunk)
             except OSError as exc:  # e.g. a file removed while walking
                 entries[rel] = f"unreadable:{exc.__class__.__name__}"

@@ -1,8 +1,7 @@
 """What a panel does, as plain calls into the Python API (injectable for tests).
 
 The panels hold no logic of their own: every action is one of these callables. The defaults call
-:mod:`runctl_jupyter.api`, :mod:`runctl_jupyter.training` and :mod:`runctl_jupyter.resources`
-(imported lazily); tests may pass a :class:`PanelActions` with some of them replaced.
+:mod:`runctl_jupyter.api` (imported lazily); tests may pass a :class:`PanelActions` with some of them replaced.
 """
 
 from __future__ import annotations
@@ -13,9 +12,9 @@ from typing import Any
 
 
 def _list_frame(ctx: Any, **filters: Any) -> Any:
-    from .. import resources
+    from .. import api
 
-    return resources.list_frame(ctx, **filters)
+    return api.resources(ctx, **filters)
 
 
 def _start(ctx: Any, instance_id: str, **kw: Any) -> Any:
@@ -37,30 +36,28 @@ def _terminate(ctx: Any, instance_id: str, **kw: Any) -> Any:
 
 
 def _start_training(ctx: Any, instance_id: str, script: str, script_args: list[str], **kw: Any) -> Any:
-    from .. import training
+    from .. import api
 
-    return training.start_training(ctx, instance_id, script, script_args, **kw)
+    return api.train(ctx, instance_id, script, script_args, **kw)
 
 
 def _follow_run(ctx: Any, launch: Any, on_text: Callable[[str], Any], **kw: Any) -> Any:
-    from .. import training
+    from .. import api
 
-    return training.follow_run(ctx, launch, on_text, **kw)
+    return api.follow_run(ctx, launch, on_text, **kw)
 
 
 def _finish_run(ctx: Any, launch: Any, exit_code: int | None, tail: str) -> Any:
-    from .. import training
+    from .. import api
 
-    return training.finish_run(ctx, launch, exit_code, tail)
+    return api.finish_run(ctx, launch, exit_code, tail)
 
 
 def _hourly_price(ctx: Any, instance_id: str) -> tuple[float | None, str]:
     """The instance's on-demand $/hr (None when unknown) and a short description of it."""
-    from .. import api, resources
+    from .. import api
 
-    inst = api.status(ctx, instance_id)
-    quote = resources.price_book(ctx).on_demand(inst.region, inst.instance_type)
-    return quote.usd_per_hour, f"{inst.instance_type} on-demand, {quote.source}"
+    return api.hourly_price(ctx, instance_id)
 
 
 def _make_context(magic_config: dict[str, Any] | None) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .. import display
 from ..errors import NOTEBOOK_PREFIX, GuardRefused
 from ._actions import PanelActions
 from ._base import ERROR_STYLE, GUARD_STYLE, PanelBase, error_text, pre, show
@@ -176,21 +177,16 @@ class ResourcesPanel(PanelBase):
             caption = df.attrs.get("runctl_caption_info")
             where = f" ({caption.world})" if caption is not None and getattr(caption, "world", None) else ""
             return f"<i>No instances match these filters{where}.</i>"
-        from ..costs import style
-
-        styler = style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds"))
-        return styler.to_html()
+        return display.resources_html(df)
 
     def _status_html(self, df: Any, note: str = "") -> str:
-        from ..costs import fmt
-
         parts: list[str] = []
         if df is not None:
             running = df[df["state"] == "running"] if len(df) else df
             hourly = float(running["usd_per_hour"].sum(min_count=1)) if len(running) else 0.0
             accrued = float(df["accrued_usd"].sum(min_count=1)) if len(df) else 0.0
             snapshots = int(df["kind"].eq("snapshot").sum()) if "kind" in df.columns else 0
-            parts += [f"{len(running)} running", f"{fmt.hourly(hourly)}/hr", f"{fmt.usd(accrued)} accrued",
+            parts += [f"{len(running)} running", f"{display.hourly(hourly)}/hr", f"{display.usd(accrued)} accrued",
                       f"{len(df) - snapshots} instance(s) listed"]
             if snapshots:
                 parts.append(f"{snapshots} snapshot(s)")

@@ -11,8 +11,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..api import ProgressParser
 from ..errors import GuardRefused, Step, UsageError
-from ..logs import ProgressParser
 from ..models import validate_instance_id
 from ._actions import PanelActions
 from ._base import ERROR_STYLE, GUARD_STYLE, PanelBase, error_text, pre

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from costs_rowsdata import make_row
 
-from runctl_jupyter import grammar, resources
+from runctl_jupyter import api, grammar, resources
 from runctl_jupyter.costs.caption import caption_text
 from runctl_jupyter.costs.table import frame
 from runctl_jupyter.costs.text import render_text
@@ -36,7 +36,7 @@ def _steps(err: UsageError, prefix: str = "runctl") -> list[str]:
 def test_unknown_state_filter_is_a_usage_error_listing_the_states() -> None:
     c = grammar.parse(["resources", "list", "--filter", "bogus"])
     with pytest.raises(UsageError) as info:
-        resources.command(NoAWS(), c, fe=None)
+        api.resources(NoAWS(), state=c.state_filter, verb=c.path[1])
     err = info.value
     assert err.exit_code == 2
     assert err.message == "Unknown instance state 'bogus'."
@@ -46,7 +46,7 @@ def test_unknown_state_filter_is_a_usage_error_listing_the_states() -> None:
 def test_misspelt_state_suggests_the_close_one_for_the_same_verb() -> None:
     c = grammar.parse(["resources", "summary", "--filter", "runing"])
     with pytest.raises(UsageError) as info:
-        resources.command(NoAWS(), c, fe=None)
+        api.resources(NoAWS(), state=c.state_filter, verb=c.path[1])
     assert _steps(info.value, "%runctl")[1] == "Did you mean: %runctl resources summary --filter running"
 
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from sandbox_env import REPO
 
-from runctl_jupyter import api, guardian, resources, training
+from runctl_jupyter import api, follow_view, guard, guardian, resources, training
 from runctl_jupyter.aws import s3
 from runctl_jupyter.errors import GuardRefused
 from runctl_jupyter.sandbox import control
@@ -99,7 +99,7 @@ def test_spot_notice_puts_the_checkpoint_in_s3_before_the_instance_goes(ctx, spo
     info = control.status(Path(sandbox.directory))
     t0 = time.monotonic()
     control.interrupt(info, spot_instance, notice_seconds=6, terminate_after_seconds=6)
-    prefix = training.checkpoint_prefix("gspot", launch.run_id)
+    prefix = guard.checkpoint_prefix("gspot", launch.run_id)
     first = _wait_until(lambda: s3.list_objects(ctx, BUCKET, prefix), timeout=6, what="the checkpoint in S3")
     elapsed = time.monotonic() - t0
     rec = _wait_until(lambda: (r := _record(sandbox, spot_instance, "gspot", launch.run_id))["state"] == "acted"
@@ -126,7 +126,7 @@ def test_spot_notice_puts_the_checkpoint_in_s3_before_the_instance_goes(ctx, spo
 
 def test_autostop_stops_an_idle_instance_and_leaves_no_guardian(ctx, instance, sandbox):
     lines: list[str] = []
-    training.train_command(ctx, _train_cmd(instance, "--epochs", "2", "--sleep", "0", autostop=3.0), _fe(lines))
+    follow_view.train_command(ctx, _train_cmd(instance, "--epochs", "2", "--sleep", "0", autostop=3.0), _fe(lines))
     assert "runctl:guardian" in api.status(ctx, instance).tags
     assert api.status(ctx, instance).tags["runctl:guardian"] == "watching: autostop 3s"
     from runctl_jupyter import resources  # the cost table shows the guardian too (from tags, no SSM)
@@ -141,7 +141,7 @@ def test_autostop_stops_an_idle_instance_and_leaves_no_guardian(ctx, instance, s
     assert float(rec["detected_at"]) - ended >= 3.0  # not before its duration
     assert rec["action"] == "autostop" and rec["upload"] == "ok"
     assert rec["instance"] == "stop requested (presigned EC2 call)"
-    assert s3.list_objects(ctx, BUCKET, training.checkpoint_prefix("gtest", run_id))
+    assert s3.list_objects(ctx, BUCKET, guard.checkpoint_prefix("gtest", run_id))
 
 
 def test_guardian_exits_when_the_training_ends_without_limits(ctx, spot_instance, sandbox):
@@ -162,7 +162,7 @@ def budget_run(sandbox):
     ctx = api.context()
     iid = api.create(ctx, "t3.micro", wait=True, project="gbudget").instance_id
     lines: list[str] = []
-    training.train_command(ctx, _train_cmd(iid, "--epochs", "500", "--sleep", "0.2", project="gbudget",
+    follow_view.train_command(ctx, _train_cmd(iid, "--epochs", "500", "--sleep", "0.2", project="gbudget",
                                            max_hours=0.001), _fe(lines))
     _wait_until(lambda: api.status(ctx, iid).state == "stopped", timeout=25, what="the budget cap")
     run_id = api.status(ctx, iid).tags["runctl:run-id"]
@@ -218,13 +218,13 @@ def test_max_cost_uses_the_cost_tables_price(ctx, instance):
 
 def test_autostop_beyond_the_urls_lifetime_is_refused_before_anything_runs(ctx, instance):
     with pytest.raises(GuardRefused) as err:
-        training.train_command(ctx, _train_cmd(instance, "--epochs", "1", autostop=8 * 86400), _fe([]))
+        follow_view.train_command(ctx, _train_cmd(instance, "--epochs", "1", autostop=8 * 86400), _fe([]))
     assert "presigned URLs cannot outlive 7 days" in err.value.message
     assert "runctl:run-id" not in api.status(ctx, instance).tags
 
 
 def test_status_refresh_reads_the_guardian_record(ctx, instance, sandbox):
-    training.train_command(ctx, _train_cmd(instance, "--epochs", "300", "--sleep", "0.2", max_hours=1), _fe([]))
+    follow_view.train_command(ctx, _train_cmd(instance, "--epochs", "300", "--sleep", "0.2", max_hours=1), _fe([]))
     inst = api.status(ctx, instance)
     fields = guardian.refresh(ctx, inst)
     assert fields["state"] == "watching" and fields["guardian_alive"] == "1"
@@ -249,7 +249,7 @@ def test_the_post_policy_lets_the_guardian_upload_every_key_under_the_runs_prefi
 
 
 def _checkpoints_in_s3(ctx, project: str, run_id: str) -> dict[str, int]:
-    objects = s3.list_objects(ctx, BUCKET, training.checkpoint_prefix(project, run_id))
+    objects = s3.list_objects(ctx, BUCKET, guard.checkpoint_prefix(project, run_id))
     return {rel: json.loads(s3.get_bytes(ctx, BUCKET, obj.key)).get("epoch") for rel, obj in objects.items()
             if rel.startswith("checkpoint_epoch_")} | {rel: -1 for rel in objects if not rel.startswith("checkpoint_")}
 
@@ -257,7 +257,7 @@ def _checkpoints_in_s3(ctx, project: str, run_id: str) -> dict[str, int]:
 def test_one_time_spot_autostop_uploads_every_checkpoint_then_terminates(ctx, spot_instance, sandbox):
     """The guardian used to upload only the newest checkpoint, then terminate: the others died with the disk."""
     lines: list[str] = []
-    training.train_command(ctx, _train_cmd(spot_instance, "--epochs", "3", "--sleep", "0", project="gall",
+    follow_view.train_command(ctx, _train_cmd(spot_instance, "--epochs", "3", "--sleep", "0", project="gall",
                                            autostop=1.0), _fe(lines))
     run_id = api.status(ctx, spot_instance).tags["runctl:run-id"]
     _wait_until(lambda: api.status(ctx, spot_instance).state in ("shutting-down", "terminated"), timeout=30,
@@ -271,7 +271,7 @@ def test_one_time_spot_autostop_uploads_every_checkpoint_then_terminates(ctx, sp
 
 def _kept_running(ctx, sandbox, iid: str, project: str) -> tuple[str, dict]:
     lines: list[str] = []
-    training.train_command(ctx, _train_cmd(iid, "--epochs", "3", "--sleep", "0", project=project, autostop=1.0),
+    follow_view.train_command(ctx, _train_cmd(iid, "--epochs", "3", "--sleep", "0", project=project, autostop=1.0),
                            _fe(lines))
     run_id = api.status(ctx, iid).tags["runctl:run-id"]
     rec = _wait_until(lambda: (r := _record(sandbox, iid, project, run_id))["state"] == "acted" and r,

@@ -142,11 +142,13 @@ def test_create_wait_that_fails_leaves_nothing_behind(ctx, monkeypatch, spot):
 def test_a_stuck_wait_says_what_it_waits_for_and_ends_at_the_sandbox_deadline(ctx, sandbox, monkeypatch):
     """A wait never shows nothing for minutes: it names what it waits for and its deadline, and past
     it says the instance's state and what to do (here the sandbox keeps the instance pending)."""
-    from runctl_jupyter.aws import ec2
+    import dataclasses
+
     from runctl_jupyter.errors import BackendError
     from runctl_jupyter.sandbox import control
 
-    monkeypatch.setattr(ec2, "SANDBOX_WAIT_S", 2)  # the sandbox's own deadline is 30 s
+
+    ctx.pacing = dataclasses.replace(ctx.pacing, waiter_max_s=2)  # the sandbox's own deadline is 30 s
     info = control.status()
     said: list[str] = []
     control.set_delays(info, pending=120)

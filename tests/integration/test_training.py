@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from itest_helpers import REPO, run_cli
 
-from runctl_jupyter import api, training
+from runctl_jupyter import api, follow_view, training
 from runctl_jupyter.aws import s3
 from runctl_jupyter.errors import GuardRefused, TrainingFailed, UsageError
 from runctl_jupyter.sandbox import control
@@ -211,7 +211,7 @@ def test_a_follower_reports_a_run_ended_by_stop_as_stopped(ctx, instance, sandbo
 
     def follow() -> None:
         try:
-            outcome["result"] = training.wait_in_foreground(api.context(), launch, lambda _t: None)
+            outcome["result"] = follow_view.wait_in_foreground(api.context(), launch, lambda _t: None)
         except Exception as exc:  # shown by the assertion below
             outcome["error"] = exc
 
@@ -285,7 +285,7 @@ def test_a_follower_whose_instance_stops_under_it_ends_as_stopped(ctx, instance)
 
     def follow() -> None:
         try:
-            outcome["result"] = training.wait_in_foreground(api.context(), launch, written.append)
+            outcome["result"] = follow_view.wait_in_foreground(api.context(), launch, written.append)
         except Exception as exc:  # shown by the assertion below
             outcome["error"] = exc
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sandbox_env import fresh_instance
 
-from runctl_jupyter import api, log_catchup, training
+from runctl_jupyter import api, follow_view, log_catchup, training
 from runctl_jupyter.aws import s3, ssm
 from runctl_jupyter.remote import script_path
 
@@ -88,7 +88,7 @@ def _monitor(ctx, launch: training.Launch, capsys) -> tuple[bytes, list[str]]:
     c = SimpleNamespace(instance_id=launch.instance_id, project=PROJECT, run_id=launch.run_id, follow=False, lines=20)
     fe = SimpleNamespace(echo=echoed.append, prefix="runctl", notebook=False)
     capsys.readouterr()
-    training.monitor_command(ctx, c, fe)
+    follow_view.monitor_command(ctx, c, fe)
     return capsys.readouterr().out.encode(), echoed
 
 
@@ -132,7 +132,7 @@ def test_without_a_bucket_the_short_reads_still_work_and_say_so_once(sandbox, in
     monkeypatch.setattr(s3, "bucket_for", lambda *_a, **_k: None)  # as on AWS with no bucket configured
     written: list[str] = []
     ctx = api.context()
-    result = training.wait_in_foreground(ctx, launch, written.append)
+    result = follow_view.wait_in_foreground(ctx, launch, written.append)
     assert result.state == "succeeded"
     notes = [w for w in written if w.lstrip("\n").startswith("[runctl] Reading the")]
     assert len(notes) == 1, notes

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from runctl_jupyter import api
+from runctl_jupyter import api, api_sandbox
 from runctl_jupyter.sandbox import control
 
 
@@ -39,7 +39,7 @@ def test_a_restarted_sandbox_says_the_old_world_is_gone_and_clears_its_leftovers
 def test_sandbox_start_tells_the_user(monkeypatch: pytest.MonkeyPatch, tmp_path):
     lost = control.SandboxInfo(tmp_path, "http://127.0.0.1:1", 1, 1, "", ("i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"))
     monkeypatch.setattr(control, "start", lambda *_a, **_k: lost)
-    monkeypatch.setattr(api, "attach_environment", lambda _env: None)
+    monkeypatch.setattr(api_sandbox, "attach_environment", lambda _env: None)
     said: list[str] = []
     api.sandbox_start(str(tmp_path), echo=said.append)
     assert said[0].startswith("[sandbox] The previous sandbox world is gone (its server stopped or died): its "

@@ -84,6 +84,6 @@ def test_a_file_sync_cannot_send_is_said_with_the_exclusions_in_one_line_not_as_
     assert "train.py" in files and "bad\nname.py" not in files
     assert "control characters" in excluded["bad\nname.py"]
     said: list[str] = []
-    training._say_excluded(excluded, said.append)
+    training.launch._say_excluded(excluded, said.append)
     assert len(said) == 1 and "\n" not in said[0] and "'bad\\nname.py'" in said[0]
     assert not [w for w in recwarn if "runctl sync" in str(w.message)]  # no "file.py:123: UserWarning" line

@@ -103,15 +103,24 @@ def test_a_config_file_that_is_not_utf8_is_an_error_with_steps_and_config_set_re
     assert config.resolve(cwd=tmp_path).region == "us-west-2"
 
 
-@pytest.mark.parametrize("value", ["a\x01b", "tab\there", "new\nline", 'quote"back\\slash', "del\x7f"])
-def test_config_set_writes_toml_that_reads_back_whatever_the_value_holds(tmp_path, monkeypatch, value):
-    """A value with control characters used to be written raw: invalid TOML, and every later command
-    (the `config set` that could repair it too) failed."""
+@pytest.mark.parametrize("value", ["a\x01b", "tab\there", "new\nline", "del\x7f"])
+def test_config_set_refuses_control_characters_that_would_break_the_next_command(tmp_path, value):
+    from runctl_jupyter import config
+
+    with pytest.raises(UsageError) as err:
+        config.set_user_value("profile", value, tmp_path / "c.toml")
+    assert "control or invisible characters" in err.value.message
+    assert not (tmp_path / "c.toml").exists()
+
+
+def test_config_set_writes_toml_that_reads_back_whatever_the_value_holds(tmp_path, monkeypatch):
+    """Quotes and backslashes used to be written raw: invalid TOML, and every later command (the
+    `config set` that could repair it too) failed."""
     from runctl_jupyter import config
 
     monkeypatch.setenv("RUNCTL_CONFIG_FILE", str(tmp_path / "c.toml"))
-    path, _ = config.set_user_value("profile", value, tmp_path / "c.toml")
-    assert config.resolve(cwd=tmp_path).profile == value
+    path, _ = config.set_user_value("profile", 'quote"back\\slash', tmp_path / "c.toml")
+    assert config.resolve(cwd=tmp_path).profile == 'quote"back\\slash'
     assert config.set_user_value("region", "eu-west-1", path)[1] is None  # read back fine, nothing kept aside
 
 

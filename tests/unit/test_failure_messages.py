@@ -33,12 +33,12 @@ def test_following_a_run_when_the_sandbox_died_says_so_and_calls_nothing(monkeyp
 
 
 def test_a_failed_code_sync_gets_the_steps_for_what_failed():
-    outside = training._sync_failure_steps("runctl: refusing to write a/b.py: its directory leads outside the "
+    outside = training.launch._sync_failure_steps("runctl: refusing to write a/b.py: its directory leads outside the "
                                            "code directory")
     assert "link leading outside" in outside[0].text and not any("bucket" in s.text for s in outside)
-    download = training._sync_failure_steps("runctl: could not download the code bundle: curl: (6) host")
+    download = training.launch._sync_failure_steps("runctl: could not download the code bundle: curl: (6) host")
     assert "bucket is reachable" in download[0].text
-    pip = training._sync_failure_steps("runctl: pip install -r requirements.txt failed (exit 1)")
+    pip = training.launch._sync_failure_steps("runctl: pip install -r requirements.txt failed (exit 1)")
     assert "requirements.txt" in pip[0].text
 
 
@@ -50,7 +50,7 @@ def test_a_checkpoint_listing_that_may_be_cut_says_partial(monkeypatch):
 
     inst = SimpleNamespace(state="running", instance_id="i-0123456789abcdef0")
     monkeypatch.setattr(ec2, "describe", lambda _ctx, _iid: inst)
-    monkeypatch.setattr(training, "_project_for_instance", lambda _ctx, _inst, _p: "proj")
+    monkeypatch.setattr(training.listings, "project_for_instance", lambda _ctx, _inst, _p: "proj")
     monkeypatch.setattr(guard, "list_checkpoints", lambda *_a: guard.Listing(
         [guard.Checkpoint("c1.pt", 1, "0" * 32, 0)], "the checkpoint listing on i-…: a page was cut"))
     monkeypatch.setattr(s3, "bucket_for", lambda *_a, **_k: None)

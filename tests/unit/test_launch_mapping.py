@@ -19,6 +19,7 @@ class FakeContext:
     """What ec2.create needs of a Context, with stubbed clients (nothing leaves the process)."""
 
     region = "eu-west-1"
+    world_key = "stub"
 
     def __init__(self):
         kw = {"region_name": self.region, "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

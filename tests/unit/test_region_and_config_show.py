@@ -28,7 +28,9 @@ def aws_env(tmp_path, monkeypatch):
 
 
 def _ctx(tmp_path: Path, **flags) -> Context:
-    return Context(config.resolve(flags=flags, cwd=tmp_path))
+    from runctl_jupyter import api
+
+    return Context(config.resolve(flags=flags, cwd=tmp_path), sandbox=api.attached_world())
 
 
 def test_aws_region_is_honoured(aws_env, tmp_path):

@@ -99,6 +99,8 @@ class StubS3:
 
 
 class StubCtx:
+    world_key = "stub"
+
     def __init__(self, client):
         self._client = client
 
@@ -143,7 +145,7 @@ def test_access_denied_is_remembered_not_raised(get_error, put_error, state):
     assert s3_storage.ensure_lifecycle(StubCtx(stub), "b") == state
     assert s3_storage.ensure_lifecycle(StubCtx(stub), "b") == state
     assert stub.gets == 1 and stub.puts == []  # unreadable rules are never overwritten
-    assert s3_storage.lifecycle_state("b") == state
+    assert s3_storage.lifecycle_state(StubCtx(stub), "b") == state
 
 
 def test_storage_output_says_the_rule_is_not_allowed():
