@@ -17,6 +17,8 @@
 # "[runctl] exit code N" to the log and releases the lock if it still owns it.
 # stdout: @runctl started=1 run_id=… pid=<training> wrapper_pid=… log=… project=…   (exit 0)
 #         @runctl refused=running pid=N run_id=… project=…            (exit 3, nothing changed)
+#         @runctl refused=no_code | refused=no_script    (exit 2: nothing synced there / no such script)
+#         @runctl sync_failed=1 [sync_cause=download|unsafe_bundle|requirements]  (exit 4, see sync_apply.sh)
 # errors: one line on stderr; exit 2 (bad arguments, missing script/python), 4 (could not claim/start)
 # shellcheck disable=SC2329 # release_claim runs from a trap
 set -u
@@ -113,8 +115,14 @@ if [ -n "${RUNCTL_FETCH_URL:-}" ]; then
 fi
 
 # --- checks that need the claim (failing them gives it back: see release_claim) ----------------
-[ -d "$CODE_DIR" ] || die 2 "code directory not found: $CODE_DIR (sync the project first)"
-[ -f "$CODE_DIR/$SCRIPT_REL" ] || die 2 "script not found: $SCRIPT_REL in $CODE_DIR"
+if [ ! -d "$CODE_DIR" ]; then
+  printf '@runctl refused=no_code\n'
+  die 2 "code directory not found: $CODE_DIR (sync the project first)"
+fi
+if [ ! -f "$CODE_DIR/$SCRIPT_REL" ]; then
+  printf '@runctl refused=no_script\n'
+  die 2 "script not found: $SCRIPT_REL in $CODE_DIR"
+fi
 [ ! -e "$RUN_DIR" ] || die 2 "run $RUN_ID already exists in $PROJECT_DIR/runs"
 if [ -x "$PROJECT_DIR/venv/bin/python" ]; then
   PY="$PROJECT_DIR/venv/bin/python"

@@ -18,12 +18,23 @@
 # Reports:  @runctl kept=<relpath %-enc>   (per file deleted locally that the instance changed: kept)
 #           @runctl synced=1 uploaded=N deleted=M refused_deletes=K kept_files=J
 #           @runctl requirements=installed|unchanged|none
+#           @runctl sync_cause=download|unsafe_bundle|requirements  (before a failure runctl has steps for)
 # Exit: 0 ok · 2 usage · 3 refused (bad bundle / checksum) · 1 other failure (stderr says why).
 set -u
 umask 022
 # the helpers every runctl script shares, shipped beside it (command_for) or found next to it
 # shellcheck source=common.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
+
+# A failure runctl has steps for says its cause as a field first (runctl never matches stderr's English).
+refuse_bundle() {  # the bundle is unsafe or broken: nothing of it was written outside the staging dir
+  printf '@runctl sync_cause=unsafe_bundle\n'
+  die 3 "$@"
+}
+requirements_failed() {
+  printf '@runctl sync_cause=requirements\n'
+  die 1 "$@"
+}
 
 die() { printf 'sync_apply.sh: %s\n' "$2" >&2; exit "$1"; }
 
@@ -79,41 +90,42 @@ esc_url=${esc_url//\"/\\\"}
 if ! printf 'url = "%s"\n' "$esc_url" | curl -fsS --retry 3 --connect-timeout 20 -K - -o "$bundle" 2>"$stage/curl.err"; then
     # curl's message names the host at most; keep only its first line and drop any query string
     msg=$(head -n 1 "$stage/curl.err" | sed 's/?[^ ]*//g')
+    printf '@runctl sync_cause=download\n'
     die 1 "could not download the code bundle: ${msg:-curl failed}"
 fi
 
 # 2. checksum
 if [ -n "$expected" ]; then
     got=$(sha256_of "$bundle")
-    [ "$got" = "$expected" ] || die 3 "code bundle checksum mismatch (expected $expected, got $got)"
+    [ "$got" = "$expected" ] || refuse_bundle "code bundle checksum mismatch (expected $expected, got $got)"
 fi
 
 # 3. inspect members before extracting anything
 listing="$stage/names"
-tar -tzf "$bundle" > "$listing" 2>"$stage/tar.err" || die 3 "the code bundle is not a valid tar.gz"
+tar -tzf "$bundle" > "$listing" 2>"$stage/tar.err" || refuse_bundle "the code bundle is not a valid tar.gz"
 while IFS= read -r name; do
     case "$name" in
-        /*) die 3 "refusing code bundle: absolute member path '$name'" ;;
+        /*) refuse_bundle "refusing code bundle: absolute member path '$name'" ;;
     esac
     IFS=/ read -r -a parts <<< "$name"
     for part in "${parts[@]}"; do
-        [ "$part" != ".." ] || die 3 "refusing code bundle: member path with '..': '$name'"
+        [ "$part" != ".." ] || refuse_bundle "refusing code bundle: member path with '..': '$name'"
     done
 done < "$listing"
-tar -tvzf "$bundle" > "$stage/types" 2>/dev/null || die 3 "the code bundle is not a valid tar.gz"
+tar -tvzf "$bundle" > "$stage/types" 2>/dev/null || refuse_bundle "the code bundle is not a valid tar.gz"
 while IFS= read -r line; do
     case "${line:0:1}" in
         -|d) ;;
-        *) die 3 "refusing code bundle: member is a link or special file: ${line}" ;;
+        *) refuse_bundle "refusing code bundle: member is a link or special file: ${line}" ;;
     esac
 done < "$stage/types"
 tar -xzf "$bundle" -C "$extract" --no-same-owner 2>"$stage/tar.err" || die 1 "could not extract the code bundle: $(head -n 1 "$stage/tar.err")"
 # defence in depth: nothing but files and directories came out
 if [ -n "$(find "$extract" ! -type f ! -type d -print -quit)" ]; then
-    die 3 "refusing code bundle: it holds links or special files"
+    refuse_bundle "refusing code bundle: it holds links or special files"
 fi
-[ -f "$extract/$manifest_name" ] || die 3 "refusing code bundle: no $manifest_name in it"
-[ -f "$extract/.runctl-delete" ] || die 3 "refusing code bundle: no .runctl-delete in it"
+[ -f "$extract/$manifest_name" ] || refuse_bundle "refusing code bundle: no $manifest_name in it"
+[ -f "$extract/.runctl-delete" ] || refuse_bundle "refusing code bundle: no .runctl-delete in it"
 
 # Is DIR (an existing directory) inside code/ once symlinks are resolved?
 inside_code() {
@@ -193,16 +205,16 @@ declare -A checked_dirs=() placed=()
 if [ -d "$extract/files" ]; then
     while IFS= read -r -d '' src; do
         rel=${src#"$extract/files/"}
-        safe_rel "$rel" || die 3 "refusing code bundle member '$rel'"
+        safe_rel "$rel" || refuse_bundle "refusing code bundle member '$rel'"
         dest="$code/$rel"
         dest_dir=${dest%/*}
         # Each distinct directory is checked and created once (a 1,000-file project has few).
         if [ -z "${checked_dirs[$dest_dir]+x}" ]; then
             anc=$dest_dir
             while [ -n "$anc" ] && [ ! -e "$anc" ] && [ ! -L "$anc" ]; do anc=${anc%/*}; done
-            inside_code "$anc" || die 3 "refusing to write $rel: its directory leads outside the code directory"
+            inside_code "$anc" || refuse_bundle "refusing to write $rel: its directory leads outside the code directory"
             mkdir -p -- "$dest_dir" || die 1 "cannot create the directory for $rel (a file is in the way?)"
-            inside_code "$dest_dir" || die 3 "refusing to write $rel: its directory leads outside the code directory"
+            inside_code "$dest_dir" || refuse_bundle "refusing to write $rel: its directory leads outside the code directory"
             checked_dirs[$dest_dir]=1
         fi
         if [ -d "$dest" ] && [ ! -L "$dest" ]; then
@@ -264,9 +276,9 @@ if [ "$req_sha" = "$old_req_sha" ]; then
     printf '@runctl requirements=unchanged\n'
     exit 0
 fi
-command -v python3 >/dev/null 2>&1 || die 1 "requirements.txt changed but python3 is not installed"
+command -v python3 >/dev/null 2>&1 || requirements_failed "requirements.txt changed but python3 is not installed"
 if [ ! -x "$venv/bin/pip" ]; then
-    python3 -m venv "$venv" 2>&1 || die 1 "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+    python3 -m venv "$venv" 2>&1 || requirements_failed "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
 fi
 rm -f -- "$venv/.requirements.sha256"
 # Full pip output goes to a log; its last 12,000 bytes are appended to stdout (SSM keeps 24,000
@@ -278,6 +290,7 @@ tail -c 12000 -- "$pip_log"
 printf '\n'
 if [ "$pip_rc" -ne 0 ]; then
     printf '@runctl requirements=failed\n'
+    printf '@runctl sync_cause=requirements\n'
     die 1 "pip install -r requirements.txt failed (exit $pip_rc; output above, full log in $pip_log)"
 fi
 printf '%s\n' "$req_sha" > "$venv/.requirements.sha256.tmp" && mv -f -- "$venv/.requirements.sha256.tmp" "$venv/.requirements.sha256"

@@ -12,20 +12,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import remote
 from ..aws import s3, ssm
 from ..aws.session import Context
 from ..errors import BackendError, GuardRefused, Step, UsageError, cmd
 from ..models import shown_name
+from ..remote.replies import LaunchReply
 from .runs import Echo, Launch, _quiet, first_line, new_run_id, project_name, running_instance, tag_run
 
 # the launch command's limit on the instance and runctl's wait for it, the same (setup: sync, pip install)
 LAUNCH_TIMEOUT_S = 1800
 
 
-def _already_running(instance_id: str, fields: dict[str, str]) -> GuardRefused:
+def _already_running(instance_id: str, holder_pid: str) -> GuardRefused:
     return GuardRefused(
-        f"Training already running on instance {instance_id} (PID: {fields.get('pid', '?')}).",
+        f"Training already running on instance {instance_id} (PID: {holder_pid}).",
         [cmd(f"aws monitor {instance_id}", "Wait for current training to complete"),
          cmd(f"aws stop {instance_id}", "Stop current training gracefully"),
          cmd(f"aws monitor {instance_id} --follow", "Check training status")],
@@ -89,19 +89,19 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
             f"{LAUNCH_TIMEOUT_S // 60} min, so SSM ended it and the training did not start.",
             [cmd(f"aws monitor {instance_id} --run {run_id}", "Look at where the setup stopped"),
              Step("Install large requirements once (e.g. an image that has them), then train again")])
-    out = remote.parse_fields(result.stdout)
-    if result.exit_code == 3 or out.get("refused") == "running":
-        raise _already_running(instance_id, out)
-    if out.get("sync_failed") == "1":
+    reply = LaunchReply.parse(result.stdout, result.exit_code)
+    if reply.refused == "running":
+        raise _already_running(instance_id, reply.holder_pid)
+    if reply.sync_failed:
         raise BackendError(f"Code sync to {instance_id} failed, so training was not started: "
-                           f"{first_line(result.stderr)}", _sync_failure_steps(result.stderr))
-    if out.get("started") != "1" and "code directory not found" in result.stderr:
+                           f"{first_line(result.stderr)}", _sync_failure_steps(reply.sync_cause))
+    if reply.refused == "no_code":
         raise GuardRefused(f"The project '{name}' has never been synced to {instance_id}, so there is nothing to run.",
                            [cmd(f"aws train {instance_id} {script} --sync-code", "Sync it (drop --no-sync-code)")])
-    if out.get("started") != "1" and "script not found" in result.stderr:
+    if reply.refused == "no_script":
         raise GuardRefused(f"{rel_script} is not in the code on {instance_id} (it was started with --no-sync-code).",
                            [cmd(f"aws train {instance_id} {script} --sync-code", "Sync the project first")])
-    if out.get("started") != "1":
+    if not reply.started:
         raise BackendError(
             f"Training did not start on {instance_id}: {first_line(result.stderr) or result.status}",
             [cmd(f"aws monitor {instance_id}", "Look at the instance's last log"),
@@ -109,25 +109,25 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     if applied is not None:
         _manifest_cache(ctx).put(instance_id, name, applied)
     tag_run(ctx, instance_id, run_id, "running", project=name)
-    launch = Launch(instance_id, name, run_id, int(out.get("pid", "0")), out.get("log", ""), synced)
+    launch = Launch(instance_id, name, run_id, reply.pid, reply.log, synced)
     pieces = [f"[{world}] Started run {run_id} on {instance_id} (PID {launch.pid}, project {name})"]
     if synced:
         pieces.append(f"code synced: {synced.get('uploaded', '0')} file(s) sent, {synced.get('deleted', '0')} deleted")
     echo("; ".join(pieces))
-    say_kept(instance_id, [rec["kept"] for rec in remote.parse_records(result.stdout, "kept")], echo)
+    say_kept(instance_id, reply.kept, echo)
     return launch
 
 
-def _sync_failure_steps(stderr: str) -> list[Step]:
-    """Steps for what sync_apply.sh said, not one guess for every failure."""
-    if "outside the code directory" in stderr or "refusing code bundle" in stderr:
-        return [Step("A folder under runctl/<project>/code on the instance is a link leading outside it: "
-                     "runctl never writes through it"),
+def _sync_failure_steps(cause: str | None) -> list[Step]:
+    """Steps for the cause sync_apply.sh reported (``sync_cause=``), not one guess for every failure."""
+    if cause == "unsafe_bundle":
+        return [Step("A folder under runctl/<project>/code on the instance is a link leading outside it, or the "
+                     "bundle was damaged on the way: runctl never writes through such a link"),
                 Step("Remove that link on the instance (or train with another --project), then train again")]
-    if "download" in stderr or "curl" in stderr:
+    if cause == "download":
         return [Step("Check the bucket is reachable from the instance (outbound HTTPS)"),
                 Step("Run the command again, or use --no-sync-code")]
-    if "pip install" in stderr or "venv" in stderr:
+    if cause == "requirements":
         return [Step("Fix requirements.txt (the pip output is in the message above and in the run's sync log)"),
                 Step("Run the command again")]
     return [Step("Run the command again"), Step("Or use --no-sync-code to run the code already on the instance")]

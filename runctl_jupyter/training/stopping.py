@@ -3,12 +3,13 @@ checkpoints, record the evidence a later terminate checks; the cost ledger; one-
 
 from __future__ import annotations
 
-from .. import guard, remote
+from .. import guard
 from ..aws import ec2, s3, ssm
 from ..aws.session import Context
 from ..errors import GuardRefused, cmd
 from ..guard import Listing
 from ..models import Instance
+from ..remote.replies import StopReply
 from ..tag_keys import RUN_ID_TAG
 from .runs import Echo, project_for_instance, tag_run
 
@@ -30,20 +31,20 @@ def before_stop(ctx: Context, inst: Instance, *, force: bool, echo: Echo) -> Lis
     project = project_for_instance(ctx, inst, None)
     wait_s = 0 if force else ctx.settings.stop_wait_seconds
     result = ssm.run(ctx, iid, "stop", [project, str(wait_s)], ssm.remote_root_env(ctx))
-    fields = remote.parse_fields(result.stdout)
-    run_id = fields.get("run_id") or inst.tags.get(RUN_ID_TAG) or "unknown-run"
-    if fields.get("stopped") == "1":
-        if fields.get("still_running") == "1":
+    reply = StopReply.parse(result.stdout)
+    run_id = reply.run_id or inst.tags.get(RUN_ID_TAG) or "unknown-run"
+    if reply.stopped:
+        if reply.still_running:
             how = "some of its processes survived SIGKILL; they end with the instance"
-        elif fields.get("killed") == "1":
+        elif reply.killed:
             how = (f"it did not exit within {wait_s} s, so runctl ended it (SIGKILL): a checkpoint it was "
                    "still writing is lost (`config set stop_wait_seconds N` gives it longer)")
         else:
-            how = f"it exited with code {fields.get('exit_code', '?')}"
-        echo(f"Asked training run {run_id} (PID {fields.get('pid', '?')}) to checkpoint and stop (SIGTERM): {how}")
+            how = f"it exited with code {reply.exit_code}"
+        echo(f"Asked training run {run_id} (PID {reply.pid}) to checkpoint and stop (SIGTERM): {how}")
         tag_run(ctx, iid, run_id, "stopped")
     listing = guard.list_checkpoints(ctx, iid, None)
-    if fields.get("still_running") == "1" and not listing.doubt:
+    if reply.still_running and not listing.doubt:
         listing.doubt = "some of the training's processes survived SIGKILL and may have written more"
     if listing.checkpoints and bucket is None:
         echo(f"{len(listing.checkpoints)} checkpoint(s) stay on the instance's disk (no S3 bucket configured: "

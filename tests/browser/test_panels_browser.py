@@ -162,9 +162,8 @@ class Lab:
 
 @pytest.fixture()
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is missing: run `bash scripts/ensure-debian-packages.sh chromium chromium fonts-dejavu-core` (never a download)")
-    pytest.importorskip("playwright.sync_api")
+    assert CHROMIUM.exists(), ("Debian chromium is missing: run `bash scripts/ensure-debian-packages.sh chromium "
+                               "chromium fonts-dejavu-core` (never a download); `make test` does")
     lab = Lab(tmp_path)
     try:
         lab.start()

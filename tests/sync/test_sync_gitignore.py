@@ -141,7 +141,6 @@ _PATHS = st.builds(lambda folders, leaf: "/".join([*folders, leaf]),
                    st.lists(st.sampled_from(["a", "b", "c"]), max_size=3), st.sampled_from(["x.py", "y.txt", "a", "b"]))
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git answers what the expectation is")
 @settings(max_examples=60, deadline=None)
 @given(paths=st.lists(_PATHS, min_size=1, max_size=10), rules=st.lists(_RULES, min_size=1, max_size=4),
        nested=st.tuples(st.sampled_from(["a", "b", "a/b", "c/a"]), st.lists(_RULES, min_size=1, max_size=3)))

@@ -51,7 +51,7 @@ def test_other_training_results_exit_0_and_print_the_summary(fake_run, capsys, s
 
 
 def test_a_table_with_a_state_column_is_not_mistaken_for_a_detached_run(fake_run, capsys):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     fake_run(pd.DataFrame({"instance_id": [IID], "state": ["detached"]}))
     assert cli.main(["resources", "list"]) == 0
     assert IID in capsys.readouterr().out

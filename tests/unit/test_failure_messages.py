@@ -32,14 +32,13 @@ def test_following_a_run_when_the_sandbox_died_says_so_and_calls_nothing(monkeyp
     assert sum(ctx.calls.values()) == 0  # not one AWS call (each would retry for minutes against a dead port)
 
 
-def test_a_failed_code_sync_gets_the_steps_for_what_failed():
-    outside = training.launch._sync_failure_steps("runctl: refusing to write a/b.py: its directory leads outside the "
-                                           "code directory")
+def test_a_failed_code_sync_gets_the_steps_for_its_cause():
+    """(The causes come from sync_apply.sh's `sync_cause=` field: tests/sync/test_sync_causes.py runs it.)"""
+    outside = training.launch._sync_failure_steps("unsafe_bundle")
     assert "link leading outside" in outside[0].text and not any("bucket" in s.text for s in outside)
-    download = training.launch._sync_failure_steps("runctl: could not download the code bundle: curl: (6) host")
-    assert "bucket is reachable" in download[0].text
-    pip = training.launch._sync_failure_steps("runctl: pip install -r requirements.txt failed (exit 1)")
-    assert "requirements.txt" in pip[0].text
+    assert "bucket is reachable" in training.launch._sync_failure_steps("download")[0].text
+    assert "requirements.txt" in training.launch._sync_failure_steps("requirements")[0].text
+    assert "again" in training.launch._sync_failure_steps(None)[0].text  # a cause the script did not say
 
 
 def test_a_checkpoint_listing_that_may_be_cut_says_partial(monkeypatch):
