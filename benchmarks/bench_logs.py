@@ -10,7 +10,9 @@ Then the finished run's log is caught up from byte 0 again with the sandbox's SS
 1 s per signed call (``control.set_faults(info, latency_ms=1000, services=["ssm"])``: SendCommand and
 every GetCommandInvocation poll, as on AWS): through S3 (log_catchup.py: one upload command, one
 download) and, for comparison, with SSM reads only (the code before it) over the first
-``BEFORE_MB`` MB, scaled to the whole log (the whole log takes several minutes that way).
+``BEFORE_MB`` MB, scaled to the whole log (the whole log takes several minutes that way). The S3
+catch-up is also measured with SSM as slow as on AWS instead (``common.aws_ssm_latency``: AWS's own
+~1 s round trip, nothing added to each poll).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .common import Bench, Metric
+from .common import Bench, Metric, aws_ssm_latency
 
 LOG_MB = 20
 BEFORE_MB = 2  # SSM-only catch-up under 1 s latency is measured over this much, then scaled
@@ -133,6 +135,8 @@ def catch_up(bench: Bench, launch, on_disk: bytes) -> dict:
         return {"wall": wall, "bytes": len(got), "exact": on_disk.startswith(got) and (limit or got == on_disk),
                 "sends": ctx.calls.get("ssm.SendCommand", 0), "polls": ctx.calls.get("ssm.GetCommandInvocation", 0)}
 
+    with aws_ssm_latency(bench.info):  # SSM's own ~1 s round trip (control.AWS_SSM_LATENCY), no added latency
+        aws = measure(None, ssm_only=False)
     control.set_faults(bench.info, throttle=0.0, drop=0.0, latency_ms=SSM_LATENCY_MS, services=["ssm"], reset=True)
     try:
         after = measure(None, ssm_only=False)
@@ -140,7 +144,7 @@ def catch_up(bench: Bench, launch, on_disk: bytes) -> dict:
     finally:
         control.set_faults(bench.info, latency_ms=0, throttle=0.0, drop=0.0, services=None, reset=True)
     scale = len(on_disk) / max(before["bytes"], 1)
-    return {"after": after, "before": before, "scale": scale}
+    return {"after": after, "before": before, "scale": scale, "aws": aws}
 
 
 def run(bench: Bench) -> list[Metric]:
@@ -177,7 +181,7 @@ def run(bench: Bench) -> list[Metric]:
 
 
 def catch_up_metrics(c: dict, mb: float) -> list[Metric]:
-    after, before, scale = c["after"], c["before"], c["scale"]
+    after, before, scale, aws = c["after"], c["before"], c["scale"], c["aws"]
     group = f"catch up a {mb:.0f} MB log: round trips and seconds under {SSM_LATENCY_MS / 1000:g} s SSM latency"
     scaled = f"measured over the first {before['bytes'] / 1e6:.1f} MB ({before['sends']} SendCommands, " \
              f"{before['wall']:.0f} s), × {scale:.1f}"
@@ -190,4 +194,10 @@ def catch_up_metrics(c: dict, mb: float) -> list[Metric]:
                note=scaled),
         Metric("seconds, before (SSM reads only)", round(before["wall"] * scale), "s", None, group=group,
                note=scaled),
+        Metric("log shown byte-exact, SSM as slow as on AWS (S3 catch-up)", int(bool(aws["exact"])), "", 1, op="==",
+               group=group),
+        Metric("SendCommands, SSM as slow as on AWS (S3 catch-up)", aws["sends"], "", 3, group=group,
+               note=f"+ {aws['polls']} GetCommandInvocation polls; 1 S3 download; control.AWS_SSM_LATENCY "
+                    "(invocation_lag 0.3 s, ssm_delivery 0.7 s) instead of the 1 s added to every SSM call"),
+        Metric("seconds, SSM as slow as on AWS (S3 catch-up)", round(aws["wall"], 1), "s", None, group=group),
     ]

@@ -11,7 +11,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,20 @@ class Bench:
         from runctl_jupyter import api
 
         return api.context()
+
+
+@contextmanager
+def aws_ssm_latency(info: Any) -> Iterator[None]:
+    """Inside the block SSM answers as slowly as on AWS (``control.AWS_SSM_LATENCY``: a command starts
+    0.7 s after SendCommand, its invocation is unknown for 0.3 s); the sandbox's delays are put back after."""
+    from runctl_jupyter.sandbox import control
+
+    before = control.set_delays(info)
+    control.set_delays(info, **control.AWS_SSM_LATENCY)
+    try:
+        yield
+    finally:
+        control.set_delays(info, **{k: before[k] for k in control.AWS_SSM_LATENCY})
 
 
 def median_time(fn: Callable[[], Any], repeat: int = 5) -> float:

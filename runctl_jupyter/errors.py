@@ -199,14 +199,14 @@ def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlEr
         )
     if isinstance(exc, bexc.WaiterError):
         return BackendError(
-            f"Could not {action}: {(exc.last_response or {}).get('Error', {}).get('Message') or exc.reason}.",
+            f"Could not {action}: {_one_line((exc.last_response or {}).get('Error', {}).get('Message') or exc.reason)}.",
             [cmd(f"aws status {instance_id}" if instance_id else "resources list", "Check the current state"),
              Step("Run the command again with --wait once the state settles")],
         )
     if isinstance(exc, bexc.ClientError):
         error = exc.response.get("Error", {})
         code = error.get("Code", "")
-        msg = error.get("Message", "") or code
+        msg = _one_line(error.get("Message", "")) or code
         if code in _INSTANCE_NOT_FOUND or code == "InvalidInstanceID.Malformed":
             return BackendError(
                 f"Instance {instance_id or ''} was not found in this region.".replace("  ", " "),
@@ -249,3 +249,10 @@ def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlEr
             [Step("Check the values you passed"), Step("Run again with --debug for the full trace")],
         )
     return None
+
+
+def _one_line(text: object) -> str:
+    """An AWS message as one line (some services answer with XML or several lines: an error message
+    is one line, and a multi-line one must not turn a refusal into a crash)."""
+    line = " ".join(str(text or "").split())
+    return line if len(line) <= 300 else line[:300] + "…"

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .errors import BackendError
+from .remote.limits import MAX_CHUNK_BYTES
 
 __all__ = [
     "MAX_CHUNK_BYTES",
@@ -50,8 +51,7 @@ __all__ = [
 
 #: GetCommandInvocation returns at most this many characters of stdout.
 SSM_STDOUT_LIMIT = 24_000
-#: Largest payload (before base64) tail.sh sends; tail.sh clamps MAX_BYTES to this value too.
-MAX_CHUNK_BYTES = 17_700
+#: Largest payload (before base64) tail.sh sends, MAX_CHUNK_BYTES, is shared with tail.sh (remote/limits.py).
 #: Widest header tail.sh can print: size (19 digits), offset (18, tail.sh refuses more), count (6:
 #: a gzip window is at most 16 * MAX_CHUNK_BYTES raw bytes), exit_code (-2147483648 style, 11).
 MAX_HEADER_CHARS = len(

@@ -50,6 +50,7 @@ from .sync_scope import (
     check_sync_root,
     check_syntax,
     choose_project,
+    git_exclude_file,
     project_root,
     read_ignore_file,
 )
@@ -135,7 +136,7 @@ def collect_files(root: str | os.PathLike[str], excluded: dict[str, str] | None 
     root_path = Path(root).absolute()
     real_root = root_path.resolve()
     files: dict[str, FileEntry] = {}
-    base_rules = read_ignore_file(root_path / ".git" / "info" / "exclude", "")
+    base_rules = read_ignore_file(git_exclude_file(root_path), "")
     visited: set[Path] = set()
 
     def inside_root(p: Path) -> Path | None:

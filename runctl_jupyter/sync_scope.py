@@ -170,9 +170,26 @@ class GitIgnore:
 def read_ignore_file(path: Path, base: str) -> GitIgnore:
     try:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return GitIgnore()
     return GitIgnore.from_lines(text.splitlines(), base)
+
+
+def git_exclude_file(root: Path) -> Path:
+    """The repository's ``info/exclude``: in ``.git/``, or, where ``.git`` is a file (a worktree or a
+    submodule: ``gitdir: PATH``), in the git folder it names (its ``commondir`` for a worktree)."""
+    dot_git = root / ".git"
+    if not dot_git.is_file():
+        return dot_git / "info" / "exclude"
+    try:
+        first = dot_git.read_text(encoding="utf-8", errors="surrogateescape").splitlines()[0]
+    except (OSError, IndexError):
+        return dot_git / "info" / "exclude"  # unreadable: no rules from it (read_ignore_file: none)
+    git_dir = (root / first.removeprefix("gitdir:").strip()).resolve()
+    common = git_dir / "commondir"
+    if common.is_file():
+        git_dir = (git_dir / common.read_text(encoding="utf-8").strip()).resolve()
+    return git_dir / "info" / "exclude"
 
 
 def project_root(script_path: str | os.PathLike[str]) -> Path:

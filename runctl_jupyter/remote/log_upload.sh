@@ -13,8 +13,11 @@
 # whole log has been read. The URL is a secret: it comes on stdin (never in an argv `ps` shows),
 # reaches curl on its stdin (-K -), and is never printed.
 set -u
+# the numbers runctl's Python side shares with the scripts (generated from limits.py)
+# shellcheck source=limits.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/limits.sh" || exit 97
 
-HARD_MAX=4000000000   # a single PUT holds at most 5 GB
+HARD_MAX=$RUNCTL_MAX_LOG_PUT_BYTES   # a single PUT holds at most 5 GB
 
 fail() { printf '@runctl uploaded=0 reason=%s\n' "$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n' | sed 's/../%&/g')"; exit 1; }
 die() { printf 'log_upload.sh: %s\n' "$1" >&2; exit 2; }

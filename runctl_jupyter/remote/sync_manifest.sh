@@ -20,7 +20,11 @@ set -u
 # shellcheck source=common.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
 
-HARD_MAX=17700
+# the numbers runctl's Python side shares with the scripts (generated from limits.py)
+# shellcheck source=limits.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/limits.sh" || exit 97
+
+HARD_MAX=$RUNCTL_MAX_CHUNK_BYTES
 WINDOW_FACTOR=3
 
 die() { printf 'sync_manifest.sh: %s\n' "$1" >&2; exit 2; }

@@ -7,8 +7,8 @@
 #   @runctl-data
 #   <the chunk, base64 (of gzip data when enc=gzip+base64)>
 #
-# MAX_BYTES bounds the *payload before base64* (clamped to 17700), so stdout never exceeds
-# header + 4*ceil(17700/3) = header + 23600 characters: always under SSM's 24,000-character limit.
+# MAX_BYTES bounds the *payload before base64* (clamped to RUNCTL_MAX_CHUNK_BYTES, 17700), so stdout
+# never exceeds header + 4*ceil(17700/3) = header + 23600 characters: always under SSM's 24,000-character limit.
 # ENC is "auto" (default: gzip when it makes the chunk smaller) or "base64" (never compress).
 # With gzip the raw window grows (up to 16 * MAX_BYTES) as long as the compressed chunk fits.
 #
@@ -16,9 +16,12 @@
 # has ended (its exit code is written after its log is closed), the size printed is final, so
 # "exit_code known and offset == size" reliably means the whole log has been seen.
 set -u
+# the numbers runctl's Python side shares with the scripts (generated from limits.py)
+# shellcheck source=limits.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/limits.sh" || exit 97
 
-HARD_MAX=17700
-WINDOW_FACTOR=16
+HARD_MAX=$RUNCTL_MAX_CHUNK_BYTES
+WINDOW_FACTOR=$RUNCTL_TAIL_WINDOW_FACTOR
 
 die() { printf 'tail.sh: %s\n' "$1" >&2; exit 2; }
 

@@ -3,10 +3,16 @@
 Order per request: /_runctl/… (control) → /_imds/… (IMDSv2) → S3's own refusals (SigV2, s3_strict)
 → fault injection (signed calls only) → interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle,
 S3 multipart upload listings) → moto, under the moto lock.
+
+Where moto enforces IAM (a test switched it on: ``POST /moto-api/reset-auth``), it checks calls signed
+in their Authorization header; a presigned S3 object URL (which has none, and which moto would fail
+on) is checked here instead, against its signer's policies by moto's own evaluator; any other
+request without credentials is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -60,13 +66,22 @@ class SandboxApp:
             return lambda data: captured.setdefault("written", []).append(data)
 
         with self.world.moto_lock:
-            result: Iterable[bytes] = self.moto_app()(environ, start_response)
-            try:
-                body = b"".join(captured.get("written", [])) + b"".join(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            app = self.moto_app()
+            unsigned = ("HTTP_AUTHORIZATION" not in environ and not environ.get("PATH_INFO", "").startswith("/moto-api/")
+                        and moto_seams.iam_enforced())
+            if unsigned:
+                refusal = _presigned_refusal(environ)
+                if refusal is not None:
+                    drain(environ)
+                    return refusal
+            with moto_seams.iam_check_suspended() if unsigned else contextlib.nullcontext():
+                result: Iterable[bytes] = app(environ, start_response)
+                try:
+                    body = b"".join(captured.get("written", [])) + b"".join(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
         return RawResponse(captured["status"], captured["headers"], body)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -134,6 +149,29 @@ def _signed_v2(environ: dict[str, Any]) -> bool:
         return True
     query = parse_qs(environ.get("QUERY_STRING", ""))
     return "Signature" in query and "AWSAccessKeyId" in query and "X-Amz-Algorithm" not in query
+
+
+# The S3 object operations a presigned URL may perform: (method, query parameters besides X-Amz-*) → IAM action
+_PRESIGNED_ACTIONS = {"GET": ("s3:GetObject", set()), "HEAD": ("s3:GetObject", set()),
+                      "PUT": ("s3:PutObject", {"partNumber", "uploadId"})}
+
+
+def _presigned_refusal(environ: dict[str, Any]) -> RawResponse | None:
+    """Under IAM enforcement, for a request without an Authorization header: ``None`` if it is a SigV4
+    presigned S3 object URL whose signer may perform its action on that object, else S3's AccessDenied
+    (a presigned POST form, another service's presigned call, an anonymous request: none of them can
+    be evaluated here, so none is let through)."""
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    scope = query.get("X-Amz-Credential", [""])[0].split("/")
+    bucket, _, key = environ.get("PATH_INFO", "").lstrip("/").partition("/")
+    action, extra = _PRESIGNED_ACTIONS.get(environ.get("REQUEST_METHOD", ""), ("", set()))
+    others = {k for k in query if not k.lower().startswith("x-amz-") and not k.startswith("response-")}
+    if len(scope) == 5 and scope[3] == "s3" and bucket and key and action and others <= extra:
+        token = query.get("X-Amz-Security-Token", [None])[0]
+        if moto_seams.iam_allows(scope[0], token, scope[2], action, f"arn:aws:s3:::{bucket}/{key}"):
+            return None
+    denied = s3_error("AccessDenied", "Access Denied", 403)
+    return RawResponse(denied.status, list(denied.headers.items()), denied.get_data())
 
 
 def _internal_error(req: AwsRequest, message: str) -> Any:

@@ -13,6 +13,9 @@ Relied-on range: moto >=5.1,<5.3 (verified on 5.2.5). The seams used:
   ec2 backend: snapshots{id: Snapshot(start_time naive UTC, volume)}, volumes{id: Volume(snapshot_id,
                attachment: VolumeAttachment(instance, device) | None)}
   s3 backend ("global"): buckets{name: FakeBucket(keys: _VersionedKeyStore of FakeKey(name, value, size))}
+  IAM enforcement: moto.settings.INITIAL_NO_AUTH_ACTION_COUNT, core.authorization.ActionAuthenticatorMixin
+               .request_count, iam.access_control (create_access_key, CreateAccessKeyFailure, IAMPolicy,
+               PermissionResult), iam.models.get_account_id_from, utilities.utils.get_partition
 Callers must hold World.moto_lock around every function here except app()/request_handler().
 """
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -252,3 +257,46 @@ def s3_objects() -> dict[str, dict[str, dict[str, Any]]]:
 def ssm_parameter(region: str, name: str) -> str | None:
     param = _backend("ssm", region).get_parameter(name)
     return None if param is None else str(param.value)
+
+
+# --- IAM (enforced only once moto is told to: INITIAL_NO_AUTH_ACTION_COUNT, POST /moto-api/reset-auth) --
+
+def iam_enforced() -> bool:
+    """Whether moto now checks each signed call against the caller's IAM policies."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    return bool(ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT)
+
+
+def iam_allows(access_key_id: str, session_token: str | None, region: str, action: str, resource: str) -> bool:
+    """Whether the policies of the key's user (or assumed role) allow ``action`` on ``resource``, by
+    moto's own evaluator, as moto decides for a call signed in its Authorization header. No
+    signature is checked here. False for a key moto does not know."""
+    from moto.iam.access_control import CreateAccessKeyFailure, IAMPolicy, PermissionResult, create_access_key
+    from moto.iam.models import get_account_id_from
+    from moto.utilities.utils import get_partition
+
+    headers = {"X-Amz-Security-Token": session_token} if session_token else {}
+    try:
+        key = create_access_key(account_id=get_account_id_from(access_key_id), partition=get_partition(region),
+                                access_key_id=access_key_id, headers=headers)
+    except CreateAccessKeyFailure:
+        return False
+    results = {IAMPolicy(policy).is_action_permitted(action, resource) for policy in key.collect_policies()}
+    return PermissionResult.PERMITTED in results and PermissionResult.DENIED not in results
+
+
+@contextmanager
+def iam_check_suspended() -> Iterator[None]:
+    """moto answers the calls made inside without its IAM check (it cannot check a presigned request:
+    it reads the Authorization header, which such a request lacks, and fails with an internal error)."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    limit, count = settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+    try:
+        yield
+    finally:
+        settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = limit, count

@@ -153,3 +153,22 @@ def test_random_rules_select_what_git_would(paths: list[str], rules: list[str], 
         root = Path(tmp)
         _make(root, ignore_files, files)
         assert list(collect_files(root)) == _git_would_send(root)
+
+
+def test_a_git_worktree_is_synced_with_its_repositorys_exclude_rules(tmp_path):
+    """In a worktree (or a submodule) `.git` is a file naming the git folder: sync used to fail there
+    with NotADirectoryError; git's own info/exclude (in the main repository) applies."""
+    main = tmp_path / "main"
+    subprocess.run(["git", "init", "-q", str(main)], check=True)
+    (main / "train.py").write_text("print(1)\n")
+    subprocess.run(["git", "-C", str(main), "add", "train.py"], check=True)
+    subprocess.run(["git", "-C", str(main), "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "x"],
+                   check=True)
+    (main / ".git" / "info").mkdir(exist_ok=True)
+    (main / ".git" / "info" / "exclude").write_text("scratch.txt\n")
+    tree = tmp_path / "tree"
+    subprocess.run(["git", "-C", str(main), "worktree", "add", "-q", str(tree)], check=True)
+    (tree / "scratch.txt").write_text("local notes\n")
+    assert (tree / ".git").is_file()
+    files = collect_files(tree)
+    assert "train.py" in files and "scratch.txt" not in files

@@ -131,3 +131,15 @@ def test_remote_user_must_be_a_linux_user_name(tmp_path):
         config.set_user_value("remote_user", "a\x01b", tmp_path / "c.toml")
     assert "Linux user name" in err.value.render()
     assert config.set_user_value("remote_user", "ubuntu", tmp_path / "c.toml")[1] is None
+
+
+def test_a_multi_line_aws_message_becomes_a_one_line_error():
+    """moto (and some AWS services) answer a denied call with XML over several lines: that used to
+    crash runctl with "an error message is one line" instead of saying what was refused."""
+    from botocore.exceptions import ClientError
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "<Error>\n  <Code>AccessDenied</Code>\n</Error>"}},
+                         "GetParameter")
+    with pytest.raises(Exception) as err, translate_aws_errors("read the image's parameter"):
+        raise denied
+    assert err.value.message == "Not allowed to read the image's parameter: <Error> <Code>AccessDenied</Code> </Error>"
