@@ -8,9 +8,13 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import api
+
+if TYPE_CHECKING:
+    from .dispatch import Frontend
+    from .grammar import Command
 
 LOG_TAIL_LINES = 20
 
@@ -138,7 +142,7 @@ class BackgroundFollower:
 _FOLLOWERS: dict[str, BackgroundFollower] = {}
 
 
-def stream_or_detach(ctx: api.Context | None, launch: api.Launch, fe: Any, monitor: str,
+def stream_or_detach(ctx: api.Context | None, launch: api.Launch, fe: Frontend, monitor: str,
                      fetch: api.Fetch | None = None) -> api.TrainResult | None:
     """Without --wait: keep a display in this cell updated from a thread (notebook), or say how to follow."""
     if fe.notebook:
@@ -158,7 +162,7 @@ def _write_out(text: str) -> None:
     sys.stdout.flush()
 
 
-def train_command(ctx: api.Context, c: Any, fe: Any) -> api.TrainResult | None:
+def train_command(ctx: api.Context, c: Command, fe: Frontend) -> api.TrainResult | None:
     """`aws train`: start the run, then stream it here (--wait) or follow it in the background."""
     launch = api.train(ctx, c.instance_id, c.script, c.script_args, project=c.project, sync_code=c.sync_code,
                        bucket=c.bucket, resume=c.resume, project_root=c.project_root, autostop=c.autostop,
@@ -174,7 +178,7 @@ def train_command(ctx: api.Context, c: Any, fe: Any) -> api.TrainResult | None:
 REATTACH_CONTEXT_BYTES = 4096  # `monitor --follow` shows this much of the log before the live part
 
 
-def monitor_command(ctx: api.Context, c: Any, fe: Any) -> api.TrainResult | None:
+def monitor_command(ctx: api.Context, c: Command, fe: Frontend) -> api.TrainResult | None:
     """`aws monitor`: the latest (or named) run's header and log tail, its whole log (--run), or the live
     log from a few KB back (--follow)."""
     info = api.run_info(ctx, c.instance_id, c.project, c.run_id)
@@ -193,7 +197,7 @@ def monitor_command(ctx: api.Context, c: Any, fe: Any) -> api.TrainResult | None
     return None
 
 
-def local_train_command(c: Any, fe: Any) -> api.TrainResult | None:
+def local_train_command(c: Command, fe: Frontend) -> api.TrainResult | None:
     """`local train`: the same launcher on this machine, its log followed the same way."""
     launch = api.local_train(c.script, c.script_args, c.project)
     fe.echo(f"[local] Started run {launch.run_id} (PID {launch.pid}, project {launch.project}); log {launch.log_path}")

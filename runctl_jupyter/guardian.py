@@ -32,10 +32,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import GuardRefused, Step, UsageError, cmd
 from .tag_keys import GUARDIAN_TAG, RUN_ID_TAG
+
+if TYPE_CHECKING:
+    from .aws.session import Context
+    from .models import Instance
 
 Echo = Callable[[str], None]
 MAX_URL_SECONDS = 7 * 24 * 3600          # SigV4 presigned URLs cannot outlive 7 days
@@ -89,14 +93,6 @@ class Plan:
 
 _PLANS: dict[str, Plan] = {}              # run id → plan (for the tag written once the run started)
 
-
-def request_from_command(c: Any) -> Request | None:
-    """The guardian request of a parsed ``train`` command (None when it asked for nothing)."""
-    autostop, max_hours, max_cost = getattr(c, "autostop", None), getattr(c, "max_hours", None), \
-        getattr(c, "max_cost", None)
-    if not (autostop or max_hours or max_cost):
-        return None
-    return Request(autostop_s=autostop, max_hours=max_hours, max_cost=max_cost)
 
 
 # --- pure decisions (unit-tested with fake credentials) ---------------------------------------------
@@ -169,7 +165,7 @@ def _fmt_duration(seconds: float) -> str:
 
 # --- planning against an instance -----------------------------------------------------------------
 
-def plan(ctx: Any, inst: Any, request: Request | None) -> Plan | None:
+def plan(ctx: Context, inst: Instance, request: Request | None) -> Plan | None:
     """What the guardian of a run on ``inst`` does; None when there is nothing to watch."""
     request = request or Request()
     spot = inst.lifecycle == "spot"
@@ -214,7 +210,7 @@ def _curl_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: str) -> dict[str, str]:
+def launch_env(ctx: Context, inst: Instance, p: Plan, project: str, run_id: str, bucket: str) -> dict[str, str]:
     """The launch command's environment for the guardian (secrets included: never print it)."""
     from .aws import s3
     from .guard import checkpoint_prefix
@@ -253,7 +249,7 @@ def launch_env(ctx: Any, inst: Any, p: Plan, project: str, run_id: str, bucket: 
     return env
 
 
-def before_launch(ctx: Any, instance_id: str, project: str, run_id: str, resume: str | None,
+def before_launch(ctx: Context, instance_id: str, project: str, run_id: str, resume: str | None,
                   launch_env_: dict[str, str], echo: Echo,
                   request: Request | None = None) -> None:
     """``training.start_training``'s hook before round trip 2: guardian env/scripts, resume fetch."""
@@ -300,7 +296,7 @@ def ending_text(end: str) -> str:
     return "when a limit is reached it checkpoints, uploads the newest checkpoint and stops the instance"
 
 
-def after_launch(ctx: Any, instance_id: str, run_id: str) -> None:
+def after_launch(ctx: Context, instance_id: str, run_id: str) -> None:
     """Write the runctl:guardian tag once the run started."""
     from .aws import ec2
 
@@ -318,7 +314,7 @@ def _natural(key: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in _NUM.split(key)]
 
 
-def newest_checkpoint(ctx: Any, bucket: str, project: str) -> dict[str, Any] | None:
+def newest_checkpoint(ctx: Context, bucket: str, project: str) -> dict[str, Any] | None:
     """The newest object under ``runctl/<project>/checkpoints/`` by LastModified (ties: natural key order)."""
     from .errors import translate_aws_errors
     from .guard import checkpoint_prefix
@@ -335,7 +331,7 @@ def newest_checkpoint(ctx: Any, bucket: str, project: str) -> dict[str, Any] | N
     return None if best is None else best[1]
 
 
-def _resume_auto(ctx: Any, project: str, env: dict[str, str], echo: Echo) -> None:
+def _resume_auto(ctx: Context, project: str, env: dict[str, str], echo: Echo) -> None:
     from .aws import s3
     from .guard import checkpoint_prefix
 
@@ -359,7 +355,7 @@ def _resume_auto(ctx: Any, project: str, env: dict[str, str], echo: Echo) -> Non
 
 # --- status ----------------------------------------------------------------------------------------
 
-def refresh(ctx: Any, inst: Any) -> dict[str, str]:
+def refresh(ctx: Context, inst: Instance) -> dict[str, str]:
     """Read the newest guardian record on a running instance and update the runctl:guardian tag."""
     from . import remote
     from .aws import ec2, ssm

@@ -8,52 +8,55 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..api import Context
 
 
-def _list_frame(ctx: Any, **filters: Any) -> Any:
+def _list_frame(ctx: Context, **filters: Any) -> Any:
     from .. import api
 
     return api.resources(ctx, **filters)
 
 
-def _start(ctx: Any, instance_id: str, **kw: Any) -> Any:
+def _start(ctx: Context, instance_id: str, **kw: Any) -> Any:
     from .. import api
 
     return api.start(ctx, instance_id, **kw)
 
 
-def _stop(ctx: Any, instance_id: str, **kw: Any) -> Any:
+def _stop(ctx: Context, instance_id: str, **kw: Any) -> Any:
     from .. import api
 
     return api.stop(ctx, instance_id, **kw)
 
 
-def _terminate(ctx: Any, instance_id: str, **kw: Any) -> Any:
+def _terminate(ctx: Context, instance_id: str, **kw: Any) -> Any:
     from .. import api
 
     return api.terminate(ctx, instance_id, **kw)
 
 
-def _start_training(ctx: Any, instance_id: str, script: str, script_args: list[str], **kw: Any) -> Any:
+def _start_training(ctx: Context, instance_id: str, script: str, script_args: list[str], **kw: Any) -> Any:
     from .. import api
 
     return api.train(ctx, instance_id, script, script_args, **kw)
 
 
-def _follow_run(ctx: Any, launch: Any, on_text: Callable[[str], Any], **kw: Any) -> Any:
+def _follow_run(ctx: Context, launch: Any, on_text: Callable[[str], Any], **kw: Any) -> Any:
     from .. import api
 
     return api.follow_run(ctx, launch, on_text, **kw)
 
 
-def _finish_run(ctx: Any, launch: Any, exit_code: int | None, tail: str) -> Any:
+def _finish_run(ctx: Context, launch: Any, exit_code: int | None, tail: str) -> Any:
     from .. import api
 
     return api.finish_run(ctx, launch, exit_code, tail)
 
 
-def _hourly_price(ctx: Any, instance_id: str) -> tuple[float | None, str]:
+def _hourly_price(ctx: Context, instance_id: str) -> tuple[float | None, str]:
     """The instance's on-demand $/hr (None when unknown) and a short description of it."""
     from .. import api
 
