@@ -171,7 +171,7 @@ def test_a_frozen_sandbox_clock_dates_what_the_cost_table_shows(ctx, instance):
     from runctl_jupyter import resources
     from runctl_jupyter.costs.caption import caption_text
     from runctl_jupyter.sandbox import control
-    from runctl_jupyter.training import new_run_id
+    from runctl_jupyter.training.runs import new_run_id
 
     day = "2024-02-29"  # not today, whatever today is
     api.sandbox_clock(freeze=f"{day}T23:30:00+00:00")
