@@ -189,7 +189,7 @@ def monitor_command(ctx: api.Context, c: Command, fe: Frontend) -> api.TrainResu
     if c.follow and info.state == "running":
         # re-attach with the last few KB of context, from a whole line
         return wait_in_foreground(ctx, info.launch, _write_out, prefix=fe.prefix, from_line_start=True,
-                                              start_offset=max(0, info.log_size - REATTACH_CONTEXT_BYTES))
+                                  start_offset=max(0, info.log_size - REATTACH_CONTEXT_BYTES))
     # A finished run asked by --run shows its whole log; otherwise the tail.
     start = 0 if c.run_id else max(0, info.log_size - api.MAX_LOG_CHUNK_BYTES)
     lines = api.run_log(ctx, info, start, fe.echo).splitlines()
@@ -204,7 +204,7 @@ def local_train_command(c: Command, fe: Frontend) -> api.TrainResult | None:
     fetch = api.local_log(launch)
     if c.wait:
         result = wait_in_foreground(None, launch, _write_out, fetch=fetch,
-                                                detach_hint=api.local_follow_hint(launch))
+                                    detach_hint=api.local_follow_hint(launch))
         if result.state == "failed":
             raise api.run_failure(result, launch)
         return result  # shown once by the front end

@@ -9,7 +9,6 @@ from .follow import finish_run, follow_run, run_status, tail_fetcher, wait_for_e
 from .launch import LAUNCH_TIMEOUT_S, start_training
 from .listings import checkpoints_frame, runs_frame
 from .runs import (
-    REATTACH_CONTEXT_BYTES,
     STOP_SIGNAL_LINE,
     Echo,
     Fetch,
@@ -23,7 +22,7 @@ from .runs import (
 from .stopping import before_stop, end_spot_instance, record_stop
 
 __all__ = [
-    "LAUNCH_TIMEOUT_S", "REATTACH_CONTEXT_BYTES", "STOP_SIGNAL_LINE", "Echo", "Fetch", "InstanceEnded", "Launch",
+    "LAUNCH_TIMEOUT_S", "STOP_SIGNAL_LINE", "Echo", "Fetch", "InstanceEnded", "Launch",
     "TrainResult", "before_stop", "checkpoints_frame", "end_spot_instance", "failure", "finish_run", "follow_run",
     "project_for_instance", "record_stop", "run_state", "run_status", "runs_frame", "start_training",
     "tail_fetcher", "wait_for_exit",

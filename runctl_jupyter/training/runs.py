@@ -106,7 +106,6 @@ def tag_run(ctx: Context, instance_id: str, run_id: str, state: str, *, project:
     ec2.set_tags(ctx, instance_id, tags)
 
 
-REATTACH_CONTEXT_BYTES = 4096  # `monitor --follow` shows this much of the log before the live part
 
 
 # What launch.sh's wrapper writes into the log when the run is sent SIGTERM (`stop`, the guardian,
