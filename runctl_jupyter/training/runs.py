@@ -19,8 +19,6 @@ from ..tag_keys import PROJECT_TAG, RUN_ID_TAG, RUN_STATE_TAG
 Echo = Callable[[str], None]
 
 
-
-
 def _quiet(_line: str) -> None:
     """Say nothing."""
 
@@ -104,8 +102,6 @@ def tag_run(ctx: Context, instance_id: str, run_id: str, state: str, *, project:
     if project:
         tags[PROJECT_TAG] = project
     ec2.set_tags(ctx, instance_id, tags)
-
-
 
 
 # What launch.sh's wrapper writes into the log when the run is sent SIGTERM (`stop`, the guardian,
