@@ -170,8 +170,6 @@ def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfre
     return now
 
 
-
-
 __all__ = [
     "MAX_CLOCK_ADVANCE_S", "SandboxStatus", "attach_environment", "attach_sandbox_for_shell", "attached_sandbox",
     "restore_environment", "sandbox_age", "sandbox_clock", "sandbox_interrupt", "sandbox_start", "sandbox_status",

@@ -94,7 +94,6 @@ class Plan:
 _PLANS: dict[str, Plan] = {}              # run id → plan (for the tag written once the run started)
 
 
-
 # --- pure decisions (unit-tested with fake credentials) ---------------------------------------------
 
 def url_window(credentials: Any, now: datetime) -> tuple[bool, datetime]:
