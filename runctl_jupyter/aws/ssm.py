@@ -37,14 +37,20 @@ def command_bytes(command: str, timeout_s: int = DEFAULT_TIMEOUT_S) -> int:
 def send(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
          env: Mapping[str, str] | None = None, timeout_s: int = DEFAULT_TIMEOUT_S, stdin: str | None = None) -> str:
     """Send ``remote/<script>.sh`` with quoted args; returns the command ID."""
-    with translate_aws_errors(f"send a command to {instance_id}", instance_id):
+    return _send_command(ctx, instance_id, command_for(script, args, env, stdin=stdin), timeout_s,
+                         f"runctl {script}", f"send a command to {instance_id}")
+
+
+def _send_command(ctx: Context, instance_id: str, command: str, timeout_s: int, comment: str, action: str) -> str:
+    """The one SendCommand runctl makes (AWS-RunShellScript, the execution timeout, AWS errors translated)."""
+    with translate_aws_errors(action, instance_id):
         try:
             resp = ctx.client("ssm").send_command(
                 InstanceIds=[instance_id],
                 DocumentName="AWS-RunShellScript",
-                Parameters=parameters(command_for(script, args, env, stdin=stdin), timeout_s),
+                Parameters=parameters(command, timeout_s),
                 TimeoutSeconds=60,
-                Comment=f"runctl {script}"[:100],
+                Comment=comment[:100],
             )
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -110,11 +116,9 @@ def run(ctx: Context, instance_id: str, script: str, args: Sequence[str] = (),
 def install_scripts(ctx: Context, instance_id: str) -> None:
     """Put this version of runctl's scripts on the instance (checked against their SHA-256 sums)."""
     for command in remote.install_commands():
-        with translate_aws_errors(f"install runctl's scripts on {instance_id}", instance_id):
-            command_id = ctx.client("ssm").send_command(
-                InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
-                Parameters=parameters(command, INSTALL_TIMEOUT_S), TimeoutSeconds=60,
-                Comment=f"runctl install scripts {remote.scripts_version()}")["Command"]["CommandId"]
+        command_id = _send_command(ctx, instance_id, command, INSTALL_TIMEOUT_S,
+                                   f"runctl install scripts {remote.scripts_version()}",
+                                   f"install runctl's scripts on {instance_id}")
         result = wait_result(ctx, instance_id, command_id, timeout_s=INSTALL_TIMEOUT_S + 60)
         if result.status != "Success":
             raise BackendError(
