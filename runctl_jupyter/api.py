@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config
-from .aws import ec2
+from .aws import ec2, images
 from .aws.session import SANDBOX_ENV, Context, SandboxWorld
 from .errors import BackendError, RunctlError, Step, UsageError, cmd
 from .models import Instance, name_problem, validate_instance_id
@@ -55,9 +55,13 @@ def default_project(ctx: Context, start: Path | None = None) -> str:
 
 def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str | None = None,
            echo: Echo = _quiet, from_snapshot: str | None = None, **options: Any) -> Instance:
-    """Launch an instance tagged as runctl's. ``from_snapshot`` attaches a volume made from that EBS
-    snapshot (checked first: its ID, region and state; see :mod:`runctl_jupyter.restore`); the
-    project then defaults to the snapshot's."""
+    """Launch an instance tagged as runctl's. Its image is ``ami`` (an AMI ID or an SSM parameter
+    name), else the ``default_image`` setting, else the type's own (:mod:`runctl_jupyter.aws.images`:
+    the Deep Learning AMI with PyTorch for NVIDIA GPU types, Amazon Linux 2023 of the type's architecture
+    otherwise); the Created line says which and why, and a warning comes before launch when a GPU type
+    gets an image without the NVIDIA driver (or one runctl cannot tell about). ``from_snapshot``
+    attaches a volume made from that EBS snapshot (checked first: its ID, region and state; see
+    :mod:`runctl_jupyter.restore`); the project then defaults to the snapshot's."""
     saved = None
     if from_snapshot is not None:
         from . import restore
@@ -68,8 +72,13 @@ def create(ctx: Context, instance_type: str, *, wait: bool = False, project: str
         raise UsageError(f"{project!r} is not a project name: it {name_problem(project)}.",
                          [Step("Pick a name like my-project or exp_2 (it becomes a folder and an S3 prefix)")])
     world = ctx.world().label()
-    inst = ec2.create(ctx, instance_type, project=project, from_snapshot=from_snapshot, **options)
-    echo(f"[{world}] Created {inst.instance_id} ({instance_type}, project {project}) — {inst.state}")
+    choice = images.choose_image(ctx, instance_type, options.pop("ami", None), default_image=ctx.settings.default_image,
+                                 default_source=ctx.settings.sources.get("default_image", "default"))
+    for warning in choice.warnings:  # said before anything bills
+        echo(f"[{world}] {warning}")
+    inst = ec2.create(ctx, instance_type, project=project, from_snapshot=from_snapshot, image=choice, **options)
+    echo(f"[{world}] Created {inst.instance_id} ({instance_type}, project {project}) — {inst.state}\n"
+         f"  image {choice.image_id} ({choice.summary()})")
     if wait:
         try:
             ec2.wait_for(ctx, inst.instance_id, "ssm", echo)

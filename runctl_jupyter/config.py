@@ -103,6 +103,15 @@ def _login_user(text: str) -> str:
     return text
 
 
+def _image(text: str) -> str:
+    """an AMI ID (ami-…) or the name of an SSM parameter that holds one (/aws/service/… or your own /…)"""
+    if text.startswith("resolve:ssm:"):
+        raise ValueError(f"write the parameter's name alone, without resolve:ssm: ({text.removeprefix('resolve:ssm:')})")
+    if re.fullmatch(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})", text) or re.fullmatch(r"/[A-Za-z0-9_.\-/]{1,2047}", text):
+        return text
+    raise ValueError("must be an AMI ID (ami- and 8 or 17 hex digits) or an SSM parameter name starting with /")
+
+
 def _name(text: str) -> str:
     """letters, digits, '.', '_' or '-'"""
     problem = name_problem(text)
@@ -121,6 +130,10 @@ class Settings:
                                                        "default": "none (sandbox: runctl-sandbox)"})
     project: str | None = field(default=None, metadata={"help": "project name", "parse": _name,
                                                         "default": "the project folder's name"})
+    default_image: str | None = field(default=None, metadata={
+        "help": "image every create launches unless --ami names one", "parse": _image,
+        "default": "the instance type's own: the Deep Learning AMI with PyTorch for NVIDIA GPU types, else "
+                   "Amazon Linux 2023 of the type's architecture"})
     remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home)",
                                                         "parse": _login_user,
                                                         "default": "the image's own (ec2-user, ubuntu…)"})

@@ -200,7 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instance_type", metavar="INSTANCE_TYPE", type=grammar_types.instance_type,
                    help="e.g. t3.micro, g5.xlarge")
     p.add_argument("--wait", action="store_true", help="wait until running and the SSM agent is Online")
-    p.add_argument("--ami", type=grammar_types.text, help="image ID (default: the region's current Amazon Linux 2023)")
+    p.add_argument("--ami", type=grammar_types.text,
+                   help="image: an AMI ID, or an SSM parameter name (/…) holding one (default: the default_image "
+                        "setting, else the type's own: the Deep Learning AMI with PyTorch for NVIDIA GPU types, "
+                        "Amazon Linux 2023 of the type's architecture otherwise)")
     p.add_argument("--iam-instance-profile", type=grammar_types.text, help="instance profile name or ARN (needed for SSM on AWS)")
     p.add_argument("--key-name", type=grammar_types.text)
     p.add_argument("--security-group", action="append", type=grammar_types.text, help="security group ID (repeatable)")

@@ -11,6 +11,7 @@ from .tag_keys import (
     CREATED_TAG,
     FROM_SNAPSHOT_TAG,
     GUARDIAN_TAG,
+    IMAGE_TAG,
     PROJECT_TAG,
     RESTORE_DEVICE_TAG,
     RUN_ID_TAG,
@@ -139,6 +140,9 @@ class Instance:
             lines.append(f"  last started {self.launch_time.isoformat(timespec='seconds')}")
         if self.project:
             lines.append(f"  project {self.project}" + (f", name {self.name}" if self.name else ""))
+        if self.image_id:  # what it is and why, as create chose it (runctl:image)
+            why = self.tags.get(IMAGE_TAG)
+            lines.append(f"  image {self.image_id}" + (f" ({why})" if why else ""))
         if self.ssm_online is not None:
             lines.append(f"  SSM agent {'Online' if self.ssm_online else 'not online'}")
         from .costs.rows import run_tags_as_of

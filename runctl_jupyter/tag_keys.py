@@ -10,6 +10,7 @@ from __future__ import annotations
 CREATED_TAG = "runctl:created"              # runctl made it (instances: the create's ISO date; snapshots: the day)
 PROJECT_TAG = "runctl:project"              # the project of its newest run (or the one it was created for)
 DISK_GB_TAG = "runctl:disk-gb"              # the root volume's size asked at create
+IMAGE_TAG = "runctl:image"                  # the image create chose and why ("LABEL, ARCH: REASON"; `status` shows it)
 SPOT_TYPE_TAG = "runctl:spot-type"          # "one-time": AWS can only terminate it, never stop it
 SPOT_FALLBACK_TAG = "runctl:spot-fallback"  # why a --spot create fell back to on-demand (the AWS error code)
 FROM_SNAPSHOT_TAG = "runctl:from-snapshot"  # on an instance `create --from-snapshot` launched

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -10,7 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import BackendError, GuardRefused, Step, UsageError, cmd, translate_aws_errors
+from ..errors import BackendError, GuardRefused, Step, cmd, translate_aws_errors
+from ..errors import UsageError as UsageError  # the type errors raised through here (callers catch it here)
 from ..models import (
     FROM_SNAPSHOT_TAG,
     RESTORE_DEVICE_TAG,
@@ -23,6 +23,7 @@ from ..tag_keys import (
     CREATED_TAG,
     DEVICE_TAG,
     DISK_GB_TAG,
+    IMAGE_TAG,
     INSTANCE_TAG,
     LEDGER_SECONDS_TAG,
     LEDGER_USD_TAG,
@@ -30,19 +31,17 @@ from ..tag_keys import (
     SPOT_FALLBACK_TAG,
     SPOT_TYPE_TAG,
 )
+from . import images
+from .images import AL2023_ARM_PARAMETER as AL2023_ARM_PARAMETER  # the names callers knew here stay
+from .images import AL2023_PARAMETER as AL2023_PARAMETER
+from .images import AL2023_PARAMETERS as AL2023_PARAMETERS
+from .images import ImageChoice
+from .images import describe_image as describe_image
+from .instance_types import describe_type, launch_architecture
 from .session import Context
 
-AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-AL2023_ARM_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
-AL2023_PARAMETERS = {"x86_64": AL2023_PARAMETER, "arm64": AL2023_ARM_PARAMETER}
 # The root volume's size unless the image needs more (`aws create --disk-gb`).
 ROOT_GB = 30
-# (world, region, instance type) -> the type's SupportedArchitectures, for this process: a type's
-# architecture never changes, so DescribeInstanceTypes is asked once per type.
-_ARCHITECTURES: dict[tuple[str, str, str], tuple[str, ...]] = {}
-_ARCHITECTURES_LOCK = threading.Lock()
-UNKNOWN_TYPE = {"InvalidInstanceType", "InvalidParameterValue"}
-IMAGE_NOT_FOUND = {"InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"}
 MANAGED_TAG = CREATED_TAG
 # Where `create --from-snapshot` attaches the saved disk: AWS's recommended names for EBS data volumes
 # are /dev/sd[f-p] (a Nitro type shows it as an NVMe disk, a Xen type as /dev/xvdf).
@@ -148,71 +147,17 @@ def describe_snapshot(ctx: Context, snapshot_id: str) -> EbsSnapshot:
 def supported_architectures(ctx: Context, instance_type: str) -> tuple[str, ...]:
     """The type's ``ProcessorInfo.SupportedArchitectures`` (DescribeInstanceTypes, asked once per
     type and region in this process); a type the region does not know is a :class:`UsageError`."""
-    region = ctx.region
-    key = (ctx.world_key, region, instance_type)
-    with _ARCHITECTURES_LOCK:
-        known = _ARCHITECTURES.get(key)
-    if known is not None:
-        return known
-    with translate_aws_errors(f"look up instance type {instance_type}"):
-        try:
-            found = ctx.client("ec2").describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in UNKNOWN_TYPE:
-                raise
-            raise _unknown_type(instance_type, region) from exc
-    if not found:
-        raise _unknown_type(instance_type, region)
-    archs = tuple((found[0].get("ProcessorInfo") or {}).get("SupportedArchitectures") or ())
-    with _ARCHITECTURES_LOCK:
-        _ARCHITECTURES[key] = archs
-    return archs
-
-
-def _unknown_type(instance_type: str, region: str) -> UsageError:
-    return UsageError(
-        f"Instance type {instance_type} does not exist in {region}.",
-        [Step("Check the spelling: FAMILY.SIZE, e.g. t3.micro, g5.xlarge, c7g.large"),
-         Step(f"List the types offered there: `aws ec2 describe-instance-type-offerings --region {region}`"),
-         cmd("aws create INSTANCE_TYPE --wait", "Then create with one of them")])
+    return describe_type(ctx, instance_type).architectures
 
 
 def architecture(ctx: Context, instance_type: str) -> str:
     """``"x86_64"`` or ``"arm64"`` (Graviton): which Amazon Linux 2023 image the type boots."""
-    archs = supported_architectures(ctx, instance_type)
-    for arch in ("x86_64", "arm64"):
-        if arch in archs:
-            return arch
-    raise UsageError(
-        f"Instance type {instance_type} runs only {', '.join(archs) or 'an unknown architecture'}; "
-        "runctl launches Linux on x86_64 or arm64.",
-        [Step("Pick an x86_64 or arm64 (Graviton) type, e.g. t3.micro or t4g.micro"),
-         cmd("aws create INSTANCE_TYPE --wait", "Then create again")])
+    return launch_architecture(describe_type(ctx, instance_type))
 
 
 def default_ami(ctx: Context, instance_type: str) -> str:
-    name = AL2023_PARAMETERS[architecture(ctx, instance_type)]
-    with translate_aws_errors("look up the current Amazon Linux 2023 image"):
-        return ctx.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-
-
-def describe_image(ctx: Context, image_id: str) -> dict[str, Any]:
-    """DescribeImages of one image; a missing one is a :class:`UsageError` (images are regional)."""
-    def missing() -> UsageError:
-        return UsageError(f"Image {image_id} was not found in {ctx.region} (an image belongs to one region).",
-                          [Step("Check the ID and the region (--region), or copy the image here"),
-                           Step("Or leave --ami out: runctl then picks the current Amazon Linux 2023 image")])
-
-    with translate_aws_errors(f"look up image {image_id}"):
-        try:
-            images = ctx.client("ec2").describe_images(ImageIds=[image_id])["Images"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in IMAGE_NOT_FOUND:
-                raise
-            raise missing() from exc
-    if not images:
-        raise missing()
-    return images[0]
+    """The current Amazon Linux 2023 image of the type's architecture (GPU types get another: images.py)."""
+    return images.al2023_image_id(ctx, architecture(ctx, instance_type))
 
 
 def root_device(image: dict[str, Any]) -> tuple[str | None, int | None]:
@@ -225,26 +170,16 @@ def root_device(image: dict[str, Any]) -> tuple[str | None, int | None]:
     return name, None
 
 
-def launch_parameters(ctx: Context, instance_type: str, ami: str | None, disk_gb: int
-                      ) -> tuple[str, list[dict[str, Any]], int]:
+def launch_parameters(image: ImageChoice, disk_gb: int) -> tuple[str, list[dict[str, Any]], int]:
     """(image ID, root block device mapping, root size in GB) that fit the image: its own root device
     name (a mapping under another name adds a second, billed volume) at no less than its own size
-    (AWS refuses a smaller one). An image of another architecture than the type's is refused here."""
-    arch = architecture(ctx, instance_type)
-    image_id = ami or default_ami(ctx, instance_type)
-    image = describe_image(ctx, image_id)
-    image_arch = image.get("Architecture")
-    if ami is not None and image_arch and image_arch not in supported_architectures(ctx, instance_type):
-        raise UsageError(
-            f"Image {image_id} is {image_arch}, but instance type {instance_type} runs {arch}.",
-            [Step(f"Pass an {image_arch} instance type (e.g. {'t4g.micro' if image_arch == 'arm64' else 't3.micro'})"),
-             Step(f"Or pass an {arch} image with --ami, or leave --ami out (runctl picks Amazon Linux 2023)")])
-    device, image_gb = root_device(image)
+    (AWS refuses a smaller one)."""
+    device, image_gb = root_device(image.image)
     size = max(disk_gb, image_gb or 0)
     if device is None:  # the image names no root device: launch with its own mapping
-        return image_id, [], size
-    return image_id, [{"DeviceName": device,
-                       "Ebs": {"VolumeSize": size, "VolumeType": "gp3", "DeleteOnTermination": True}}], size
+        return image.image_id, [], size
+    return image.image_id, [{"DeviceName": device,
+                             "Ebs": {"VolumeSize": size, "VolumeType": "gp3", "DeleteOnTermination": True}}], size
 
 
 def create(
@@ -253,6 +188,7 @@ def create(
     *,
     project: str,
     ami: str | None = None,
+    image: ImageChoice | None = None,
     name: str | None = None,
     iam_instance_profile: str | None = None,
     key_name: str | None = None,
@@ -264,11 +200,13 @@ def create(
     fallback_on_demand: bool = False,
     from_snapshot: str | None = None,
 ) -> Instance:
-    """Launch one instance; ``from_snapshot`` attaches a volume made from that snapshot at
-    :data:`RESTORE_DEVICE` (in the instance's own AZ; deleted with the instance, the snapshot stays)."""
+    """Launch one instance from ``image`` (else the one :func:`images.choose_image` picks, ``ami`` if
+    given); ``from_snapshot`` attaches a volume made from that snapshot at :data:`RESTORE_DEVICE` (in
+    the instance's own AZ; deleted with the instance, the snapshot stays)."""
     if from_snapshot is not None:
         validate_snapshot_id(from_snapshot)
-    image, mappings, root_gb = launch_parameters(ctx, instance_type, ami, disk_gb)
+    choice = image or images.choose_image(ctx, instance_type, ami)
+    image_id, mappings, root_gb = launch_parameters(choice, disk_gb)
     now = ctx.now().replace(microsecond=0).isoformat()
     # The volumes carry who made them too (a volume outliving its instance stays attributable).
     volume_tags = [
@@ -281,9 +219,10 @@ def create(
         {"Key": LEDGER_SECONDS_TAG, "Value": "0"},
         {"Key": LEDGER_USD_TAG, "Value": "0"},
         {"Key": DISK_GB_TAG, "Value": str(root_gb)},
+        {"Key": IMAGE_TAG, "Value": choice.summary()[:256]},  # what `status` says of the image (AWS: 256 at most)
     ]
     params: dict[str, Any] = {
-        "ImageId": image,
+        "ImageId": image_id,
         "InstanceType": instance_type,
         "MinCount": 1,
         "MaxCount": 1,

@@ -1,7 +1,8 @@
 """The sandbox's one WSGI app: control API, IMDS, the calls the sandbox answers, then moto.
 
 Order per request: /_runctl/… (control) → /_imds/… (IMDSv2) → S3's own refusals (SigV2, s3_strict)
-→ fault injection (signed calls only) → interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle,
+→ fault injection (signed calls only) → the region's public images made to exist (catalog.py, once per
+region, before its first EC2/SSM call) → interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle,
 S3 multipart upload listings) → moto, under the moto lock.
 
 Where moto enforces IAM (a test switched it on: ``POST /moto-api/reset-auth``), it checks calls signed
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import imds, moto_seams, pricing, s3_strict, spot
+from . import catalog, imds, moto_seams, pricing, s3_strict, spot
 from .control_api import ControlApi
 from .lifecycle import Lifecycle
 from .protocol import (
@@ -50,6 +51,7 @@ class SandboxApp:
         self.ssm = SsmApi(world)
         self.s3_uploads = MultipartUploads(world)
         self.control = ControlApi(world, self.lifecycle, on_shutdown)
+        self._public_images_in: set[str] = set()  # regions whose public images exist (catalog.py)
 
     def moto_app(self) -> Any:
         with self.world.moto_lock:
@@ -107,6 +109,8 @@ class SandboxApp:
                 drain(environ)
                 return fault_response(req, decision.kind)(environ, start_response)
         try:
+            if req.service in ("ec2", "ssm") and req.region not in self._public_images_in:
+                self._add_public_images(req.region)
             response = self._intercept(req, environ) or self.forward(environ)
         except Exception as exc:  # a sandbox bug: answer like AWS's 500 and log it, never hang
             print(f"runctl sandbox: {req.service} {req.action}: {exc!r}\n{traceback.format_exc()}",
@@ -114,6 +118,16 @@ class SandboxApp:
             drain(environ)
             response = _internal_error(req, str(exc))
         return response(environ, start_response)
+
+    def _add_public_images(self, region: str) -> None:
+        """AWS's public images of the package's snapshot (the Deep Learning AMIs and their SSM
+        parameters) made to exist in ``region`` before its first EC2 or SSM call is answered."""
+        with self.world.moto_lock:
+            if region in self._public_images_in:
+                return
+            self.moto_app()  # the backends exist once moto's app does
+            moto_seams.add_public_images(region, catalog.public_images(region))
+            self._public_images_in.add(region)
 
     def _bucket_region(self, name: str) -> str | None:
         with self.world.moto_lock:

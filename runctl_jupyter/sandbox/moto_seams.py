@@ -4,6 +4,10 @@ Relied-on range: moto >=5.1,<5.3 (verified on 5.2.5). The seams used:
   moto.moto_server.werkzeug_app: DomainDispatcherApplication, create_backend_app, MotoRequestHandler
   moto.backends.get_backend(service)[account][region]  (BackendDict / AccountSpecificBackend)
   moto.core.DEFAULT_ACCOUNT_ID
+  moto.ec2.models.instance_types: INSTANCE_TYPES{name: dict}, InstanceTypeBackend.instance_types, InstanceType
+  moto.ec2.models.amis.Ami(backend, id, name=, description=, owner_id=, owner_alias=, public=, architecture=,
+               root_device_name=, …); ec2 backend .amis{id: Ami}
+  moto.ssm.models.Parameter(…); ssm backend ._parameters (ParameterDict: name → [Parameter versions])
   ec2 backend: all_instances(), get_instance(), stop_instances(), terminate_instances(),
                describe_availability_zones(), iam_instance_profile_associations
   ec2 Instance: id, _state (.name/.code), launch_time (naive UTC datetime), lifecycle,
@@ -46,39 +50,34 @@ def check_version() -> str:
 def app() -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    add_missing_instance_types()
+    from .catalog import instance_types
+
+    apply_instance_types(instance_types())
     return DomainDispatcherApplication(create_backend_app)
 
 
-# Types AWS still offers (previous generation) that moto's instance-type data lacks: without them the
-# sandbox would refuse a `create` AWS accepts (DescribeInstanceTypes → InvalidInstanceType).
-_MISSING_TYPES = {  # name → (vCPUs, memory MiB, V100 GPUs)
-    "p3.2xlarge": (8, 62464, 1),
-    "p3.8xlarge": (32, 249856, 4),
-    "p3.16xlarge": (64, 499712, 8),
-}
-
-
-def add_missing_instance_types() -> None:
+def apply_instance_types(entries: dict[str, dict[str, Any]]) -> None:
+    """Lay the package's DescribeInstanceTypes snapshot (sandbox/catalog.py) over moto's instance-type data:
+    the fields it lists replace moto's, and a type moto lacks (p3, which AWS still offers) is added, so
+    the sandbox neither refuses a `create` AWS accepts nor answers GPU facts other than the snapshot's."""
     import copy
 
     from moto.ec2.models import instance_types as moto_types
 
-    for name, (vcpus, memory, gpus) in _MISSING_TYPES.items():
-        if name in moto_types.INSTANCE_TYPES:
-            continue
-        entry = copy.deepcopy(moto_types.INSTANCE_TYPES["g4dn.xlarge"])
-        entry.update({"InstanceType": name, "CurrentGeneration": False, "Hypervisor": "xen",
-                      "InstanceStorageSupported": False})
-        entry.pop("InstanceStorageInfo", None)
-        entry["VCpuInfo"] = {"DefaultVCpus": vcpus}
-        entry["MemoryInfo"] = {"SizeInMiB": memory}
-        entry["ProcessorInfo"] = {"SupportedArchitectures": ["x86_64"]}
-        entry["GpuInfo"] = {"Gpus": [{"Name": "V100", "Manufacturer": "NVIDIA", "Count": gpus,
-                                      "MemoryInfo": {"SizeInMiB": 16384}}],
-                            "TotalGpuMemoryInMiB": 16384 * gpus}
-        moto_types.INSTANCE_TYPES[name] = entry
-        moto_types.InstanceTypeBackend.instance_types.append(moto_types.InstanceType(name))
+    listed = {t.name: t for t in moto_types.InstanceTypeBackend.instance_types}
+    for name, fields in entries.items():
+        entry = moto_types.INSTANCE_TYPES.get(name)
+        if entry is None:
+            entry = copy.deepcopy(moto_types.INSTANCE_TYPES["g4dn.xlarge"])
+            entry.update({"InstanceType": name, "Hypervisor": "xen", "InstanceStorageSupported": False})
+            for key in ("InstanceStorageInfo", "GpuInfo", "NeuronInfo", "InferenceAcceleratorInfo"):
+                entry.pop(key, None)
+            moto_types.INSTANCE_TYPES[name] = entry
+        entry.update(copy.deepcopy(fields))
+        if name in listed:  # moto's answers are copies made at import: update the copy too
+            listed[name].update(copy.deepcopy(entry))
+        else:
+            moto_types.InstanceTypeBackend.instance_types.append(moto_types.InstanceType(name))
 
 
 def request_handler() -> Any:
@@ -257,6 +256,35 @@ def s3_objects() -> dict[str, dict[str, dict[str, Any]]]:
 def ssm_parameter(region: str, name: str) -> str | None:
     param = _backend("ssm", region).get_parameter(name)
     return None if param is None else str(param.value)
+
+
+# --- public images (AWS's own AMIs and the SSM parameters that name them) --------------------------
+
+def add_public_images(region: str, images: list[dict[str, Any]]) -> None:
+    """Make each image (sandbox/catalog.public_images) exist in the region as AWS's public AMIs do —
+    DescribeImages knows it (owner alias ``amazon``), RunInstances boots it — and its public SSM
+    parameter answer its ID (data type aws:ec2:image). Idempotent."""
+    from moto.backends import get_backend
+    from moto.ec2.models.amis import Ami
+    from moto.ssm.models import Parameter
+
+    if not all(region in get_backend(s)[_account()].regions for s in ("ec2", "ssm")):
+        return  # a region moto does not know: moto itself answers the call
+    ec2_backend = _backend("ec2", region)
+    parameters = _backend("ssm", region)._parameters
+    for image in images:
+        created = image["creation_date"].astimezone(UTC).replace(tzinfo=None)  # naive UTC, as moto keeps it
+        if image["image_id"] not in ec2_backend.amis:
+            ec2_backend.amis[image["image_id"]] = Ami(
+                ec2_backend, image["image_id"], name=image["name"], description=image["description"],
+                owner_id=image["owner_id"], owner_alias="amazon", public=True, virtualization_type="hvm",
+                architecture=image["architecture"], creation_date=created, hypervisor="xen",
+                root_device_type="ebs", root_device_name=image["root_device_name"], region_name=f"{region}a")
+        if image["parameter"] not in parameters:
+            parameters[image["parameter"]].append(Parameter(  # type: ignore[abstract]
+                account_id=_account(), name=image["parameter"], value=image["image_id"], parameter_type="String",
+                description=None, allowed_pattern=None, keyid=None, last_modified_date=created,
+                version=1, data_type="aws:ec2:image"))
 
 
 # --- IAM (enforced only once moto is told to: INITIAL_NO_AUTH_ACTION_COUNT, POST /moto-api/reset-auth) --

@@ -11,7 +11,7 @@ import pytest
 from itest_helpers import run_cli
 
 from runctl_jupyter import api
-from runctl_jupyter.aws import ec2
+from runctl_jupyter.aws import ec2, instance_types
 from runctl_jupyter.errors import UsageError
 
 PROJECT = "launchparams"
@@ -130,7 +130,7 @@ def test_a_missing_image_is_a_usage_error(ctx):
 
 
 def test_the_architecture_is_asked_once_per_type_per_process(sandbox, launched, monkeypatch):
-    monkeypatch.setattr(ec2, "_ARCHITECTURES", {})  # as in a fresh process
+    monkeypatch.setattr(instance_types, "_TYPES", {})  # as in a fresh process
     contexts = [api.context() for _ in range(3)]
     for c in contexts:
         launched.append(api.create(c, "c7gn.large", project=PROJECT).instance_id)

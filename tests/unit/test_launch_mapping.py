@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from runctl_jupyter.aws import ec2
+from runctl_jupyter.aws import ec2, instance_types
 
 AMI = "ami-0123456789abcdef0"
 
@@ -50,7 +50,7 @@ def _types(name: str, archs: list[str]) -> dict:
 
 @pytest.fixture()
 def fake(monkeypatch):
-    monkeypatch.setattr(ec2, "_ARCHITECTURES", {})
+    monkeypatch.setattr(instance_types, "_TYPES", {})
     ctx = FakeContext()
     for stub in ctx.stubs.values():
         stub.activate()
