@@ -15,6 +15,7 @@ from typing import Any
 
 from . import config
 from .aws import ec2, images
+from .aws.instance_types import describe_type
 from .aws.session import SANDBOX_ENV, Context, SandboxWorld
 from .errors import BackendError, RunctlError, Step, UsageError, cmd
 from .models import Instance, name_problem, validate_instance_id
@@ -105,6 +106,13 @@ def status(ctx: Context, instance_id: str) -> Instance:
     inst.world = ctx.world().label()
     if inst.state == "running":
         inst.ssm_online = inst.instance_id in ec2.ssm_online(ctx, [inst.instance_id])
+        if inst.ssm_online and describe_type(ctx, inst.instance_type).nvidia_gpus:
+            from .training.gpu_status import observe_gpus  # one SSM call (status.sh), GPU types only
+
+            try:
+                observe_gpus(ctx, inst)
+            except BackendError as exc:
+                inst.gpu_note = f"GPU figures unavailable: {exc.message}"
         if inst.ssm_online and inst.tags.get(GUARDIAN_TAG):
             from . import guardian  # one SSM call, only for instances a guardian watches
 

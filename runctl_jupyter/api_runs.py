@@ -28,15 +28,27 @@ def _quiet(_line: str) -> None:
 def train(ctx: Context, instance_id: str, script: str | Path, script_args: Sequence[str] = (), *,
           project: str | None = None, sync_code: bool = True, bucket: str | None = None,
           resume: str | None = None, project_root: str | Path | None = None, autostop: float | None = None,
-          max_hours: float | None = None, max_cost: float | None = None, echo: Echo = _quiet) -> Launch:
+          max_hours: float | None = None, max_cost: float | None = None, torchrun: bool = False,
+          nproc_per_node: int | str | None = None, python: str | None = None, echo: Echo = _quiet) -> Launch:
     """Start ``script`` on the instance (claim → sync → launch) and return at once with its
     :class:`Launch`; ``autostop`` / ``max_hours`` / ``max_cost`` start the on-instance guardian.
-    Follow it with :func:`follow_run`, or wait with :func:`wait_for_exit`."""
+    ``torchrun``: run it under PyTorch's launcher (``python -m torch.distributed.run --standalone``) with
+    ``nproc_per_node`` processes (a number, or ``"gpu"``: one per GPU, the default); ``python``: the
+    interpreter on the instance (default: the `python` setting, else the image's PyTorch environment,
+    else python3). Follow it with :func:`follow_run`, or wait with :func:`wait_for_exit`."""
+    if nproc_per_node is not None and not torchrun:
+        raise UsageError("nproc_per_node only applies with torchrun.",
+                         [cmd(f"aws train {instance_id} {script} --torchrun --nproc-per-node {nproc_per_node}",
+                              "Add --torchrun")])
+    nproc = str(nproc_per_node if nproc_per_node is not None else "gpu") if torchrun else None
+    if nproc is not None and nproc != "gpu" and not (nproc.isdigit() and 0 < int(nproc) <= 1024):
+        raise UsageError(f"nproc_per_node must be a number of processes (1-1024) or 'gpu', not {nproc!r}.",
+                         [Step("For example --nproc-per-node 8, or --nproc-per-node gpu (one per GPU)")])
     request = (guardian.Request(autostop_s=autostop, max_hours=max_hours, max_cost=max_cost)
                if autostop or max_hours or max_cost else None)
     launch = training.start_training(ctx, instance_id, script, script_args, project=project, sync_code=sync_code,
                                      bucket=bucket, resume=resume, echo=echo, guardian_request=request,
-                                     project_root_dir=project_root)
+                                     project_root_dir=project_root, python=python, torchrun=nproc)
     guardian.after_launch(ctx, launch.instance_id, launch.run_id)
     return launch
 
@@ -98,7 +110,8 @@ def run_info(ctx: Context, instance_id: str, project: str | None = None, run_id:
         return None
     log_path = st.get("log") or f"runctl/{project}/runs/{st['run_id']}/log"
     state = st.get("state", "")
-    return RunInfo(Launch(instance_id, project, st["run_id"], int(st.get("pid") or 0), log_path), state,
+    launch = Launch(instance_id, project, st["run_id"], int(st.get("pid") or 0), log_path, python=st.get("python", ""))
+    return RunInfo(launch, state,
                    "stopped" if state == "exited" and st.get("stopped") == "1" else state,
                    st.get("exit_code"), int(st.get("log_size") or 0), ctx.world().label())
 
@@ -195,10 +208,11 @@ def export(df: Any, fmt: str, target: str | Path) -> Path:
 
 def hourly_price(ctx: Context, instance_id: str) -> tuple[float | None, str]:
     """The instance's on-demand $/hr (None when unknown) and a short description of it."""
-    from . import api
+    from .aws import ec2
+    from .models import validate_instance_id
     from .resources import price_book
 
-    inst = api.status(ctx, instance_id)
+    inst = ec2.describe(ctx, validate_instance_id(instance_id))  # its type and region: no SSM call
     quote = price_book(ctx).on_demand(inst.region, inst.instance_type)
     return quote.usd_per_hour, f"{inst.instance_type} on-demand, {quote.source}"
 

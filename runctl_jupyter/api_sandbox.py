@@ -145,6 +145,22 @@ def sandbox_interrupt(instance_id: str, notice_seconds: int = 120, echo: Echo = 
     echo(f"[sandbox] Spot interruption notice posted to {instance_id}; it is reclaimed in {notice_seconds} s")
 
 
+def sandbox_gpus(instance_id: str, *, utilization: float | list[float] | None = None,
+                 memory_used_mib: float | list[float] | None = None, echo: Echo = _quiet,
+                 **more: float | list[float]) -> dict:
+    """Set what a sandbox GPU instance's nvidia-smi reports (one value for every GPU, or a list with one
+    per GPU; ``more``: memory_utilization, temperature, power_watts); no value: read it. Returns its GPUs."""
+    from .sandbox import control
+
+    validate_instance_id(instance_id)
+    values = {k: v for k, v in {"utilization": utilization, "memory_used_mib": memory_used_mib, **more}.items()
+              if v is not None}
+    state = control.set_gpus(attached_sandbox(), instance_id, **values)
+    if values:
+        echo(f"[sandbox] {instance_id}'s GPUs now report " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    return state
+
+
 MAX_CLOCK_ADVANCE_S = 100 * 365 * 86400
 
 
@@ -172,6 +188,7 @@ def sandbox_clock(freeze: str | None = None, advance: float | None = None, unfre
 
 __all__ = [
     "MAX_CLOCK_ADVANCE_S", "SandboxStatus", "attach_environment", "attach_sandbox_for_shell", "attached_sandbox",
-    "restore_environment", "sandbox_age", "sandbox_clock", "sandbox_interrupt", "sandbox_start", "sandbox_status",
+    "restore_environment", "sandbox_age", "sandbox_clock", "sandbox_gpus", "sandbox_interrupt", "sandbox_start",
+    "sandbox_status",
     "sandbox_stop",
 ]

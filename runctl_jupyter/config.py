@@ -112,6 +112,21 @@ def _image(text: str) -> str:
     raise ValueError("must be an AMI ID (ami- and 8 or 17 hex digits) or an SSM parameter name starting with /")
 
 
+PYTHON_NAME_RE = re.compile(r"(python|pypy)[0-9.]*")
+
+
+def _interpreter(text: str) -> str:
+    """an absolute path on the instance (e.g. /opt/pytorch/bin/python) or a name like python3.12"""
+    if text.startswith("/"):
+        if len(text) > 1024 or any(c.isspace() or unicodedata.category(c).startswith("C") for c in text):
+            raise ValueError("must be a path without spaces or control characters")
+        return text
+    if not PYTHON_NAME_RE.fullmatch(text):
+        raise ValueError("must be an absolute path on the instance (e.g. /opt/pytorch/bin/python) or a name "
+                         "like python3.12")
+    return text
+
+
 def _name(text: str) -> str:
     """letters, digits, '.', '_' or '-'"""
     problem = name_problem(text)
@@ -134,6 +149,9 @@ class Settings:
         "help": "image every create launches unless --ami names one", "parse": _image,
         "default": "the instance type's own: the Deep Learning AMI with PyTorch for NVIDIA GPU types, else "
                    "Amazon Linux 2023 of the type's architecture"})
+    python: str | None = field(default=None, metadata={
+        "help": "Python on instances that runs trainings (and builds the project venv)", "parse": _interpreter,
+        "default": "the image's PyTorch environment (/opt/pytorch/bin/python on a Deep Learning AMI), else python3"})
     remote_user: str = field(default="ec2-user", metadata={"help": "login user on instances (ROOT is its home)",
                                                         "parse": _login_user,
                                                         "default": "the image's own (ec2-user, ubuntu…)"})

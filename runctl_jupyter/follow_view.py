@@ -71,13 +71,13 @@ def wait_in_foreground(ctx: api.Context | None, launch: api.Launch, write: Calla
     except api.InstanceEnded as ended:
         write(f"\n[runctl] {ended.message}\n")
         return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "stopped", None,
-                           tail_lines("".join(collected)))
+                           tail_lines("".join(collected)), launch.python)
     except KeyboardInterrupt:
         progress.close()
         hint = detach_hint or (f"Re-attach with `{prefix} aws monitor {launch.instance_id} --follow`, "
                                f"stop it with `{prefix} aws stop {launch.instance_id}`.")
         write(f"\nDetached from run {launch.run_id}; it goes on. {hint}\n")
-        return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "detached")
+        return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "detached", python=launch.python)
     finally:
         progress.close()
     return api.finish_run(ctx, launch, result.exit_code, tail_lines("".join(collected)))
@@ -152,7 +152,7 @@ def stream_or_detach(ctx: api.Context | None, launch: api.Launch, fe: Frontend, 
         _FOLLOWERS[launch.instance_id] = BackgroundFollower(ctx, launch, fetch=fetch)
         return None
     fe.echo(f"Follow it with: {fe.prefix} {monitor}")
-    return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "running")
+    return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "running", python=launch.python)
 
 
 # --- the commands that show a run ----------------------------------------------------------------
@@ -166,7 +166,8 @@ def train_command(ctx: api.Context, c: Command, fe: Frontend) -> api.TrainResult
     """`aws train`: start the run, then stream it here (--wait) or follow it in the background."""
     launch = api.train(ctx, c.instance_id, c.script, c.script_args, project=c.project, sync_code=c.sync_code,
                        bucket=c.bucket, resume=c.resume, project_root=c.project_root, autostop=c.autostop,
-                       max_hours=c.max_hours, max_cost=c.max_cost, echo=fe.echo)
+                       max_hours=c.max_hours, max_cost=c.max_cost, torchrun=c.torchrun,
+                       nproc_per_node=c.nproc_per_node, python=c.python, echo=fe.echo)
     if c.wait:
         result = wait_in_foreground(ctx, launch, _write_out, prefix=fe.prefix)
         if result.state == "failed":

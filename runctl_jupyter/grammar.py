@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
-import math
 import re
 import shlex
 import shutil
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from . import config, grammar_types
 from .errors import Step, UsageError, cmd
 from .grammar_storage import STORAGE_VERBS, add_storage_parser
+from .grammar_train import add_train_parser, check_train
 from .models import validate_snapshot_id
 
 SORT_CHOICES = ("cost", "hourly", "uptime", "type", "state", "launched", "id")  # costs.table.SORT_KEYS
@@ -122,54 +122,8 @@ def _normalise_bool_flags(argv: list[str]) -> list[str]:
     return out
 
 
-def _positive_number(text: str, expected: str) -> float:
-    """A finite number > 0: `nan` and `inf` parse as floats, and a cap of nan is never reached."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r} (it must be a finite number)")
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
-
-def _hours(text: str) -> float:
-    return _positive_number(text, "a number of hours")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
-
-def _money(text: str) -> float:
-    return _positive_number(text.lstrip("$"), "an amount in dollars")
-
-
-def _duration(text: str) -> float:
-    """'30m', '2h', '90s', '1h30m' or plain seconds → seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    total, number = 0.0, ""
-    for ch in text.strip().lower():
-        if ch.isdigit() or ch == ".":
-            number += ch
-        elif ch in units and number:
-            total += float(number) * units[ch]
-            number = ""
-        else:
-            raise argparse.ArgumentTypeError(f"expected a duration like 30m or 2h, got {text!r}")
-    if number:
-        total += float(number)
-    if total <= 0:
-        raise argparse.ArgumentTypeError(f"expected a duration like 30m or 2h, got {text!r}")
-    return total
+_hours, _positive_int, _money, _duration = (grammar_types.hours, grammar_types.positive_int,
+                                           grammar_types.money, grammar_types.duration)
 
 
 def _add_world_flags(p: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
@@ -246,24 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _instance(p)
     _add_world_flags(p)
 
-    p = verbs.add_parser("train", help="start a training script on an instance",
-                         description="Start SCRIPT on the instance. Put the script's own flags after `--`.")
-    _instance(p)
-    p.add_argument("script", metavar="SCRIPT", type=grammar_types.local_path, help="local path of the training script")
-    p.add_argument("--sync-code", dest="sync_code", action="store_true", default=True,
-                   help="sync the project to the instance first (default: on; --sync-code=false to skip)")
-    p.add_argument("--no-sync-code", dest="sync_code", action="store_false", help="don't sync the project")
-    p.add_argument("--wait", action="store_true", help="block until the run ends (Ctrl-C/interrupt detaches)")
-    p.add_argument("--project", type=grammar_types.project, help="project name (default: settings or the project folder's name)")
-    p.add_argument("--bucket", type=grammar_types.text, help="S3 bucket for the code bundle and checkpoint copies")
-    p.add_argument("--project-root", metavar="DIR", type=grammar_types.local_path,
-                   help="the folder to sync (default: the nearest with .git, pyproject.toml, setup.py, setup.cfg, "
-                        "requirements.txt or .runctl.toml, else the script's own)")
-    p.add_argument("--resume", metavar="auto|PATH", type=grammar_types.text, help="resume from a checkpoint ('auto' = newest, also from S3)")
-    p.add_argument("--autostop", type=_duration, metavar="DURATION", help="stop the instance once idle this long (30m, 2h)")
-    p.add_argument("--max-hours", type=_hours, help="budget cap: stop after this many hours")
-    p.add_argument("--max-cost", type=_money, help="budget cap: stop once the run cost this many dollars")
-    _add_world_flags(p)
+    add_train_parser(verbs, _instance, _add_world_flags)
 
     p = verbs.add_parser("monitor", help="show the log tail, or follow it")
     _instance(p)
@@ -488,6 +425,8 @@ def parse(argv: Sequence[str]) -> Command:
     _check_region_flags(ns, own)
     if getattr(ns, "from_snapshot", None) is not None:
         validate_snapshot_id(ns.from_snapshot)
+    if path == ("aws", "train"):
+        check_train(ns)
     return Command(path=path, options=ns, script_args=script_args, had_separator=had_sep)
 
 

@@ -5,6 +5,7 @@ system allows, else `stat` fails with an OSError), an ISO-8601 instant."""
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from datetime import datetime
 
@@ -66,3 +67,53 @@ def instance_type(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{value[:40]!r} is not an EC2 instance type (they look like "
                                          "t3.micro or g5.xlarge)")
     return value
+
+
+def positive_number(text: str, expected: str) -> float:
+    """A finite number > 0: `nan` and `inf` parse as floats, and a cap of nan is never reached."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r} (it must be a finite number)")
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def hours(text: str) -> float:
+    return positive_number(text, "a number of hours")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def money(text: str) -> float:
+    return positive_number(text.lstrip("$"), "an amount in dollars")
+
+
+def duration(text: str) -> float:
+    """'30m', '2h', '90s', '1h30m' or plain seconds → seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    total, number = 0.0, ""
+    for ch in text.strip().lower():
+        if ch.isdigit() or ch == ".":
+            number += ch
+        elif ch in units and number:
+            total += float(number) * units[ch]
+            number = ""
+        else:
+            raise argparse.ArgumentTypeError(f"expected a duration like 30m or 2h, got {text!r}")
+    if number:
+        total += float(number)
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m or 2h, got {text!r}")
+    return total

@@ -94,6 +94,56 @@ class World:
         return f"AWS account {self.account or '?'} · {self.region}"
 
 
+def _gib(mib: float | None) -> str:
+    return "?" if mib is None else f"{mib / 1024:.1f}"
+
+
+@dataclass(frozen=True)
+class GpuMetrics:
+    """One GPU as nvidia-smi reports it (None: what it could not say, e.g. ``[N/A]``)."""
+
+    index: int
+    name: str
+    utilization_pct: float | None = None
+    memory_used_mib: float | None = None
+    memory_total_mib: float | None = None
+    uuid: str = ""
+    memory_utilization_pct: float | None = None
+    temperature_c: float | None = None
+    power_w: float | None = None
+
+    @property
+    def short_name(self) -> str:
+        """``NVIDIA H200`` → ``H200``, ``Tesla T4`` → ``T4``."""
+        for prefix in ("NVIDIA ", "Tesla "):
+            if self.name.startswith(prefix):
+                return self.name[len(prefix):]
+        return self.name
+
+    def utilization_text(self) -> str:
+        return "?%" if self.utilization_pct is None else f"{self.utilization_pct:g}%"
+
+    def line(self) -> str:
+        """``GPU 0: NVIDIA H200  0%  0.0/140.4 GiB``"""
+        return (f"GPU {self.index}: {self.name}  {self.utilization_text()}  "
+                f"{_gib(self.memory_used_mib)}/{_gib(self.memory_total_mib)} GiB")
+
+
+def gpus_compact(gpus: list[GpuMetrics]) -> str:
+    """``1× H200 0% 0.0/140.4 GiB``; several: their mean utilisation and summed memory."""
+    if not gpus:
+        return ""
+    names = sorted({g.short_name for g in gpus})
+    if len(gpus) == 1:
+        util = gpus[0].utilization_text()
+    else:
+        known = [g.utilization_pct for g in gpus if g.utilization_pct is not None]
+        util = f"avg {sum(known) / len(known):.0f}%" if known else "?%"
+    used = sum(g.memory_used_mib or 0 for g in gpus)
+    total = sum(g.memory_total_mib or 0 for g in gpus)
+    return f"{len(gpus)}× {'/'.join(names)} {util} {_gib(used)}/{_gib(total)} GiB"
+
+
 @dataclass
 class Instance:
     instance_id: str
@@ -113,6 +163,9 @@ class Instance:
     spot_request_id: str | None = None  # the one-time spot request behind a spot instance
     ssm_online: bool | None = None
     world: str | None = None  # where it was seen, e.g. "sandbox · us-east-1"
+    gpus: list[GpuMetrics] | None = None  # what nvidia-smi reported (GPU types, read by `status`)
+    gpu_note: str | None = None  # why there are no GPU figures (no driver on the image, nvidia-smi failed…)
+    warnings: list[str] = field(default_factory=list)  # e.g. paying for an idle GPU
 
     @property
     def name(self) -> str:
@@ -154,6 +207,11 @@ class Instance:
         guardian = tags.get(GUARDIAN_TAG)
         if guardian:
             lines.append(f"  guardian: {guardian}")
+        for gpu in self.gpus or []:
+            lines.append(f"  {gpu.line()}")
+        if self.gpu_note:
+            lines.append(f"  GPU: {self.gpu_note}")
+        lines += [f"  warning: {w}" for w in self.warnings]
         if self.tags.get(FROM_SNAPSHOT_TAG):
             lines.append(f"  restored from {self.tags[FROM_SNAPSHOT_TAG]} (attached as "
                          f"{self.tags.get(RESTORE_DEVICE_TAG, '?')})")

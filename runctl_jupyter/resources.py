@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .aws.session import Context
-from .errors import Step, UsageError, cmd, translate_aws_errors
+from .errors import RunctlError, Step, UsageError, cmd, translate_aws_errors
 from .grammar import check_region, split_region_list
 
 _BOOKS: dict[str, Any] = {}
@@ -90,6 +90,20 @@ def _snapshots(ec2: Any, region: str) -> list[dict] | None:
             raise
 
 
+def _gpus_of_types(ctx: Context, region: str, types: set[str]) -> dict[str, str | None]:
+    """Each type's NVIDIA GPUs as the table shows them (DescribeInstanceTypes, once per type and region
+    in this process; a type that cannot be described shows none rather than failing the listing)."""
+    from .aws.instance_types import describe_type
+
+    out: dict[str, str | None] = {}
+    for itype in sorted(t for t in types if t):
+        try:
+            out[itype] = describe_type(ctx, itype, region).gpus_short()
+        except RunctlError:
+            out[itype] = None  # the GPU column is a convenience: the row (and its cost) stays right
+    return out
+
+
 def _region_rows(ctx: Context, region: str, book, now, limits) -> tuple[list, bool]:
     """(cost rows of the region's instances and runctl's snapshots, whether snapshots could be listed)."""
     from .costs import cost_rows
@@ -109,7 +123,8 @@ def _region_rows(ctx: Context, region: str, book, now, limits) -> tuple[list, bo
                     for att in vol.get("Attachments", []):
                         volume_gb[att["InstanceId"]] = volume_gb.get(att["InstanceId"], 0.0) + vol.get("Size", 0)
     snapshots = _snapshots(ec2, region)
-    rows = cost_rows(live, book, region=region, now=now, volume_gb=volume_gb, thresholds=limits)
+    rows = cost_rows(live, book, region=region, now=now, volume_gb=volume_gb, thresholds=limits,
+                     gpus=_gpus_of_types(ctx, region, {str(i.get("InstanceType", "")) for i in live}))
     rows += snapshot_rows(snapshots or [], region=region, now=now, gb_month=book.ebs_snapshot_gb_month(region),
                           as_of=book.snapshot.date)
     return rows, snapshots is not None

@@ -43,6 +43,10 @@ class InstanceTypeFacts:
         maker = f"{self.gpu_manufacturer} " if self.gpu_manufacturer else ""
         return f"{self.gpu_count} {maker}{self.gpu_name or ''} GPU{'s' if self.gpu_count > 1 else ''}".replace("  ", " ")
 
+    def gpus_short(self) -> str | None:
+        """``1× A10G``, ``8× H200`` for the cost table (None without NVIDIA GPUs)."""
+        return f"{self.gpu_count}× {self.gpu_name or 'GPU'}" if self.nvidia_gpus else None
+
     def neuron_text(self) -> str:
         if not self.neuron_count:
             return ""
@@ -66,10 +70,10 @@ def facts_from_api(entry: dict[str, Any]) -> InstanceTypeFacts:
     )
 
 
-def describe_type(ctx: Context, instance_type: str) -> InstanceTypeFacts:
+def describe_type(ctx: Context, instance_type: str, region: str | None = None) -> InstanceTypeFacts:
     """The type's facts (DescribeInstanceTypes, asked once per type and region in this process); a type
     the region does not know is a :class:`UsageError`."""
-    region = ctx.region
+    region = region or ctx.region
     key = (ctx.world_key, region, instance_type)
     with _TYPES_LOCK:
         known = _TYPES.get(key)
@@ -77,7 +81,7 @@ def describe_type(ctx: Context, instance_type: str) -> InstanceTypeFacts:
         return known
     with translate_aws_errors(f"look up instance type {instance_type}"):
         try:
-            found = ctx.client("ec2").describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
+            found = ctx.client("ec2", region).describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in UNKNOWN_TYPE:
                 raise

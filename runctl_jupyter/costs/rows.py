@@ -88,6 +88,7 @@ class CostRow:
     size_gb: float | None = None  # EBS GB: the instance's attached volumes, or the snapshot's volume size
     created: datetime | None = None  # snapshot rows: when it was taken (tz-aware)
     storage_usd_per_month: float | None = None  # EBS storage: the attached volumes, or the snapshot
+    gpu: str | None = None  # the type's NVIDIA GPUs, e.g. "1× H200" (DescribeInstanceTypes, once per type)
 
 
 class _Quote(Protocol):
@@ -111,8 +112,9 @@ def _aware(dt: datetime | None) -> datetime | None:
 
 def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: datetime,
              ebs_gb: float = 0.0, ebs_gb_month: float | None = None,
-             thresholds: Thresholds | None = None) -> CostRow:
-    """A CostRow from one ``describe_instances`` Instance dict and its price quote."""
+             thresholds: Thresholds | None = None, gpu: str | None = None) -> CostRow:
+    """A CostRow from one ``describe_instances`` Instance dict and its price quote (``gpu``: the type's
+    NVIDIA GPUs as the table shows them, e.g. "1× A10G")."""
     tags = tag_dict(instance.get("Tags"))
     state = str((instance.get("State") or {}).get("Name", "unknown"))
     running = state == "running"
@@ -145,12 +147,13 @@ def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: da
         warnings=tuple(warnings_for(state, up, accrual.usd, hourly, thresholds)),
         size_gb=float(ebs_gb) if ebs_gb else None,
         storage_usd_per_month=monthly,
+        gpu=gpu,
     )
 
 
 def cost_rows(instances: Iterable[Mapping[str, Any]], book: _Book, *, region: str, now: datetime,
               volume_gb: Mapping[str, float] | None = None,
-              thresholds: Thresholds | None = None) -> list[CostRow]:
+              thresholds: Thresholds | None = None, gpus: Mapping[str, str | None] | None = None) -> list[CostRow]:
     """Rows for many instances: prefetches each distinct type once; spot ones priced per AZ."""
     items = [i for i in instances if (i.get("State") or {}).get("Name") != "terminated"]
     book.prefetch((region, str(i.get("InstanceType", ""))) for i in items
@@ -165,5 +168,5 @@ def cost_rows(instances: Iterable[Mapping[str, Any]], book: _Book, *, region: st
             quote = book.on_demand(region, itype)
         rows.append(cost_row(inst, quote, region=region, now=now,
                              ebs_gb=(volume_gb or {}).get(str(inst["InstanceId"]), 0.0),
-                             ebs_gb_month=gb_month, thresholds=thresholds))
+                             ebs_gb_month=gb_month, thresholds=thresholds, gpu=(gpus or {}).get(itype)))
     return rows

@@ -57,8 +57,11 @@ def _snapshot_header(rows: list[dict[str, Any]]) -> str:
     return f"  EBS snapshots ({len(rows)}, {sum(float(r['size_gb']) for r in rows):g} GB, {price})"
 
 
-def _group_header(itype: str, running: int, hourly: float, unpriced: int) -> str:
-    """``t3.micro (2 running, $0.0208/hr)``; a price runctl does not know is never shown as $0."""
+def _group_header(itype: str, running: int, hourly: float, unpriced: int, gpu: str | None = None) -> str:
+    """``t3.micro (2 running, $0.0208/hr)``, ``g5.xlarge · 1× A10G (…)``; a price runctl does not know is
+    never shown as $0."""
+    if gpu:
+        itype = f"{itype} · {gpu}"
     if running and unpriced == running:
         return f"  {itype} ({running} running, price unknown)"
     text = f"  {itype} ({running} running, {fmt.hourly(hourly)}/hr"
@@ -70,6 +73,7 @@ def _group_header(itype: str, running: int, hourly: float, unpriced: int) -> str
 def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> str:
     """The listing as runctl prints it in a shell, ending with a totals line."""
     groups: dict[str, list[str]] = {}
+    gpu_of: dict[str, str | None] = {}
     totals: dict[str, list[Any]] = {}  # type -> [running count, $/hr of the priced running, unpriced count]
     snapshots: list[dict[str, Any]] = []
     for r, warns in zip(df.to_dict("records"), row_warnings(df), strict=True):
@@ -78,6 +82,7 @@ def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> st
             continue
         itype = str(r["instance_type"])
         block = groups.setdefault(itype, [])
+        gpu_of[itype] = r.get("gpu") if isinstance(r.get("gpu"), str) else None
         total = totals.setdefault(itype, [0, 0.0, 0])
         if r["state"] == "running":
             total[0] += 1
@@ -89,7 +94,8 @@ def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> st
         block.extend(f"      {w.text}" for w in warns)
     lines: list[str] = []
     for itype, block in groups.items():
-        lines.append(_group_header(itype, *totals[itype]))
+        running, hourly, unpriced = totals[itype]
+        lines.append(_group_header(itype, running, hourly, unpriced, gpu_of.get(itype)))
         lines.extend(block)
     if snapshots:
         lines.append(_snapshot_header(snapshots))

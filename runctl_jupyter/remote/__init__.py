@@ -42,7 +42,7 @@ def script_path(name: str) -> str:
 # another user, cannot rewrite what root runs next); the sandbox points it into the instance's folder.
 SCRIPTS_HOME = '"${RUNCTL_SCRIPTS_HOME:-/var/lib/runctl/scripts}"'
 NEEDS_INSTALL_EXIT = 98
-INSTALL_CHUNK_BYTES = 48 * 1024  # of base64 per install command: well inside SendCommand's 64 KB
+INSTALL_CHUNK_BYTES = 56 * 1024  # of base64 per install command: inside SendCommand's 64 KB with the shell lines
 SCRIPT_NAMES = tuple(sorted(p.name[:-3] for p in resources.files(__package__).iterdir()
                             if p.name.endswith(".sh")))
 

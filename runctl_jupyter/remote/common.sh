@@ -469,4 +469,6 @@ run_fields() {
   if [ -n "$R_LOST" ]; then printf ' lost=1'; fi
   # stop_signal: the wrapper was sent SIGTERM (runctl's stop, the guardian, a shutdown)
   if [ -f "$dir/stop_signal" ]; then printf ' stopped=1'; fi
+  # the interpreter launch.sh chose (python_env.sh)
+  if [ -f "$dir/python" ]; then printf ' python=%s' "$(pct "$(read_first "$dir/python")")"; fi
 }

@@ -3,21 +3,30 @@
 #
 # Claims the instance (ROOT/runctl/lock, mkdir = atomic) and starts SCRIPT_RELPATH (relative to
 # the project's code dir) detached, in its own session, with byte-exact SCRIPT_ARGS.
-# env: RUNCTL_ROOT (default $HOME), RUNCTL_PYTHON (default python3; ROOT/runctl/PROJECT/venv/bin/python
-#      wins when it exists), RUNCTL_CODE_DIR (default ROOT/runctl/PROJECT/code), RUNCTL_META_JSON
-#      (written as meta.json), RUNCTL_RESUME_FROM (passed on to the training's environment),
+# env: RUNCTL_ROOT (default $HOME), RUNCTL_PYTHON (the `python` setting / --python; without it the
+#      image's PyTorch environment, else python3: see python_env.sh; the project's venv, built from that
+#      interpreter for its requirements.txt, runs it), RUNCTL_CODE_DIR (default ROOT/runctl/PROJECT/code),
+#      RUNCTL_META_JSON (written as meta.json, with "python" and "python_source" added),
+#      RUNCTL_TORCHRUN (N or gpu: run the script under PyTorch's launcher, `PYTHON -m
+#      torch.distributed.run --standalone --nproc-per-node=N SCRIPT ARGS…`; gpu = nvidia-smi's GPU count),
+#      RUNCTL_RESUME_FROM (passed on to the training's environment),
 #      RUNCTL_LOCK_WAIT (seconds to wait for a starting launcher's pid, default 5),
 #      RUNCTL_LOCK_GRACE (age in seconds after which a lock without a pid is stale, default 30),
 #      RUNCTL_START_WAIT (seconds to wait for the started wrapper to record its pid, default 10).
-# The training runs as: setsid bash RUN_DIR/wrapper.sh PY SCRIPT ARGS… (cwd = code dir, stdin
+# The training runs as: setsid bash RUN_DIR/wrapper.sh … PY [-m torch.distributed.run …] SCRIPT ARGS… (cwd = code dir, stdin
 # /dev/null, stdout+stderr appended to RUN_DIR/log, env RUNCTL_RUN_ID, RUNCTL_PROJECT,
 # RUNCTL_CHECKPOINT_DIR, PYTHONUNBUFFERED=1). The wrapper records RUN_DIR/pid ("PID STARTTIME",
 # also in the lock; the wrapper is its process group's leader), RUN_DIR/main_pid (the training's own
-# process, the wrapper's child), started_at/ended_at (epoch seconds), exit_code, appends
-# "[runctl] exit code N" to the log and releases the lock if it still owns it.
-# stdout: @runctl started=1 run_id=… pid=<training> wrapper_pid=… log=… project=…   (exit 0)
+# process, the wrapper's child: under torchrun, torchrun itself, which stop and the guardian signal
+# and which stops its workers), started_at/ended_at (epoch seconds), exit_code, appends
+# "[runctl] exit code N" to the log and releases the lock if it still owns it. RUN_DIR/python: the
+# interpreter (path, then how it was chosen: setting|image|system|venv).
+# stdout: @runctl python=… python_source=setting|image|system|venv [python_base=…] [nproc=N]
+#         @runctl started=1 run_id=… pid=<training> wrapper_pid=… log=… project=…   (exit 0)
 #         @runctl refused=running pid=N run_id=… project=…            (exit 3, nothing changed)
 #         @runctl refused=no_code | refused=no_script    (exit 2: nothing synced there / no such script)
+#         @runctl refused=no_gpu | refused=no_torch      (exit 2: --nproc-per-node gpu without GPUs /
+#                                                        torchrun without torch in the interpreter)
 #         @runctl sync_failed=1 [sync_cause=download|unsafe_bundle|requirements]  (exit 4, see sync_apply.sh)
 # errors: one line on stderr; exit 2 (bad arguments, missing script/python), 4 (could not claim/start)
 # shellcheck disable=SC2329 # release_claim runs from a trap
@@ -25,6 +34,10 @@ set -u
 # the helpers every runctl script shares, shipped beside it (command_for) or found next to it
 # shellcheck source=common.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
+# shellcheck source=python_env.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/python_env.sh" || exit 97
+# shellcheck source=gpu.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/gpu.sh" || exit 97
 
 [ "$#" -ge 3 ] || die 2 "usage: launch.sh PROJECT RUN_ID SCRIPT_RELPATH [SCRIPT_ARGS...]"
 PROJECT="$1"
@@ -35,6 +48,12 @@ valid_name "$PROJECT" || die 2 "invalid project name: $(pct "$PROJECT") (use let
 valid_name "$RUN_ID" || die 2 "invalid run id: $(pct "$RUN_ID") (use letters, digits, '.', '_', '-')"
 case "/$SCRIPT_REL/" in
   // | /-* | //* | */../*) die 2 "invalid script path: $(pct "$SCRIPT_REL") (give a path relative to the project's code directory)" ;;
+esac
+NPROC="${RUNCTL_TORCHRUN:-}"
+case "$NPROC" in
+  '' | gpu) ;;
+  *) is_uint "$NPROC" && [ "${#NPROC}" -le 4 ] && [ "$((10#$NPROC))" -gt 0 ] ||
+    die 2 "invalid RUNCTL_TORCHRUN: $(pct "$NPROC") (a number of processes per node, or gpu)" ;;
 esac
 
 PROJECT_DIR="$RUNCTL_DIR/$PROJECT"
@@ -124,16 +143,48 @@ if [ ! -f "$CODE_DIR/$SCRIPT_REL" ]; then
   die 2 "script not found: $SCRIPT_REL in $CODE_DIR"
 fi
 [ ! -e "$RUN_DIR" ] || die 2 "run $RUN_ID already exists in $PROJECT_DIR/runs"
-if [ -x "$PROJECT_DIR/venv/bin/python" ]; then
-  PY="$PROJECT_DIR/venv/bin/python"
+# the interpreter: the project's venv when runctl built it from this base (an older runctl's venv,
+# which recorded no base, is kept); built again when it was made from another base
+VENV="$PROJECT_DIR/venv"
+REQ_OUT=""
+if [ -x "$VENV/bin/python" ] && [ ! -f "$VENV/.runctl-base" ]; then
+  PY="$VENV/bin/python" PY_SOURCE=venv PY_BASE=""
 else
-  PY="${RUNCTL_PYTHON:-python3}"
-  case "$PY" in
-    */*) [ -x "$PY" ] || die 2 "python not found: $PY (set RUNCTL_PYTHON to an installed interpreter)" ;;
-    *) command -v -- "$PY" >/dev/null 2>&1 ||
-      die 2 "$PY not found on the instance: install python3 or set RUNCTL_PYTHON" ;;
-  esac
+  python_base || die 2 "$PY_ERROR"
+  PY="$PY_BASE"
+  # (a requirements.txt synced into code/: `local train` runs the project folder itself, with no venv)
+  if [ -f "$PROJECT_DIR/code/requirements.txt" ] && ! venv_base_matches "$VENV"; then
+    REQ_OUT="$(mktemp "${TMPDIR:-/tmp}/runctl-req.XXXXXX")" || die 4 "cannot create a temp file"
+    if ! install_requirements "$PROJECT_DIR" >"$REQ_OUT" 2>&1; then
+      grep '^@runctl ' "$REQ_OUT"
+      printf '@runctl sync_failed=1\n'
+      tail -n 3 -- "$REQ_OUT" >&2
+      rm -f -- "$REQ_OUT"
+      die 4 "$PY_ERROR"
+    fi
+    grep '^@runctl ' "$REQ_OUT"
+  fi
+  if venv_base_matches "$VENV"; then PY="$VENV/bin/python" PY_SOURCE=venv; fi
 fi
+LAUNCHER=("$PY")
+if [ -n "$NPROC" ]; then
+  if [ "$NPROC" = gpu ]; then
+    gpu_count
+    if [ "$GPU_COUNT" -eq 0 ]; then
+      printf '@runctl refused=no_gpu\n'
+      die 2 "--nproc-per-node gpu: this instance shows no NVIDIA GPU (nvidia-smi missing or lists none)"
+    fi
+    NPROC="$GPU_COUNT"
+  fi
+  if ! python_has_torch "$PY" "$CODE_DIR"; then
+    printf '@runctl refused=no_torch python=%s\n' "$(pct "$PY")"
+    die 2 "torchrun needs PyTorch, and $PY has no torch"
+  fi
+  NPROC="$((10#$NPROC))"
+  LAUNCHER=("$PY" -m torch.distributed.run --standalone "--nproc-per-node=$NPROC")
+fi
+printf '@runctl python=%s python_source=%s%s%s\n' "$(pct "$PY")" "$PY_SOURCE" \
+  "${PY_BASE:+ python_base=$(pct "$PY_BASE")}" "${NPROC:+ nproc=$NPROC}"
 
 # --- b. the run directory, meta.json, the wrapper ----------------------------------------------
 mkdir -p -- "$PROJECT_DIR/runs" "$CK_DIR" || die 4 "cannot create directories under $PROJECT_DIR"
@@ -144,6 +195,10 @@ if [ -n "$SYNC_OUT" ]; then
   { printf '[runctl] code sync\n'; grep -v '^@runctl' "$SYNC_OUT"; } >>"$LOG"
   rm -f -- "$SYNC_OUT"
 fi
+if [ -n "$REQ_OUT" ]; then
+  { printf '[runctl] project venv (on %s)\n' "$PY_BASE"; grep -v '^@runctl' "$REQ_OUT"; } >>"$LOG"
+  rm -f -- "$REQ_OUT"
+fi
 if [ -n "${RUNCTL_META_JSON:-}" ]; then
   META="$RUNCTL_META_JSON"
 else
@@ -151,12 +206,20 @@ else
 print(json.dumps({"run_id": sys.argv[1], "project": sys.argv[2], "script": sys.argv[3], "args": sys.argv[4:]}))' \
     "$RUN_ID" "$PROJECT" "$SCRIPT_REL" "$@" 2>/dev/null)" || META='{}'
 fi
+# which interpreter ran (and torchrun's processes), added to the object the caller gave
+extra="\"python\": $(json_str "$PY"), \"python_source\": \"$PY_SOURCE\"${NPROC:+, \"nproc_per_node\": $NPROC}}"
+META="${META%"${META##*[![:space:]]}"}"
+case "$META" in
+  *[![:space:]]*'}') if [ "${META//[[:space:]]/}" = '{}' ]; then META="{$extra"; else META="${META%\}}, $extra"; fi ;;
+esac
 write_atomic "$RUN_DIR/meta.json" "$META"$'\n' || die 4 "cannot write $RUN_DIR/meta.json"
+write_atomic "$RUN_DIR/python" "$PY"$'\n'"$PY_SOURCE"$'\n' || die 4 "cannot write $RUN_DIR/python"
 
 WRAPPER="$RUN_DIR/wrapper.sh"
 cat >"$WRAPPER" <<'RUNCTL_WRAPPER_END' || die 4 "cannot write $WRAPPER"
 # runctl wrapper: runs the training in its own session, then records how it ended.
-# argv: N [AS-USER PREFIX (N words)] PYTHON SCRIPT [ARGS…] (byte-exact); env: RUNCTL_W_RUN_DIR,
+# argv: N [AS-USER PREFIX (N words)] M [LAUNCHER (M words: PYTHON, or PYTHON -m torch.distributed.run
+# --standalone --nproc-per-node=K)] SCRIPT [ARGS…] (byte-exact); env: RUNCTL_W_RUN_DIR,
 # RUNCTL_W_LOCK, RUNCTL_W_GUARD. The wrapper keeps runctl's user (it gives the claim back); the
 # training runs through the prefix (setpriv: as the login user, same PID).
 set -u
@@ -189,12 +252,14 @@ if [ "$owner" = "$run_id" ]; then put "$lock/pid" "$me"; fi
 
 as_user=("${@:2:$1}")
 shift "$(($1 + 1))"
-py="$1"
-script="$2"
-shift 2
-"${as_user[@]}" "$py" "$script" "$@" </dev/null &
+launcher=("${@:2:$1}")
+shift "$(($1 + 1))"
+script="$1"
+shift
+"${as_user[@]}" "${launcher[@]}" "$script" "$@" </dev/null &
 main=$!
-# the training's own process (PID + start time): what stop signals, what `aws status` shows
+# the training's own process (PID + start time): what stop signals, what `aws status` shows (under
+# torchrun, torchrun: it passes the SIGTERM on to its workers and waits for them)
 main_stat="$(cat "/proc/$main/stat" 2>/dev/null)" || main_stat=""
 read -r -a f <<<"${main_stat##*) }"
 put "$run_dir/main_pid" "$main ${f[19]:-}"$'\n'
@@ -256,7 +321,7 @@ fi
       *) unset "$var" ;;
     esac
   done
-  exec setsid bash "$WRAPPER" "${#RUN_AS[@]}" "${RUN_AS[@]}" "$PY" "$SCRIPT_REL" "$@"
+  exec setsid bash "$WRAPPER" "${#RUN_AS[@]}" "${RUN_AS[@]}" "${#LAUNCHER[@]}" "${LAUNCHER[@]}" "$SCRIPT_REL" "$@"
 ) </dev/null >>"$LOG" 2>&1 9>&- &
 HANDED_OVER=1
 

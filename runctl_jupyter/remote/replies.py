@@ -5,7 +5,9 @@ lines). Refusals and causes are fields the script prints (``refused=no_code``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from ..models import GpuMetrics
 from . import parse_fields, parse_records
 
 
@@ -19,8 +21,13 @@ def _int(value: str | None, default: int = 0) -> int:
 @dataclass(frozen=True)
 class LaunchReply:
     """launch.sh: started, or refused (``running``: another run holds the claim; ``no_code``: nothing
-    was ever synced there; ``no_script``: the script is not in the code there), or the code sync
-    failed (``sync_cause``: ``download`` / ``unsafe_bundle`` / ``requirements``, or None when unsaid)."""
+    was ever synced there; ``no_script``: the script is not in the code there; ``no_gpu``:
+    ``--nproc-per-node gpu`` on an instance without GPUs; ``no_torch``: torchrun without torch), or
+    the code sync failed (``sync_cause``: ``download`` / ``unsafe_bundle`` / ``requirements``, or None
+    when unsaid). ``python``: the interpreter that runs it, chosen by ``python_source`` (``setting`` |
+    ``image``: the image's PyTorch environment | ``system`` | ``venv``: the project's, on
+    ``python_base``); ``torch_warning``: requirements.txt names these PyTorch packages although the
+    interpreter has torch."""
 
     started: bool
     refused: str | None = None
@@ -30,6 +37,19 @@ class LaunchReply:
     sync_failed: bool = False
     sync_cause: str | None = None
     kept: list[str] = field(default_factory=list)  # files the instance changed, kept although gone locally
+    python: str = ""
+    python_source: str = ""
+    python_base: str = ""
+    nproc: int = 0                 # torchrun's processes per node (0: no torchrun)
+    torch_warning: str = ""
+
+    @property
+    def python_text(self) -> str:
+        """``/opt/pytorch/bin/python (the image's)``: which interpreter, and why."""
+        why = {"image": "the image's PyTorch environment", "setting": "the python setting",
+               "system": "the system python3",
+               "venv": f"the project venv on {self.python_base}" if self.python_base else "the project venv"}
+        return f"{self.python} ({why.get(self.python_source, self.python_source or '?')})" if self.python else ""
 
     @classmethod
     def parse(cls, stdout: str, exit_code: int | None = None) -> LaunchReply:
@@ -38,7 +58,10 @@ class LaunchReply:
         return cls(started=f.get("started") == "1", refused=refused, pid=_int(f.get("pid")), log=f.get("log", ""),
                    holder_pid=f.get("pid", "?") if refused == "running" else "?",
                    sync_failed=f.get("sync_failed") == "1", sync_cause=f.get("sync_cause"),
-                   kept=[rec["kept"] for rec in parse_records(stdout, "kept")])
+                   kept=[rec["kept"] for rec in parse_records(stdout, "kept")],
+                   python=f.get("python", ""), python_source=f.get("python_source", ""),
+                   python_base=f.get("python_base", ""), nproc=_int(f.get("nproc")),
+                   torch_warning=f.get("torch_warning", ""))
 
 
 @dataclass(frozen=True)
@@ -58,3 +81,36 @@ class StopReply:
         return cls(stopped=f.get("stopped") == "1", run_id=f.get("run_id") or None, pid=f.get("pid", "?"),
                    exit_code=f.get("exit_code", "?"), killed=f.get("killed") == "1",
                    still_running=f.get("still_running") == "1")
+
+
+def _instant(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class StatusReply:
+    """status.sh: one run's state (``fields``: every field, as the callers of ``run_status`` read them)
+    and, from the same command, the instance's GPUs (``nvidia_smi``: ``ok`` | ``missing``: no NVIDIA
+    driver on the image | ``failed``, with ``gpu_error``)."""
+
+    fields: dict[str, str]
+    run_id: str | None = None
+    state: str = "none"
+    started: datetime | None = None
+    python: str = ""
+    gpus: tuple[GpuMetrics, ...] = ()
+    nvidia_smi: str = ""
+    gpu_error: str = ""
+
+    @classmethod
+    def parse(cls, stdout: str) -> StatusReply:
+        from ..gpus import gpu_lines, parse_query
+
+        f = parse_fields(stdout)
+        return cls(fields=f, run_id=f.get("run_id") or None, state=f.get("state", "none"),
+                   started=_instant(f.get("started")), python=f.get("python", ""),
+                   gpus=tuple(parse_query(gpu_lines(stdout))), nvidia_smi=f.get("nvidia_smi", ""),
+                   gpu_error=f.get("gpu_error", ""))

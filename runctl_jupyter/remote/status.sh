@@ -5,17 +5,21 @@
 # PROJECT), else PROJECT's newest run. Cleans a stale lock (its process is gone, or its PID now
 # belongs to another program).
 # env: RUNCTL_ROOT (default $HOME)
-# stdout (one line):
+# stdout:
 #   @runctl project=… run_id=… state=running|exited|none pid=… exit_code=… log_size=<bytes>
 #           started=<iso> ended=<iso> last_checkpoint=<relpath in checkpoints/, newest written by
-#           this run> [lost=1] [lock_state=running|starting lock_pid=… lock_run_id=… lock_project=…]
-#           [stale_cleaned=1]
+#           this run> [lost=1] [stopped=1] [python=<the run's interpreter>]
+#           [lock_state=running|starting lock_pid=… lock_run_id=… lock_project=…] [stale_cleaned=1]
 # lost=1: the process is gone without recording an exit code (killed, instance rebooted).
+# then the GPUs, in the same command (gpu.sh): one "@runctl-gpu <nvidia-smi CSV line>" per GPU and
+#   @runctl nvidia_smi=ok gpus=N | nvidia_smi=missing | nvidia_smi=failed gpu_error=…
 # errors: one line on stderr, exit 2 (bad arguments)
 set -u
 # the helpers every runctl script shares, shipped beside it (command_for) or found next to it
 # shellcheck source=common.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
+# shellcheck source=gpu.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/gpu.sh" || exit 97
 
 if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then die 2 "usage: status.sh PROJECT [RUN_ID]"; fi
 PROJECT="$1"
@@ -52,4 +56,5 @@ if [ "$L_STATE" = running ] || [ "$L_STATE" = starting ]; then
 fi
 if [ "$stale_cleaned" = 1 ]; then line+=" stale_cleaned=1"; fi
 printf '%s\n' "$line"
+gpu_report
 exit 0

@@ -11,13 +11,16 @@
 #      there) and resolves inside code/; anything else (outputs, checkpoints/) is never touched;
 #   5. move the new files into place, then write the new manifest atomically (last, so an
 #      interrupted apply leaves the old manifest and the next sync simply sends those files again);
-#   6. if code/requirements.txt differs from ROOT/runctl/PROJECT/venv/.requirements.sha256, create
-#      or refresh that venv (python3 -m venv) and pip install -r; the last 12,000 bytes of pip's
-#      output are appended to stdout (all of it in venv/.pip-install.log).
+#   6. if code/requirements.txt differs from ROOT/runctl/PROJECT/venv/.requirements.sha256 (or the venv
+#      was built from another interpreter), create or refresh that venv (from the interpreter
+#      python_env.sh chooses, with --system-site-packages: the image's PyTorch is used, not downloaded
+#      again) and pip install -r; the last 12,000 bytes of pip's output are appended to stdout (all
+#      of it in venv/.pip-install.log). A requirements.txt naming torch/torchvision/torchaudio when
+#      that interpreter already has torch says so (@runctl torch_warning=…), and goes on.
 #
 # Reports:  @runctl kept=<relpath %-enc>   (per file deleted locally that the instance changed: kept)
 #           @runctl synced=1 uploaded=N deleted=M refused_deletes=K kept_files=J
-#           @runctl requirements=installed|unchanged|none
+#           @runctl requirements=installed|unchanged|none|failed  [@runctl torch_warning=… python_base=…]
 #           @runctl sync_cause=download|unsafe_bundle|requirements  (before a failure runctl has steps for)
 # Exit: 0 ok · 2 usage · 3 refused (bad bundle / checksum) · 1 other failure (stderr says why).
 set -u
@@ -25,6 +28,8 @@ umask 022
 # the helpers every runctl script shares, shipped beside it (command_for) or found next to it
 # shellcheck source=common.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/common.sh" || exit 97
+# shellcheck source=python_env.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/python_env.sh" || exit 97
 
 # A failure runctl has steps for says its cause as a field first (runctl never matches stderr's English).
 refuse_bundle() {  # the bundle is unsafe or broken: nothing of it was written outside the staging dir
@@ -56,7 +61,6 @@ command -v tar >/dev/null 2>&1 || die 1 "tar is not installed on this instance"
 # ROOT: from common.sh (RUNCTL_ROOT, else HOME, else the image's login user)
 proj_dir="$ROOT/runctl/$project"
 code="$proj_dir/code"
-venv="$proj_dir/venv"
 manifest_name=".runctl-manifest.json"
 
 sha256_of() {
@@ -261,38 +265,11 @@ seed_hash_cache
 
 printf '@runctl synced=1 uploaded=%s deleted=%s refused_deletes=%s kept_files=%s\n' "$uploaded" "$deleted" "$refused" "$kept"
 
-# 6. requirements
-req="$code/requirements.txt"
-if [ ! -f "$req" ]; then
+# 6. requirements: the project's venv, on the interpreter the training runs with (python_env.sh)
+if [ ! -f "$code/requirements.txt" ]; then
     printf '@runctl requirements=none\n'
     exit 0
 fi
-req_sha=$(sha256_of "$req")
-old_req_sha=""
-if [ -f "$venv/.requirements.sha256" ] && [ -x "$venv/bin/pip" ]; then
-    old_req_sha=$(head -c 64 -- "$venv/.requirements.sha256")
-fi
-if [ "$req_sha" = "$old_req_sha" ]; then
-    printf '@runctl requirements=unchanged\n'
-    exit 0
-fi
-command -v python3 >/dev/null 2>&1 || requirements_failed "requirements.txt changed but python3 is not installed"
-if [ ! -x "$venv/bin/pip" ]; then
-    python3 -m venv "$venv" 2>&1 || requirements_failed "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
-fi
-rm -f -- "$venv/.requirements.sha256"
-# Full pip output goes to a log; its last 12,000 bytes are appended to stdout (SSM keeps 24,000
-# characters, so the report lines around it survive).
-pip_log="$venv/.pip-install.log"
-"$venv/bin/pip" install --disable-pip-version-check -r "$req" > "$pip_log" 2>&1
-pip_rc=$?
-tail -c 12000 -- "$pip_log"
-printf '\n'
-if [ "$pip_rc" -ne 0 ]; then
-    printf '@runctl requirements=failed\n'
-    printf '@runctl sync_cause=requirements\n'
-    die 1 "pip install -r requirements.txt failed (exit $pip_rc; output above, full log in $pip_log)"
-fi
-printf '%s\n' "$req_sha" > "$venv/.requirements.sha256.tmp" && mv -f -- "$venv/.requirements.sha256.tmp" "$venv/.requirements.sha256"
-printf '@runctl requirements=installed\n'
+python_base || requirements_failed "requirements.txt needs a Python: $PY_ERROR"
+install_requirements "$proj_dir" || die 1 "$PY_ERROR"
 exit 0

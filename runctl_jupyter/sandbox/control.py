@@ -33,7 +33,7 @@ LOG_FILE = "server.log"
 LOCK_FILE = ".start.lock"
 # What a sandbox folder may contain; --fresh refuses to wipe a folder holding anything else.
 CLIENT_DIR = "client"  # the notebook side's caches for this world (code manifests, prices)
-_OWN_ENTRIES = {STATE_FILE, LOG_FILE, LOCK_FILE, "instances", "snapshots", "ssm", "bin", CLIENT_DIR}
+_OWN_ENTRIES = {STATE_FILE, LOG_FILE, LOCK_FILE, "instances", "snapshots", "ssm", "bin", "gpus", CLIENT_DIR}
 _spawned: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started (to reap them)
 
 
@@ -223,7 +223,7 @@ def _clear_lost_world(d: Path) -> tuple[str, ...]:
     """A new server starts with an empty world (moto keeps it in memory): the instance folders, command
     outputs and snapshot copies of the last one belong to nothing now. Removed; their instance IDs returned."""
     lost = tuple(sorted(p.name for p in (d / "instances").glob("i-*") if p.is_dir()))
-    for leftover in [*(d / "instances" / iid for iid in lost), d / "ssm", d / "snapshots"]:
+    for leftover in [*(d / "instances" / iid for iid in lost), d / "ssm", d / "snapshots", d / "gpus"]:
         shutil.rmtree(leftover, ignore_errors=True)
     return lost
 
@@ -344,6 +344,12 @@ def set_delays(info: SandboxInfo, **delays: float) -> dict[str, float]:
     """pending=, stopping=, ssm_online=, kill_grace=, invocation_lag=, ssm_delivery= (seconds of real
     time; ``**AWS_SSM_LATENCY`` for AWS's ~1 s round trips); none: read them."""
     return dict(_ctl(info, "delays", delays))
+
+
+def set_gpus(info: SandboxInfo, iid: str, **values: Any) -> dict[str, Any]:
+    """What a GPU instance's nvidia-smi reports: utilization=, memory_used_mib=, memory_utilization=,
+    temperature=, power_watts= (one number for every GPU, or a list with one per GPU); none: read it."""
+    return dict(_ctl(info, "gpus", {"instance_id": iid, **values}))
 
 
 def snapshot(info: SandboxInfo) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from . import moto_seams, snapshot
+from . import gpus, moto_seams, snapshot
 from .clock import call_later, iso, parse_instant
 from .lifecycle import Lifecycle
 from .world import World
@@ -34,7 +34,7 @@ class ControlApi:
         self.on_shutdown = on_shutdown
         self.routes: dict[str, Callable[[str, dict[str, Any]], Any]] = {
             "health": self.health, "clock": self.clock, "age": self.age, "interrupt": self.interrupt,
-            "faults": self.faults, "delays": self.delays, "snapshot": self.snapshot,
+            "faults": self.faults, "delays": self.delays, "snapshot": self.snapshot, "gpus": self.gpus,
             "shutdown": self.shutdown,
         }
 
@@ -122,6 +122,24 @@ class ControlApi:
             except ValueError as exc:
                 raise ControlError(str(exc)) from exc
         return self.world.delays.as_dict()
+
+    def gpus(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """What a GPU instance's nvidia-smi reports: POST {instance_id, utilization=…, memory_used_mib=…,
+        memory_utilization=…, temperature=…, power_watts=…} (a number for every GPU, or a list)."""
+        values = {k: v for k, v in body.items() if k not in ("instance_id", "iid")}
+        with self.world.moto_lock:
+            inst = self._instance(body)
+            try:
+                if method == "POST" and values:
+                    return gpus.set_metrics(self.world, inst.id, inst.instance_type, values)
+                path = gpus.prepare(self.world, inst.id, inst.instance_type)
+            except LookupError as exc:
+                raise ControlError(str(exc), 409) from exc
+            except ValueError as exc:
+                raise ControlError(str(exc)) from exc
+            if path is None:
+                raise ControlError(f"{inst.id} is a {inst.instance_type}: it has no NVIDIA GPU", 409)
+            return dict(json.loads(path.read_text()))
 
     def snapshot(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         return snapshot.take(self.world)

@@ -17,6 +17,7 @@ Relied-on range: moto >=5.1,<5.3 (verified on 5.2.5). The seams used:
   ec2 backend: snapshots{id: Snapshot(start_time naive UTC, volume)}, volumes{id: Volume(snapshot_id,
                attachment: VolumeAttachment(instance, device) | None)}
   s3 backend ("global"): buckets{name: FakeBucket(keys: _VersionedKeyStore of FakeKey(name, value, size))}
+  instance types: moto.ec2.models.instance_types.INSTANCE_TYPES[name]["GpuInfo"] (gpu_info)
   IAM enforcement: moto.settings.INITIAL_NO_AUTH_ACTION_COUNT, core.authorization.ActionAuthenticatorMixin
                .request_count, iam.access_control (create_access_key, CreateAccessKeyFailure, IAMPolicy,
                PermissionResult), iam.models.get_account_id_from, utilities.utils.get_partition
@@ -78,6 +79,15 @@ def apply_instance_types(entries: dict[str, dict[str, Any]]) -> None:
             listed[name].update(copy.deepcopy(entry))
         else:
             moto_types.InstanceTypeBackend.instance_types.append(moto_types.InstanceType(name))
+
+
+def gpu_info(instance_type: str) -> dict[str, Any] | None:
+    """DescribeInstanceTypes' ``GpuInfo`` of a type (None: no GPU, or a type moto does not know)."""
+    from moto.ec2.models import instance_types as moto_types
+
+    entry = moto_types.INSTANCE_TYPES.get(instance_type) or {}
+    info = entry.get("GpuInfo")
+    return dict(info) if info else None
 
 
 def request_handler() -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from . import moto_seams, processes
+from . import gpus, moto_seams, processes
 from .app import SandboxApp
 from .world import World
 
@@ -69,6 +69,7 @@ class Server:
         # Processes left by an earlier server of this folder (killed -9) belong to no instance now.
         processes.kill_all(world.root, None, 0.5)
         _write_bin(world)
+        gpus.write_nvidia_smi(world)
         self.app.preload(PRELOAD_REGIONS)
         _write_json(self.state_file, {"pid": os.getpid(), "port": world.port, "endpoint": world.endpoint,
                                       "started": datetime.now(UTC).isoformat(timespec="seconds"),

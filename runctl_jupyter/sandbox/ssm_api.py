@@ -112,6 +112,8 @@ class SsmApi:
             if bad:
                 return json_error("InvalidInstanceId", f"Instances [{', '.join(bad)}] not in a valid state "
                                   "for account 123456789012 (not running, unknown, or SSM agent not online).")
+            for iid in instance_ids:
+                self.runner.note_type(iid, str(online[iid]["type"]))
             command = self.runner.new_command(req.region, document, parameters, instance_ids,
                                               str(body.get("Comment", "")),
                                               int(body.get("TimeoutSeconds") or 3600))

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import gpus
 from .clock import call_later
 from .processes import DIR_VAR, INSTANCE_VAR
 from .world import World
@@ -119,12 +120,25 @@ class Runner:
     def __init__(self, world: World, store: CommandStore) -> None:
         self.world = world
         self.store = store
+        self.gpu_state: dict[str, str] = {}  # iid → its GPUs' state file (GPU types only)
+
+    def note_type(self, iid: str, instance_type: str) -> None:
+        """What the instance is (call with the moto lock held): a GPU type's commands find nvidia-smi."""
+        path = gpus.prepare(self.world, iid, instance_type)
+        if path is None:
+            self.gpu_state.pop(iid, None)
+        else:
+            self.gpu_state[iid] = str(path)
 
     def env_for(self, iid: str) -> dict[str, str]:
         home = str(self.world.instance_dir(iid))
+        gpu_state = self.gpu_state.get(iid)
+        # the NVIDIA driver's nvidia-smi, on GPU types only (in /usr/bin on a Deep Learning AMI)
+        gpu_path = f"{gpus.bin_dir(self.world)}:" if gpu_state else ""
         return {
             # as SSM runs commands on AWS: no HOME, the system PATH (its python3: see server._write_bin)
-            "PATH": f"{self.world.bin_dir}:{BASE_PATH}",
+            "PATH": f"{self.world.bin_dir}:{gpu_path}{BASE_PATH}",
+            **({"RUNCTL_SANDBOX_GPUS": gpu_state} if gpu_state else {}),
             "LANG": "C.UTF-8",
             "SHELL": "/bin/sh",
             "RUNCTL_ROOT": home,

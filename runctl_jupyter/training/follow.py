@@ -7,10 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import log_catchup, logs, remote
+from .. import log_catchup, logs
 from ..aws import ec2, ssm
 from ..aws.session import Context
 from ..errors import BackendError, SandboxNotRunning, Step, cmd
+from ..remote.replies import StatusReply
 from .runs import Echo, Fetch, InstanceEnded, Launch, TrainResult, _to_log, first_line, run_state, tag_run
 
 LOCAL_LOG_POLL_S = 0.3  # a local run's log is a file on this machine
@@ -110,16 +111,21 @@ def finish_run(ctx: Context | None, launch: Launch, exit_code: int | None, tail:
     if ctx is not None:  # local runs have no instance to tag
         # a stopped run keeps the tag `stop` gave it (the guard and the cost table read it)
         tag_run(ctx, launch.instance_id, launch.run_id, "stopped" if state == "stopped" else f"exit {exit_code}")
-    return TrainResult(launch.instance_id, launch.project, launch.run_id, state, exit_code, tail)
+    return TrainResult(launch.instance_id, launch.project, launch.run_id, state, exit_code, tail, launch.python)
 
 
-def run_status(ctx: Context, instance_id: str, project: str, run_id: str | None = None) -> dict[str, str]:
+def read_status(ctx: Context, instance_id: str, project: str, run_id: str | None = None) -> StatusReply:
+    """One SSM command: the run's state and, from the same command, the instance's GPUs (status.sh)."""
     args = [project] + ([run_id] if run_id else [])
     result = ssm.run(ctx, instance_id, "status", args, ssm.remote_root_env(ctx))
     if result.exit_code != 0:
         raise BackendError(f"Could not read the run status on {instance_id}: {first_line(result.stderr)}",
                            [cmd(f"aws status {instance_id}", "Check the instance")])
-    return remote.parse_fields(result.stdout)
+    return StatusReply.parse(result.stdout)
+
+
+def run_status(ctx: Context, instance_id: str, project: str, run_id: str | None = None) -> dict[str, str]:
+    return read_status(ctx, instance_id, project, run_id).fields
 
 
 def wait_for_exit(ctx: Context, launch: Launch, timeout_s: float = 600) -> dict[str, str]:

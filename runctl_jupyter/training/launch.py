@@ -35,8 +35,11 @@ def _already_running(instance_id: str, holder_pid: str) -> GuardRefused:
 def start_training(ctx: Context, instance_id: str, script: str | Path, script_args: Sequence[str] = (), *,
                    project: str | None = None, sync_code: bool = True, bucket: str | None = None,
                    resume: str | None = None, echo: Echo = _quiet, guardian_request: Any = None,
-                   project_root_dir: str | Path | None = None) -> Launch:
-    """Start ``script`` on the instance; ``guardian_request`` (guardian.Request) adds autostop/budget caps."""
+                   project_root_dir: str | Path | None = None, python: str | None = None,
+                   torchrun: str | None = None) -> Launch:
+    """Start ``script`` on the instance; ``guardian_request`` (guardian.Request) adds autostop/budget caps.
+    ``python``: the interpreter (else the `python` setting, else launch.sh detects the image's);
+    ``torchrun``: processes per node (a number or ``gpu``) to run it under torchrun."""
     script_path = Path(script).expanduser()
     if not script_path.is_file():
         raise UsageError(f"Training script not found: {script}",
@@ -61,6 +64,11 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     env = ssm.remote_root_env(ctx)
 
     launch_env = dict(env)
+    python = python or ctx.settings.python
+    if python:  # also the interpreter sync_apply.sh builds the project venv from
+        launch_env["RUNCTL_PYTHON"] = python
+    if torchrun:
+        launch_env["RUNCTL_TORCHRUN"] = torchrun
     synced: dict[str, str] = {}
     applied: dict[str, str] | None = None
     if sync_code:
@@ -101,6 +109,8 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     if reply.refused == "no_script":
         raise GuardRefused(f"{rel_script} is not in the code on {instance_id} (it was started with --no-sync-code).",
                            [cmd(f"aws train {instance_id} {script} --sync-code", "Sync the project first")])
+    if reply.refused in ("no_gpu", "no_torch"):
+        raise _torchrun_refusal(reply, instance_id, inst.instance_type, script)
     if not reply.started:
         raise BackendError(
             f"Training did not start on {instance_id}: {first_line(result.stderr) or result.status}",
@@ -109,13 +119,34 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     if applied is not None:
         _manifest_cache(ctx).put(instance_id, name, applied)
     tag_run(ctx, instance_id, run_id, "running", project=name)
-    launch = Launch(instance_id, name, run_id, reply.pid, reply.log, synced)
-    pieces = [f"[{world}] Started run {run_id} on {instance_id} (PID {launch.pid}, project {name})"]
+    launch = Launch(instance_id, name, run_id, reply.pid, reply.log, synced, reply.python_text)
+    torchrun_text = f", torchrun × {reply.nproc}" if reply.nproc else ""
+    pieces = [f"[{world}] Started run {run_id} on {instance_id} (PID {launch.pid}, project {name}{torchrun_text})"]
+    if launch.python:
+        pieces.append(f"python {launch.python}")
     if synced:
         pieces.append(f"code synced: {synced.get('uploaded', '0')} file(s) sent, {synced.get('deleted', '0')} deleted")
     echo("; ".join(pieces))
     say_kept(instance_id, reply.kept, echo)
+    if reply.torch_warning:
+        echo(f"Warning: requirements.txt names {reply.torch_warning.replace(',', ', ')}, but "
+             f"{reply.python_base or 'the interpreter'} already has torch: pip may install another build over "
+             "the image's (multi-GB, maybe without the image's CUDA). Leave torch out of requirements.txt to use "
+             "the image's.")
     return launch
+
+
+def _torchrun_refusal(reply: LaunchReply, instance_id: str, instance_type: str, script: str | Path) -> UsageError:
+    if reply.refused == "no_gpu":
+        return UsageError(
+            f"--nproc-per-node gpu: {instance_id} ({instance_type}) shows no NVIDIA GPU, so there is no count "
+            "to start torchrun with.",
+            [cmd(f"aws train {instance_id} {script} --torchrun --nproc-per-node 2", "Give the number of processes"),
+             Step("Or use a GPU type with a Deep Learning AMI (its NVIDIA driver brings nvidia-smi)")])
+    return UsageError(
+        f"--torchrun needs PyTorch, and {reply.python or 'the interpreter'} on {instance_id} has no torch.",
+        [Step("Use a Deep Learning AMI (its PyTorch environment is found by itself), or pass --python PATH"),
+         Step("Or add torch to requirements.txt")])
 
 
 def _sync_failure_steps(cause: str | None) -> list[Step]:

@@ -36,6 +36,7 @@ class Launch:
     pid: int
     log_path: str
     synced: dict[str, str] = field(default_factory=dict)
+    python: str = ""  # the interpreter that runs it (launch.sh's choice, with why)
 
 
 @dataclass
@@ -48,10 +49,12 @@ class TrainResult:
     state: str                    # succeeded | failed | running | detached | stopped
     exit_code: int | None = None
     log_tail: str = ""
+    python: str = ""  # the interpreter that ran it, when known
 
     def summary(self) -> str:
         code = "" if self.exit_code is None else f" (exit code {self.exit_code})"
-        return f"Run {self.run_id} on {self.instance_id}: {self.state}{code}"
+        python = f"; python {self.python}" if self.python else ""
+        return f"Run {self.run_id} on {self.instance_id}: {self.state}{code}{python}"
 
     to_shell_text = summary
 

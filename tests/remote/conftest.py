@@ -8,16 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from remote_helpers import PROJECT, wait_for  # noqa: F401  (re-exported for the fixtures)
 
 from runctl_jupyter.remote import install_commands, needs_install, parse_fields, script_path
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO / "training" / "train_with_checkpoints.py"
-PROJECT = "demo"
 
 
 def line_fields(stdout: str) -> list[dict[str, str]]:
@@ -28,15 +27,6 @@ def line_fields(stdout: str) -> list[dict[str, str]]:
             out.append(parse_fields(line))
     return out
 
-
-def wait_for(cond, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Instance:

@@ -38,7 +38,11 @@ def test_launch_runs_the_script_to_the_end(inst):
         "project": p,
         "script": "train.py",
         "args": ["--sleep", "0", "--epochs", "3"],
+        "python": sys.executable,  # which interpreter ran: RUNCTL_PYTHON, the `python` setting
+        "python_source": "setting",
     }
+    assert (run / "python").read_text() == f"{sys.executable}\nsetting\n"
+    assert f["python"] == sys.executable and f["python_source"] == "setting"
     assert sorted(x.name for x in inst.checkpoints().iterdir()) == [
         f"checkpoint_epoch_{e}.json" for e in (1, 2, 3)
     ]
@@ -96,7 +100,10 @@ def test_meta_json_from_caller_and_venv_python(inst):
     assert r.returncode == 0, r.stderr
     assert inst.wait_done("v1") == 0
     assert f"exe={venv_bin / 'python'}" in inst.log("v1")
-    assert (inst.run_dir("v1") / "meta.json").read_text() == meta + "\n"
+    # the caller's object, with the interpreter added (an older runctl's venv: used as it is)
+    written = (inst.run_dir("v1") / "meta.json").read_text()
+    assert written == meta[:-1] + f', "python": {json.dumps(str(venv_bin / "python"))}, "python_source": "venv"}}\n'
+    assert json.loads(written)["by"] == "caller"
 
 
 def test_missing_script_gives_the_claim_back(inst):

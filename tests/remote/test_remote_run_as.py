@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PROJECT, wait_for
+from remote_helpers import PROJECT, wait_for
 
 from runctl_jupyter.remote import parse_fields, script_path
 

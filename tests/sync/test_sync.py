@@ -472,17 +472,19 @@ def test_url_from_environment(tmp_path: Path, project: Path) -> None:
 # ---------------------------------------------------------------- requirements
 
 FAKE_PYTHON3 = r"""#!/usr/bin/env bash
-# fake python3: only `python3 -m venv DIR`; the pip it installs logs its calls
+# fake python3: only `python3 -m venv [--system-site-packages] DIR`; the pip it installs logs its calls
 set -u
 [ "$1" = "-m" ] && [ "$2" = "venv" ] || exit 1
-mkdir -p "$3/bin"
-cat > "$3/bin/pip" <<'EOF'
+dir="${!#}"
+mkdir -p "$dir/bin"
+cat > "$dir/bin/pip" <<'EOF'
 #!/usr/bin/env bash
 printf '%s\n' "$*" >> "$PIP_CALLS"
 echo "Successfully installed nothing"
 [ -z "${PIP_FAIL:-}" ]
 EOF
-chmod +x "$3/bin/pip"
+chmod +x "$dir/bin/pip"
+printf '#!/bin/sh\nexit 1\n' > "$dir/bin/python" && chmod +x "$dir/bin/python"
 """
 
 

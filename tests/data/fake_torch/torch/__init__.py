@@ -1,0 +1,3 @@
+"""A stand-in for the ``torch`` package (tests only): enough for ``python -m torch.distributed.run``."""
+
+__version__ = "0.0.0+runctl.fake"
