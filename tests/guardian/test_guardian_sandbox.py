@@ -58,7 +58,8 @@ def _fe(lines: list[str]):
 def _train_cmd(iid, *script_args, project="gtest", autostop=None, max_hours=None, max_cost=None, resume=None):
     return SimpleNamespace(instance_id=iid, script=str(SCRIPT), script_args=list(script_args), project=project,
                            sync_code=True, bucket=None, resume=resume, autostop=autostop, max_hours=max_hours,
-                           max_cost=max_cost, wait=False, project_root=None)
+                           max_cost=max_cost, wait=False, project_root=None, torchrun=False, nproc_per_node=None,
+                           python=None)
 
 
 def _record(sandbox, iid, project, run_id) -> dict:
