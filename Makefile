@@ -17,7 +17,7 @@ SHIFTED_CLOCK := TZ=Pacific/Chatham faketime -f '+400d'
 # Tools installed in the venv (shellcheck, jupyter) are found by the tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test test-fast soak bench lint clean venv test-deps aws-smoke
+.PHONY: demo test test-fast soak bench lint clean venv test-deps aws-smoke guides
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: venv
 	mkdir -p $(BUILD)
 	$(PY) -m runctl_jupyter.demo notebooks/quickstart.ipynb --output-dir $(BUILD)
+
+# Re-execute the stored guides against a fresh sandbox (build/nbval-sandbox) and store them clean.
+guides: venv
+	$(PY) scripts/regenerate_guides.py
 
 # Whole suite: lint, unit, sandbox integration, notebooks (nbval), browser (Playwright + chromium).
 test: venv test-deps lint

@@ -89,6 +89,23 @@ def restore_environment() -> None:
     _SAVED_ENV.clear()
 
 
+def shown_path(path: str | Path) -> str:
+    """A folder as a message shows it: relative to the current folder when it is near (a notebook's
+    ``../build/sandbox``), else under ``~``, else absolute — so an executed guide keeps no path of the
+    machine that ran it."""
+    full = Path(path).expanduser().absolute()
+    try:
+        relative = Path(os.path.relpath(full))
+    except ValueError:  # another drive (Windows)
+        relative = full
+    if not relative.is_absolute() and relative.parts.count("..") <= 1:
+        return str(relative)
+    home = Path.home()
+    if full == home or home in full.parents:
+        return str(Path("~") / full.relative_to(home))
+    return str(full)
+
+
 def sandbox_stop(directory: str | None = None, echo: Echo = _quiet) -> SandboxStatus:
     from .sandbox import control
 
@@ -96,7 +113,7 @@ def sandbox_stop(directory: str | None = None, echo: Echo = _quiet) -> SandboxSt
     stopped = control.stop(folder)
     restore_environment()
     echo(f"[sandbox] {'Stopped the sandbox and every instance process' if stopped else 'No sandbox was running'}"
-         f" ({folder}); AWS settings restored")
+         f" ({shown_path(folder)}); AWS settings restored")
     return SandboxStatus(False, None, str(folder))
 
 

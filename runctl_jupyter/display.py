@@ -3,12 +3,16 @@ in a shell as text (:func:`shell_text`).
 
 Frames runctl returns carry ``df.attrs["runctl_kind"]``; an IPython HTML formatter registered by
 name (so pandas is not imported at ``%load_ext``) renders those through the cost table's Styler.
-Every other DataFrame keeps pandas' own HTML.
+Every other DataFrame keeps pandas' own HTML. runctl's HTML carries its styles inline (JupyterLab keeps
+them in an untrusted notebook, where it drops ``<style>``) and the classes that keep MathJax from
+typesetting ``$0.02 … $5`` as a formula (:data:`MATHJAX_IGNORE`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+MATHJAX_IGNORE = "tex2jax_ignore mathjax_ignore"  # MathJax 2 and 3 leave an element with either class alone
 
 
 def _html(df: Any) -> str | None:
@@ -16,7 +20,9 @@ def _html(df: Any) -> str | None:
     if kind == "resources" and _is_full_resources_frame(df):
         return resources_html(df)
     if kind and kind != "resources":
-        styler = df.style.hide(axis="index").set_uuid(f"runctl-{kind}")
+        from .costs.styling import InlineStyler
+
+        styler = InlineStyler(df, uuid=f"runctl-{kind}").hide(axis="index")
         if "usd_per_month" in df.columns:  # S3 storage: cents and fractions of them
             from .storage import usd_cell
 
@@ -32,11 +38,12 @@ def _html(df: Any) -> str | None:
     return df._repr_html_()
 
 
-def resources_html(df: Any) -> str:
-    """The whole cost table, styled (warned rows highlighted), as HTML."""
+def resources_html(df: Any, columns: Any = None) -> str:
+    """The cost table, styled (warned rows highlighted), as HTML; ``columns``: only these (a panel's short view)."""
     from .costs import style
 
-    return style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds")).to_html()
+    return style(df, df.attrs.get("runctl_caption_info"), thresholds=df.attrs.get("runctl_thresholds"),
+                 columns=columns).to_html()
 
 
 def usd(value: float) -> str:

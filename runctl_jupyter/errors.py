@@ -31,11 +31,14 @@ class Step:
 
     text: str = ""
     command: str | None = None
+    shell_note: str = ""  # said only in a shell, after the command (what a notebook does by itself)
 
     def render(self, prefix: str) -> str:
         if self.command is None:
             return self.text
         cmd = f"{prefix} {self.command}"
+        if self.shell_note and prefix == SHELL_PREFIX:
+            cmd += f" ({self.shell_note})"
         return f"{self.text}: {cmd}" if self.text else cmd
 
     def said(self, template: str) -> Hint:
@@ -69,6 +72,13 @@ class Hint(str):
 def cmd(command: str, text: str = "") -> Step:
     """A step that is a runctl command, e.g. ``cmd("aws start i-0123", "Start it")``."""
     return Step(text=text, command=command)
+
+
+def sandbox_step(text: str = "Or use the embedded sandbox") -> Step:
+    """``sandbox start``: in a notebook the kernel's commands then go to the sandbox by themselves; a shell
+    says ``--sandbox`` on each command (each ``runctl`` is a new process)."""
+    return Step(text=text, command="sandbox start",
+                shell_note=f"then add --sandbox to each command: `{SHELL_PREFIX} --sandbox aws create …`")
 
 
 def _as_step(step: StepLike) -> Step:
@@ -182,7 +192,7 @@ def _translate(exc: Exception, action: str, instance_id: str | None) -> RunctlEr
             f"No AWS region is set, so runctl cannot {action}.",
             [cmd("config set region us-east-1", "Set a default region"),
              Step("Or set AWS_REGION / AWS_DEFAULT_REGION, or pass --region"),
-             cmd("sandbox start", "Or use the embedded sandbox (in a shell, then `runctl --sandbox …`)")],
+             sandbox_step()],
         )
     if isinstance(exc, bexc.TokenRetrievalError | bexc.SSOError):
         return CredentialsError(

@@ -1,16 +1,21 @@
-"""Showing a run as it goes: the log streamed into a cell (or a shell) with a tqdm.auto progress bar,
-or a display in the cell kept up to date from a thread while the cell returns. Front-end code: it
+"""Showing a run as it goes: the log streamed into a cell (or a shell) under a progress bar (a display
+above the log in a notebook, tqdm's text on stderr in a shell), or a display in the cell kept up to
+date from a thread while the cell returns. Front-end code: it
 reads the run through :mod:`runctl_jupyter.api` and is the only place that draws a run's progress.
 """
 
 from __future__ import annotations
 
+import atexit
+import shlex
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import api
+from .display import MATHJAX_IGNORE
 
 if TYPE_CHECKING:
     from .dispatch import Frontend
@@ -23,39 +28,152 @@ def tail_lines(text: str, n: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-n:])
 
 
-class _Progress:
-    """tqdm.auto progress driven by the script's epoch lines."""
+def in_kernel() -> bool:
+    """True in a Jupyter kernel (a notebook's cell shows displays); False in a shell or terminal IPython."""
+    if "IPython" not in sys.modules:  # the shell command never imports it
+        return False
+    from IPython import get_ipython
 
-    def __init__(self) -> None:
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _state_words(result: api.TrainResult) -> str:
+    """``succeeded (exit code 0)``: the result's state without the "Run X on Y:" a header already says."""
+    return result.state + ("" if result.exit_code is None else f" (exit code {result.exit_code})")
+
+
+class _Progress:
+    """The run's progress from its log lines (``epoch N/M``, tqdm's own), drawn with tqdm's meter.
+
+    In a notebook: one display, made before the log streams so that it sits above it, updated in place
+    and left showing where the run ended (a saved notebook never shows a bar at 0% under a finished run).
+    In a shell: tqdm's bar on stderr. Lines replayed from before this follower attached (``monitor
+    --follow``) move the bar without counting towards its rate and time left.
+    """
+
+    DRAW_EVERY_S = 0.2  # at most this often while the log streams (the last state is always drawn)
+
+    def __init__(self, notebook: bool, desc: str = "training") -> None:
         self.parser = api.ProgressParser()
-        self.bar: Any = None  # a tqdm.auto bar, made at the first progress line
+        self.notebook, self.desc = notebook, desc
+        self.initial = 0                    # where the bar stood when this follower went live
+        self.started = time.monotonic()     # …and when
+        self.bar: Any = None                # tqdm's bar (shell), made at the first progress line
+        self.handle: Any = None             # the cell's display (notebook)
+        self._drawn = 0.0
+        self.outcome: str | None = None
+        self.hint = ""                      # how to re-attach, said if the kernel stops while it draws
+        if notebook:
+            from IPython.display import display
+
+            self.handle = display(self._bundle(), raw=True, display_id=True)
+            _LIVE_VIEWS.add(self)
+
+    @property
+    def position(self) -> Any:
+        return self.parser.latest_epoch or self.parser.latest
+
+    def replay(self, text: str) -> None:
+        """Lines written before this follower attached: the bar moves, its rate does not count them."""
+        self.parser.feed(text)
+        now = self.position
+        self.initial, self.started = (now.current if now else 0), time.monotonic()
 
     def feed(self, text: str) -> None:
-        for progress in self.parser.feed(text):
-            if self.bar is None:
-                from tqdm.auto import tqdm
+        before = self.position
+        self.parser.feed(text)
+        if self.position is None or self.position == before:
+            return
+        if self.notebook:
+            if time.monotonic() - self._drawn >= self.DRAW_EVERY_S:
+                self._draw()
+            return
+        self._tqdm_to(self.position)
 
-                self.bar = tqdm(total=progress.total, unit=progress.kind, desc="training")
-            if self.bar.total != progress.total:
-                self.bar.total = progress.total
+    def _tqdm_to(self, progress: Any) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=progress.total, initial=min(self.initial, progress.current), unit=progress.kind,
+                            desc=self.desc, file=sys.stderr)
+        if self.bar.total != progress.total:
+            self.bar.total = progress.total
+        if progress.current >= self.bar.n:
+            self.bar.update(progress.current - self.bar.n)  # counts towards tqdm's rate
+        else:  # a new inner loop: tqdm's own bars start again
             self.bar.n = progress.current
             self.bar.refresh()
 
-    def close(self) -> None:
-        if self.bar is not None:
+    def meter(self, outcome: str | None = None) -> str:
+        """tqdm's line for where the run stands; once it ended, its elapsed time, rate and outcome."""
+        from tqdm import tqdm
+
+        progress = self.position
+        if progress is None:
+            return ""
+        ended = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}]"
+        line = tqdm.format_meter(progress.current, progress.total, time.monotonic() - self.started, prefix=self.desc,
+                                 unit=progress.kind, initial=min(self.initial, progress.current),
+                                 bar_format=ended if outcome else None)
+        return f"{line} {outcome}" if outcome else line
+
+    def _bundle(self, outcome: str | None = None, note: str = "") -> dict[str, str]:
+        import html
+
+        progress = self.position
+        if progress is None:  # (one line either way: what the notebooks' nbval sanitizer expects)
+            line = (f"{self.desc}: no `epoch N/M` or tqdm line in the log · {outcome}" if outcome
+                    else f"{self.desc}: waiting for the first `epoch N/M` or tqdm line")
+            bar = ""
+        else:
+            line = self.meter(outcome)
+            bar = f"<progress value='{progress.current}' max='{max(progress.total, 1)}'></progress> "
+        plain = line + (f"\n{note}" if note else "")
+        return {"text/plain": plain,
+                "text/html": f"<div class='runctl-progress {MATHJAX_IGNORE}'>{bar}<code>{html.escape(line)}</code>"
+                             + (f"<br>{html.escape(note)}" if note else "") + "</div>"}
+
+    def _draw(self, outcome: str | None = None, note: str = "") -> None:
+        if self.handle is not None:
+            self._drawn = time.monotonic()
+            self.handle.update(self._bundle(outcome, note), raw=True)
+
+    def close(self, outcome: str | None = None) -> None:
+        """The run ended (``outcome``: "succeeded", "stopped (exit code 0)", …) or this follower detached."""
+        self.outcome = outcome or "detached"
+        self.parser.flush()
+        if self.notebook:
+            _LIVE_VIEWS.discard(self)
+            self._draw(self.outcome)
+        elif self.bar is not None:
             self.bar.close()
+
+    def kernel_stopping(self, hint: str) -> None:
+        if self.outcome is None:
+            self._draw("detached", f"The kernel stopped; the run goes on. {hint}")
 
 
 def wait_in_foreground(ctx: api.Context | None, launch: api.Launch, write: Callable[[str], Any], *,
                        start_offset: int = 0, from_line_start: bool = False,
                        fetch: api.Fetch | None = None, prefix: str = "runctl",
-                       detach_hint: str | None = None) -> api.TrainResult:
+                       detach_hint: str | None = None, replay: str = "",
+                       notebook: bool | None = None) -> api.TrainResult:
     """Stream the log to ``write`` with a progress bar until the run ends; Ctrl-C detaches.
 
     ``prefix`` ("%runctl" in a notebook) goes into the re-attach hint; ``detach_hint`` replaces it
-    (a local run is followed with ``tail -f``, not a runctl command)."""
-    progress = _Progress()
+    (a local run is followed with ``tail -f``, not a runctl command). ``replay``: the log's last lines
+    from before this follower attached (shown first; the bar's rate does not count them), the live
+    log then read from ``start_offset``. ``notebook``: draw the bar as a cell display (default: in a
+    Jupyter kernel) rather than tqdm's text on stderr."""
+    progress = _Progress(in_kernel() if notebook is None else notebook)
+    progress.hint = detach_hint or (f"Re-attach with `{prefix} aws monitor {launch.instance_id} --follow`, "
+                                    f"stop it with `{prefix} aws stop {launch.instance_id}`.")
     collected: list[str] = []
+    if replay:
+        collected.append(replay)
+        write(replay)
+        progress.replay(replay)
 
     def on_text(text: str) -> None:
         collected.append(text)
@@ -67,37 +185,70 @@ def wait_in_foreground(ctx: api.Context | None, launch: api.Launch, write: Calla
 
     try:
         result = api.follow_run(ctx, launch, on_text, start_offset=start_offset, from_line_start=from_line_start,
-                            fetch=fetch, echo=note)
+                                fetch=fetch, echo=note)
     except api.InstanceEnded as ended:
+        progress.close("stopped")
         write(f"\n[runctl] {ended.message}\n")
         return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "stopped", None,
-                           tail_lines("".join(collected)), launch.python)
+                               tail_lines("".join(collected)), launch.python)
     except KeyboardInterrupt:
-        progress.close()
-        hint = detach_hint or (f"Re-attach with `{prefix} aws monitor {launch.instance_id} --follow`, "
-                               f"stop it with `{prefix} aws stop {launch.instance_id}`.")
-        write(f"\nDetached from run {launch.run_id}; it goes on. {hint}\n")
+        progress.close("detached (the run goes on)")
+        write(f"\nDetached from run {launch.run_id}; it goes on. {progress.hint}\n")
         return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "detached", python=launch.python)
-    finally:
-        progress.close()
-    return api.finish_run(ctx, launch, result.exit_code, tail_lines("".join(collected)))
+    except BaseException:
+        progress.close("stopped following")
+        raise
+    final = api.finish_run(ctx, launch, result.exit_code, tail_lines("".join(collected)))
+    progress.close(_state_words(final))
+    return final
 
 
 class BackgroundFollower:
-    """Keeps a notebook display (a display handle) updated from a thread; the cell returns at once."""
+    """Keeps a notebook display (a display handle) updated from a thread; the cell returns at once.
 
-    def __init__(self, ctx: api.Context | None, launch: api.Launch, max_lines: int = 200, fetch: api.Fetch | None = None):
+    ``reattach``: how to follow the run again (a command, or ``tail -f`` for a local run), said while it
+    runs. Once the kernel has gone (a restart, a shutdown, a notebook reopened later) nothing can update
+    the display any more — JupyterLab drops a restarted kernel's display updates — so the display says
+    so itself: while the run goes on it is redrawn at least every :data:`HEARTBEAT_S` seconds, and a
+    note hidden by a CSS animation shows after :data:`STALE_AFTER_S` seconds without a redraw ("this view
+    is detached"). Where styles are stripped (an untrusted notebook) the note always shows. The kernel's
+    exit also sends a last update (a front end that still listens shows "detached").
+    """
+
+    HEARTBEAT_S = 5.0
+    STALE_AFTER_S = 20
+
+    def __init__(self, ctx: api.Context | None, launch: api.Launch, max_lines: int = 200, fetch: api.Fetch | None = None,
+                 reattach: str = ""):
         from IPython.display import display
 
         self.ctx, self.launch, self.max_lines, self.fetch = ctx, launch, max_lines, fetch
+        self.reattach = reattach
         self.lines: list[str] = []
         self.partial = ""
         self.parser = api.ProgressParser()
         self.result: api.TrainResult | None = None
         self._stop = threading.Event()
+        self._drawn = time.monotonic()
         self.handle = display(self._render("starting…"), display_id=True)
+        _LIVE_VIEWS.add(self)
         self.thread = threading.Thread(target=self._run, name=f"runctl-follow-{launch.run_id}", daemon=True)
         self.thread.start()
+
+    def _running_status(self) -> str:
+        return "running (shown here while this kernel runs)"
+
+    def _stale_note(self) -> str:
+        """Shown only when the display stopped being redrawn: the kernel that drew it is gone."""
+        import html
+
+        again = f" Follow it again with {self.reattach}." if self.reattach else ""
+        css = (f"<style>.runctl-live .runctl-stale{{max-height:0;overflow:hidden;"
+               f"animation:runctl-stale 1ms step-end {self.STALE_AFTER_S}s forwards}}"
+               "@keyframes runctl-stale{to{max-height:10em}}</style>")
+        return (f"{css}<div class='runctl-stale'><i>Not updated for {self.STALE_AFTER_S} s: the kernel that "
+                f"drew this has stopped or restarted, so this view is detached (the run may go on).{html.escape(again)}"
+                "</i></div>")
 
     def _render(self, status: str):
         import html
@@ -111,8 +262,18 @@ class BackgroundFollower:
             bar = (f"<div><progress max='{progress.total}' value='{progress.current}'></progress> "
                    f"{progress.kind} {progress.current}/{progress.total} ({pct}%)</div>")
         body = html.escape("\n".join(self.lines[-self.max_lines:] + ([self.partial] if self.partial else [])))
-        return HTML(f"<div class='runctl-live'><b>run {self.launch.run_id} on {self.launch.instance_id}</b>: "
-                    f"{html.escape(status)}{bar}<pre style='max-height:24em;overflow:auto'>{body}</pre></div>")
+        stale = self._stale_note() if status.startswith(("running", "starting")) else ""
+        self._drawn = time.monotonic()
+        return HTML(f"<div class='runctl-live {MATHJAX_IGNORE}'><b>run {self.launch.run_id} on "
+                    f"{self.launch.instance_id}</b>: <span class='runctl-live-state'>{html.escape(status)}</span>"
+                    f"{stale}{bar}<div style='max-height:24em;overflow:auto;display:flex;flex-direction:column-reverse'>"
+                    f"<pre style='margin:0'>{body}</pre></div></div>")  # (bottom-up: opens at the newest line)
+
+    def _should_stop(self) -> bool:
+        """Asked before each read of the log: also redraws a quiet run's display (its heartbeat)."""
+        if not self._stop.is_set() and time.monotonic() - self._drawn >= self.HEARTBEAT_S:
+            self.handle.update(self._render(self._running_status()))
+        return self._stop.is_set()
 
     def _on_text(self, text: str) -> None:
         self.parser.feed(text)
@@ -120,23 +281,47 @@ class BackgroundFollower:
         parts = data.split("\n")
         self.partial = parts.pop()
         self.lines.extend(parts)
-        self.handle.update(self._render("running"))
+        self.handle.update(self._render(self._running_status()))
 
     def _run(self) -> None:
         try:
-            follow = api.follow_run(self.ctx, self.launch, self._on_text, should_stop=self._stop.is_set,
-                                fetch=self.fetch, echo=lambda line: self.lines.append(f"[runctl] {line}"))
+            follow = api.follow_run(self.ctx, self.launch, self._on_text, should_stop=self._should_stop,
+                                    fetch=self.fetch, echo=lambda line: self.lines.append(f"[runctl] {line}"))
             if self._stop.is_set():
                 self.handle.update(self._render("detached (the run goes on)"))
                 return
             self.result = api.finish_run(self.ctx, self.launch, follow.exit_code, tail_lines("\n".join(self.lines)))
-            self.handle.update(self._render(self.result.summary()))
+            self.handle.update(self._render(_state_words(self.result)))
         except Exception as exc:  # a thread cannot raise into the cell: show it in the display
             message = exc.render("%runctl") if hasattr(exc, "render") else f"{type(exc).__name__}: {exc}"
             self.handle.update(self._render(f"stopped following: {message}"))
+        finally:
+            _LIVE_VIEWS.discard(self)
 
     def stop(self) -> None:
         self._stop.set()
+
+    def kernel_stopping(self, hint: str = "") -> None:
+        """The kernel is going away: say so in the display, which otherwise would claim "running" for ever."""
+        if self.result is None:
+            self._stop.set()
+            where = f" Follow it with {self.reattach}." if self.reattach else ""
+            self.handle.update(self._render(f"detached: the kernel stopped; the run goes on.{where}"))
+
+
+_LIVE_VIEWS: set[Any] = set()  # displays that would otherwise say "running" after the kernel is gone
+
+
+def _kernel_stopping() -> None:
+    """At the kernel's exit (a restart, a shutdown): each live display says it detached."""
+    for view in list(_LIVE_VIEWS):
+        try:
+            view.kernel_stopping(getattr(view, "hint", ""))
+        except Exception:  # the kernel is going away: never block its exit
+            continue
+
+
+atexit.register(_kernel_stopping)
 
 
 _FOLLOWERS: dict[str, BackgroundFollower] = {}
@@ -149,7 +334,8 @@ def stream_or_detach(ctx: api.Context | None, launch: api.Launch, fe: Frontend, 
         previous = _FOLLOWERS.pop(launch.instance_id, None)
         if previous:
             previous.stop()
-        _FOLLOWERS[launch.instance_id] = BackgroundFollower(ctx, launch, fetch=fetch)
+        reattach = f"`{fe.prefix} {monitor}`" if monitor else f"`tail -f {shlex.quote(launch.log_path)}`"
+        _FOLLOWERS[launch.instance_id] = BackgroundFollower(ctx, launch, fetch=fetch, reattach=reattach)
         return None
     fe.echo(f"Follow it with: {fe.prefix} {monitor}")
     return api.TrainResult(launch.instance_id, launch.project, launch.run_id, "running", python=launch.python)
@@ -188,9 +374,13 @@ def monitor_command(ctx: api.Context, c: Command, fe: Frontend) -> api.TrainResu
         return None
     fe.echo(info.header())
     if c.follow and info.state == "running":
-        # re-attach with the last few KB of context, from a whole line
-        return wait_in_foreground(ctx, info.launch, _write_out, prefix=fe.prefix, from_line_start=True,
-                                  start_offset=max(0, info.log_size - REATTACH_CONTEXT_BYTES))
+        # re-attach: the last few KB of the log (from a whole line) as context, then the live log from there
+        start = max(0, info.log_size - REATTACH_CONTEXT_BYTES)
+        context = api.run_log(ctx, info, start, fe.echo) if info.log_size > start else ""
+        if start > 0:
+            context = context.partition("\n")[2]
+        return wait_in_foreground(ctx, info.launch, _write_out, prefix=fe.prefix, start_offset=info.log_size,
+                                  replay=context)
     # A finished run asked by --run shows its whole log; otherwise the tail.
     start = 0 if c.run_id else max(0, info.log_size - api.MAX_LOG_CHUNK_BYTES)
     lines = api.run_log(ctx, info, start, fe.echo).splitlines()

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from . import config, grammar_types
+from . import config, grammar_hints, grammar_types
 from .errors import Step, UsageError, cmd
 from .grammar_storage import STORAGE_VERBS, add_storage_parser
 from .grammar_train import add_train_parser, check_train
@@ -403,20 +403,18 @@ def parse(argv: Sequence[str]) -> Command:
     if ns.group == "panel":
         path = ("panel",)
     if extras:
-        words = " ".join(path)
+        words, near = " ".join(path), grammar_hints.suggestions(parser(), path, argv, extras)
         if path in (("aws", "train"), ("local", "train")) and not had_sep:
             flags = " ".join(extras)
             script = getattr(ns, "script", "SCRIPT")
             target = ns.instance_id + " " if path == ("aws", "train") else ""
             raise UsageError(
                 f"'{flags}' is not a runctl flag; the script's own flags go after `--`.",
-                [cmd(f"{words} {target}{script} -- {flags}", "Put the script's flags after --"),
+                [*near, cmd(f"{words} {target}{script} -- {flags}", "Put the script's flags after --"),
                  cmd(f"{words} --help", "See runctl's own flags")],
             )
-        raise UsageError(
-            f"Unknown argument(s) for `{words}`: {' '.join(extras)}.",
-            [cmd(f"{words} --help", "See the usage")],
-        )
+        raise UsageError(f"Unknown argument(s) for `{words}`: {' '.join(extras)}.",
+                         [*near, cmd(f"{words} --help", "See the usage")])
     if script_args and path not in (("aws", "train"), ("local", "train")):
         raise UsageError(
             f"`{' '.join(path)}` takes no script arguments, but some followed `--`.",

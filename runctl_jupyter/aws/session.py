@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import CredentialsError, RunctlError, Step, UsageError, cmd, translate_aws_errors
+from ..errors import CredentialsError, RunctlError, Step, UsageError, cmd, sandbox_step, translate_aws_errors
 from ..models import World
 
 # The variable the sandbox exports into an attached process (api.attach_environment) and into the
@@ -122,7 +122,7 @@ class Context:
                     [Step("Check its name: `aws configure list-profiles`"),
                      Step("Or set AWS_PROFILE / pass --profile with an existing profile"),
                      cmd("config show", "See where runctl's settings come from"),
-                     cmd("sandbox start", "Or use the embedded sandbox (in a shell, then `runctl --sandbox …`)")]) from exc
+                     sandbox_step()]) from exc
         return self._session
 
     @property
@@ -133,7 +133,7 @@ class Context:
                 "No AWS region is set.",
                 [cmd("config set region us-east-1", "Set a default region"),
                  Step("Or set AWS_REGION (or AWS_DEFAULT_REGION), or pass --region"),
-                 cmd("sandbox start", "Or use the embedded sandbox (in a shell, then `runctl --sandbox …`)")],
+                 sandbox_step()],
             )
         if not self._region_checked:
             self._check_region(region)

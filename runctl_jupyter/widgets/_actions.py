@@ -56,6 +56,13 @@ def _finish_run(ctx: Context, launch: Any, exit_code: int | None, tail: str) -> 
     return api.finish_run(ctx, launch, exit_code, tail)
 
 
+def _run_info(ctx: Context, instance_id: str, project: str | None = None) -> Any:
+    """The instance's latest run (``api.RunInfo``: its launch, state, log size), None when it has none."""
+    from .. import api
+
+    return api.run_info(ctx, instance_id, project)
+
+
 def _hourly_price(ctx: Context, instance_id: str) -> tuple[float | None, str]:
     """The instance's on-demand $/hr (None when unknown) and a short description of it."""
     from .. import api
@@ -82,3 +89,4 @@ class PanelActions:
     follow_run: Callable[..., Any] = _follow_run
     finish_run: Callable[..., Any] = _finish_run
     hourly_price: Callable[[Any, str], tuple[float | None, str]] = _hourly_price
+    run_info: Callable[..., Any] = _run_info

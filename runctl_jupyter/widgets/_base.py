@@ -76,6 +76,8 @@ class PanelBase(widgets.VBox):
         self._busy_lock = threading.Lock()
         self.add_class("runctl-panel")
         self.add_class(f"runctl-{self.kind}-panel")
+        for cls in ("tex2jax_ignore", "mathjax_ignore"):  # "$0.01 … $5" is money, not a formula
+            self.add_class(cls)
         self.observe(self._on_comm_changed, names="comm")
         self._watch_comm(self.comm)
 

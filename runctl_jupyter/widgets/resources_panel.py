@@ -21,6 +21,14 @@ from ._base import ERROR_STYLE, GUARD_STYLE, PanelBase, error_text, pre, show
 
 STATES = ("all", "running", "stopped", "pending", "stopping", "shutting-down")
 MAX_MESSAGE_LINES = 60
+TRANSIENT_STATES = ("pending", "stopping", "shutting-down")
+# After a refresh that shows an instance on its way somewhere: refresh again after these pauses (about
+# 3 minutes in all, EC2's usual stop) until every row is stable, then stop asking.
+SETTLE_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0, 30.0, 30.0)
+# The columns shown at first (what warns and what it costs); the rest behind "All columns".
+# The cost table's first columns (costs.styling.FIRST_COLUMNS, not imported here: it needs pandas), then where.
+SHORT_COLUMNS = ("instance_id", "name", "instance_type", "gpu", "state", "warnings", "usd_per_hour",
+                 "accrued_usd", "uptime", "project", "region")
 
 _PROMPTS = {
     "start": "Start {iid}? It bills again from now on.",
@@ -37,13 +45,17 @@ class ResourcesPanel(PanelBase):
     ``refresh_seconds``: refresh in the background every N seconds (None or 0: only on the button).
     ``magic_config``: settings for ``api.context(magic=…)``; ``ctx``: a ready Context (tests).
     ``actions``: replace the API calls (tests). The first refresh starts at once, in a thread.
+    A refresh that finds an instance pending, stopping or shutting down refreshes again, backing off
+    (``settle_delays``), until every row is stable. The table shows what warns and what it costs
+    first (:data:`SHORT_COLUMNS`); "All columns" shows the rest.
     """
 
     kind = "resources"
 
     def __init__(self, refresh_seconds: float | None = None, *, magic_config: dict[str, Any] | None = None,
                  ctx: Any = None, state: str | None = None, region: str = "", project: str = "",
-                 actions: PanelActions | None = None, auto_refresh_first: bool = True) -> None:
+                 actions: PanelActions | None = None, auto_refresh_first: bool = True,
+                 settle_delays: tuple[float, ...] = SETTLE_DELAYS_S) -> None:
         self.title = widgets.HTML("<b>runctl resources</b>")
         self.state_filter = widgets.Dropdown(options=list(STATES), value=state or "all", description="state",
                                              layout=widgets.Layout(width="190px"))
@@ -56,6 +68,9 @@ class ResourcesPanel(PanelBase):
         self.auto_refresh = widgets.BoundedIntText(value=math.ceil(refresh_seconds or 0), min=0, max=86_400,
                                                    description="auto (s)", tooltip="Refresh every N seconds (0: off)",
                                                    layout=widgets.Layout(width="150px"))
+        self.all_columns = widgets.ToggleButton(value=False, description="All columns", icon="columns",
+                                                tooltip="Show every column of the table (else what warns and costs)",
+                                                layout=widgets.Layout(width="130px"))
         self.table = widgets.HTML("<i>loading…</i>", layout=widgets.Layout(overflow="auto", max_height="420px"))
         self.status = widgets.HTML("")
         self.instance = widgets.Dropdown(options=[], description="instance", layout=widgets.Layout(width="430px"))
@@ -77,6 +92,7 @@ class ResourcesPanel(PanelBase):
         for w, cls in ((self.state_filter, "runctl-state-filter"), (self.region_filter, "runctl-region-filter"),
                        (self.project_filter, "runctl-project-filter"), (self.refresh_button, "runctl-refresh"),
                        (self.auto_refresh, "runctl-auto-refresh"), (self.table, "runctl-table"),
+                       (self.all_columns, "runctl-all-columns"),
                        (self.status, "runctl-status"), (self.instance, "runctl-instance"),
                        (self.start_button, "runctl-start"), (self.stop_button, "runctl-stop"),
                        (self.terminate_button, "runctl-terminate"), (self.confirm_box, "runctl-confirm-box"),
@@ -89,7 +105,7 @@ class ResourcesPanel(PanelBase):
         super().__init__("all", actions=actions, children=[
             self.title,
             widgets.HBox([self.state_filter, self.region_filter, self.project_filter, self.refresh_button,
-                          self.auto_refresh]),
+                          self.auto_refresh, self.all_columns]),
             self.table,
             self.status,
             widgets.HBox([self.instance, self.start_button, self.stop_button, self.terminate_button]),
@@ -107,6 +123,10 @@ class ResourcesPanel(PanelBase):
         self._refresh_lock = threading.Lock()
         self._auto_wake = threading.Event()
         self._auto_thread: threading.Thread | None = None
+        self.settle_delays = tuple(settle_delays)
+        self._settle_thread: threading.Thread | None = None
+        self._settle_lock = threading.Lock()
+        self._settle_note = ""
         self._open_context(ctx, magic_config)
 
         self.refresh_button.on_click(lambda _b: self.refresh())
@@ -119,6 +139,7 @@ class ResourcesPanel(PanelBase):
         for w in (self.state_filter, self.region_filter, self.project_filter):
             w.observe(lambda _c: self.refresh(), names="value")
         self.auto_refresh.observe(self._on_auto_changed, names="value")
+        self.all_columns.observe(lambda _c: self._redraw_table(), names="value")
 
         self._register()
         if self._ctx_error is not None:
@@ -152,7 +173,7 @@ class ResourcesPanel(PanelBase):
             return None
         return self.spawn("refresh", self._refresh_now)
 
-    def _refresh_now(self) -> None:
+    def _refresh_now(self, settling: bool = False) -> None:
         if self._ctx_error is not None or self.stopped:
             return
         with self._refresh_lock:
@@ -169,15 +190,62 @@ class ResourcesPanel(PanelBase):
             self.last_refresh = datetime.now().astimezone()
             self.table.value = self._table_html(df)
             self._update_instances(df)
-            self.status.value = self._status_html(df)
+            if not settling and self.unsettled(df):
+                self._start_settling()
+            self.status.value = self._status_html(df, self._settle_note)
             self.refresh_count += 1
+
+    @staticmethod
+    def unsettled(df: Any) -> list[str]:
+        """The instances of ``df`` on their way to another state (pending, stopping, shutting down)."""
+        if df is None or not len(df):
+            return []
+        return list(df.loc[df["state"].isin(TRANSIENT_STATES), "instance_id"])
+
+    def _start_settling(self) -> None:
+        with self._settle_lock:
+            if self._settle_thread is not None and self._settle_thread.is_alive():
+                return
+            self._settle_note = "refreshing until every instance settles"
+            self._settle_thread = self.spawn("settle", self._settle)
+
+    def _settle(self) -> None:
+        """Refresh again, backing off, until no row is pending/stopping/shutting down (or the delays run out)."""
+        try:
+            for delay in self.settle_delays:
+                waiting = self.unsettled(self.frame)
+                if not waiting:
+                    return
+                self._settle_note = (f"waiting for {len(waiting)} instance(s) to settle: next refresh in "
+                                     f"{delay:g} s")
+                self.status.value = self._status_html(self.frame, self._settle_note)
+                if self._stop_event.wait(delay):
+                    return
+                self._refresh_now(settling=True)
+            if self.unsettled(self.frame):
+                self._settle_note = "still changing state: press Refresh to look again"
+                self.status.value = self._status_html(self.frame, self._settle_note)
+                return
+        finally:
+            if not self.unsettled(self.frame):
+                self._settle_note = ""
+                if self.frame is not None:
+                    self.status.value = self._status_html(self.frame)
+
+    @property
+    def settling(self) -> bool:
+        return self._settle_thread is not None and self._settle_thread.is_alive()
+
+    def _redraw_table(self) -> None:
+        if self.frame is not None:
+            self.table.value = self._table_html(self.frame)
 
     def _table_html(self, df: Any) -> str:
         if len(df) == 0:
             caption = df.attrs.get("runctl_caption_info")
             where = f" ({caption.world})" if caption is not None and getattr(caption, "world", None) else ""
             return f"<i>No instances match these filters{where}.</i>"
-        return display.resources_html(df)
+        return display.resources_html(df, columns=None if self.all_columns.value else SHORT_COLUMNS)
 
     def _status_html(self, df: Any, note: str = "") -> str:
         parts: list[str] = []

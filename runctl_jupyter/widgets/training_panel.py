@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import shlex
 import threading
 import time
@@ -17,8 +18,12 @@ from ..models import validate_instance_id
 from ._actions import PanelActions
 from ._base import ERROR_STYLE, GUARD_STYLE, PanelBase, error_text, pre
 
+log = logging.getLogger(__name__)
+
 MAX_LOG_LINES = 1000
 TAIL_LINES = 20
+CHUNK_LINES = 50               # the log view grows by blocks of this many lines (earlier blocks never redrawn)
+ATTACH_CONTEXT_BYTES = 64 * 1024  # a run started elsewhere: its log from this far back
 
 
 def _clock(seconds: float) -> str:
@@ -33,13 +38,24 @@ def _money(usd: float) -> str:
     return f"${usd:.4f}" if usd >= 0.01 else f"${usd:.6f}"
 
 
+def _log_block(lines: list[str]) -> str:
+    return ("<pre class='runctl-log-text' style='margin:0;font-size:12px;white-space:pre-wrap'>"
+            f"{html.escape(chr(10).join(lines))}</pre>")
+
+
 class TrainingPanel(PanelBase):
     """Start / follow / stop a training run on one instance.
 
     ``script``, ``args`` (a string split with shlex, or a list) and ``project`` pre-fill the form.
     ``magic_config``: settings for ``api.context(magic=…)``; ``ctx``: a ready Context (tests);
     ``actions``: replace the API calls (tests). Re-creating the panel for the same instance stops
-    this one's threads, and the new panel re-attaches to a run this one was following.
+    this one's threads, and the new panel re-attaches to a run this one was following. Opened on an
+    instance whose run was started elsewhere (``%runctl aws train``, another notebook), the panel
+    attaches to it: its log from the last 64 KB, progress and Stop.
+
+    The log box keeps to its newest line while it grows, unless the reader scrolled up: it is a
+    scroll box laid out bottom-up (``column-reverse``) whose blocks of lines are only ever appended,
+    so the browser keeps the reader's place.
     """
 
     kind = "training"
@@ -68,7 +84,10 @@ class TrainingPanel(PanelBase):
         self.progress_label = widgets.HTML("")
         self.cost = widgets.HTML("")
         self.message = widgets.HTML("")
-        self.log_view = widgets.HTML("")
+        self.log_blocks = widgets.VBox([], layout=widgets.Layout(flex="0 0 auto"))
+        self.log_view = widgets.Box([self.log_blocks], layout=widgets.Layout(
+            display="flex", flex_flow="column-reverse", max_height="22em", overflow="auto",
+            border="1px solid #ccc", padding="4px"))
         for w, cls in ((self.script, "runctl-script"), (self.args, "runctl-args"),
                        (self.project, "runctl-project"), (self.start_button, "runctl-train-start"),
                        (self.stop_button, "runctl-train-stop"), (self.state, "runctl-train-state"),
@@ -97,6 +116,10 @@ class TrainingPanel(PanelBase):
         self._run_done.set()
         self._stop_requested = False
         self._messages: list[str] = []
+        self._blocks: list[widgets.HTML] = []
+        self._block_lines: list[list[str]] = []
+        self._attach_lock = threading.Lock()
+        self.attached_elsewhere = False   # following a run this panel did not start
         self._open_context(ctx, magic_config)
 
         self.start_button.on_click(lambda _b: self.start())
@@ -107,6 +130,8 @@ class TrainingPanel(PanelBase):
             self.show_error(self._ctx_error)
         elif isinstance(old, TrainingPanel) and old.launch is not None and not old._run_done.is_set():
             self._adopt(old)
+        else:
+            self.spawn("attach", self._attach_running)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -159,6 +184,7 @@ class TrainingPanel(PanelBase):
             self._set_state("starting…")
             launch = self.actions.start_training(self.ctx, self.instance_id, script, argv, project=project,
                                                  echo=self._echo)
+            self.attached_elsewhere = False
             self._attach(launch)
 
         def on_error(exc: BaseException) -> bool:
@@ -168,7 +194,25 @@ class TrainingPanel(PanelBase):
 
         return self.run_action("start", work, on_error)
 
-    def _attach(self, launch: Any, started_at: float | None = None) -> None:
+    def _attach_running(self) -> None:
+        """A run already going on the instance (``%runctl aws train``, another notebook): follow it."""
+        project = self.project.value.strip() or None
+        try:
+            info = self.actions.run_info(self.ctx, self.instance_id, project)
+        except Exception:  # a stopped instance, no access: the panel stays idle, Start says why
+            log.debug("no running run to attach to", exc_info=True)
+            return
+        if info is None or getattr(info, "state", None) != "running" or self.stopped:
+            return
+        with self._attach_lock:
+            if self.launch is not None or self.busy:  # Start was pressed meanwhile
+                return
+            self.attached_elsewhere = True
+            self._echo(f"Run {info.launch.run_id} was already running on {self.instance_id}: following it "
+                       "(its log from the last 64 KB; elapsed time and cost count from now).")
+            self._attach(info.launch, start_offset=max(0, int(info.log_size) - ATTACH_CONTEXT_BYTES))
+
+    def _attach(self, launch: Any, started_at: float | None = None, start_offset: int = 0) -> None:
         """Follow ``launch``: a log thread and a ticker (elapsed time and cost)."""
         self.launch = launch
         self.result = None
@@ -180,7 +224,8 @@ class TrainingPanel(PanelBase):
         with self._log_lock:
             self._lines, self._partial = [], ""
             self._parser = ProgressParser()
-        self.log_view.value = ""
+            self._blocks, self._block_lines = [], []
+        self.log_blocks.children = ()
         self.progress.value, self.progress.max = 0, 1
         self.progress.bar_style = ""
         self.progress_label.value = ""
@@ -188,7 +233,7 @@ class TrainingPanel(PanelBase):
         self._follow_stop, self._run_done = follow_stop, done
         self._set_state(f"running (run {launch.run_id})")
         self._update_buttons()
-        self.spawn("follow", lambda: self._follow(launch, follow_stop, done))
+        self.spawn("follow", lambda: self._follow(launch, follow_stop, done, start_offset))
         self.spawn("ticker", lambda: self._tick(done))
 
     def _adopt(self, old: TrainingPanel) -> None:
@@ -196,6 +241,7 @@ class TrainingPanel(PanelBase):
         self.script.value, self.args.value, self.project.value = old.script.value, old.args.value, old.project.value
         old.join(timeout=5.0)
         self._price = old._price
+        self.attached_elsewhere = old.attached_elsewhere
         self._attach(old.launch, old._started_at)
 
     # --- following ------------------------------------------------------------------------------
@@ -203,12 +249,13 @@ class TrainingPanel(PanelBase):
     def _should_stop_following(self, follow_stop: threading.Event) -> bool:
         return follow_stop.is_set() or self.stopped
 
-    def _follow(self, launch: Any, follow_stop: threading.Event, done: threading.Event) -> None:
+    def _follow(self, launch: Any, follow_stop: threading.Event, done: threading.Event, start_offset: int = 0) -> None:
         exit_code: int | None = None
         error: BaseException | None = None
         try:
+            extra = {"start_offset": start_offset, "from_line_start": True} if start_offset else {}
             result = self.actions.follow_run(self.ctx, launch, self._on_text,
-                                             should_stop=lambda: self._should_stop_following(follow_stop))
+                                             should_stop=lambda: self._should_stop_following(follow_stop), **extra)
             exit_code = result.exit_code
         except Exception as exc:
             error = exc
@@ -261,28 +308,51 @@ class TrainingPanel(PanelBase):
             self._lines.extend(parts)
             del self._lines[:-MAX_LOG_LINES]
             found = self._parser.feed(text)
+            self._add_to_blocks(parts)
         for progress in found[-1:]:
             latest = self._parser.latest_epoch or progress
             if self.progress.max != latest.total:
                 self.progress.max = latest.total
             self.progress.value = min(latest.current, latest.total)
             self.progress_label.value = f"{latest.kind} {latest.current}/{latest.total}"
-        self._render_log()
 
     def _flush_log(self) -> None:
         with self._log_lock:
             if self._partial:
                 self._lines.append(self._partial)
                 self._partial = ""
+                self._add_to_blocks([self._lines[-1]])
             self._parser.flush()
-        self._render_log()
 
-    def _render_log(self) -> None:
-        body = html.escape("\n".join(self.log_lines()))
-        # column-reverse keeps the view scrolled to the newest line
-        self.log_view.value = ("<div style='max-height:22em;overflow:auto;display:flex;flex-direction:column-reverse;"
-                          "border:1px solid #ccc;padding:4px'><pre class='runctl-log-text' "
-                          f"style='margin:0;font-size:12px'>{body}</pre></div>")
+    def _add_to_blocks(self, lines: list[str]) -> None:
+        """Append whole lines to the log view (under ``_log_lock``): the last block grows; a full one is
+        left as it is and a new block starts, so what the reader scrolled to is never redrawn."""
+        touched = max(0, len(self._blocks) - 1)
+        count = len(self._blocks)
+        for line in [*lines, *([None] if self._partial and not self._blocks else [])]:
+            if not self._block_lines or len(self._block_lines[-1]) >= CHUNK_LINES:
+                self._block_lines.append([])
+                block = widgets.HTML("")
+                block.add_class("runctl-log-block")
+                self._blocks.append(block)
+            if line is not None:
+                self._block_lines[-1].append(line)
+        if sum(len(b) for b in self._block_lines) > MAX_LOG_LINES + CHUNK_LINES:  # drop the oldest blocks
+            while len(self._block_lines) > 1 and sum(len(b) for b in self._block_lines) > MAX_LOG_LINES:
+                self._block_lines.pop(0)
+                self._blocks.pop(0).close()
+                touched = max(0, touched - 1)
+            count = -1
+        if count != len(self._blocks):
+            self.log_blocks.children = tuple(self._blocks)
+        for i in range(touched, len(self._blocks)):
+            last = i == len(self._blocks) - 1
+            self._blocks[i].value = _log_block(self._block_lines[i] + ([self._partial] if last and self._partial else []))
+
+    @property
+    def log_html(self) -> str:
+        """The log view's HTML (its blocks, oldest first)."""
+        return "".join(block.value for block in self._blocks)
 
     def log_lines(self) -> list[str]:
         with self._log_lock:
@@ -323,7 +393,8 @@ class TrainingPanel(PanelBase):
         price = self._price
         cost_text = "unknown" if cost is None else _money(cost)
         rate = "" if not price or price[0] is None else f" at ${price[0]:.4f}/hr ({price[1]})"
-        self.cost.value = (f"<span class='runctl-cost-text'>elapsed {_clock(self.elapsed_seconds())} · "
+        since = " since attached" if self.attached_elsewhere else ""
+        self.cost.value = (f"<span class='runctl-cost-text'>elapsed{since} {_clock(self.elapsed_seconds())} · "
                            f"cost so far {cost_text}{html.escape(rate)}</span>")
 
     # --- stop -----------------------------------------------------------------------------------

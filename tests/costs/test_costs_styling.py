@@ -2,20 +2,18 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 from costs_rowsdata import make_row, mixed_rows
 
 from runctl_jupyter.costs.caption import CaptionInfo, caption_text
-from runctl_jupyter.costs.styling import AMBER_CELL, AMBER_ROW, RED_CELL, RED_ROW, style
-from runctl_jupyter.costs.table import frame
+from runctl_jupyter.costs.styling import AMBER_CELL, AMBER_ROW, FIRST_COLUMNS, RED_CELL, RED_ROW, style
+from runctl_jupyter.costs.table import COLUMNS, frame
 
 
 def css_rows(html: str, colour: str) -> set[int]:
-    """Row numbers whose cells get ``colour`` in the Styler's CSS."""
-    rows: set[int] = set()
-    for block in re.finditer(r"((?:#T_runctl_row\d+_col\d+,?\s*)+)\{([^}]*)\}", html):
-        if colour in block.group(2):
-            rows |= {int(r) for r in re.findall(r"row(\d+)_", block.group(1))}
-    return rows
+    """Row numbers with a cell whose inline style has ``colour`` (no <style> block: see below)."""
+    return {int(m.group(1)) for m in re.finditer(r'<td id="T_runctl_row(\d+)_col\d+"[^>]*style="([^"]*)"', html)
+            if colour in m.group(2)}
 
 
 def test_only_warned_rows_are_highlighted() -> None:
@@ -24,8 +22,38 @@ def test_only_warned_rows_are_highlighted() -> None:
     assert css_rows(html, AMBER_CELL) == {1}
     assert css_rows(html, RED_ROW) == {2}  # high cost
     assert css_rows(html, RED_CELL) == {2}
-    assert "T_runctl_row0_col" not in html.split("</style>")[0]  # fine and stopped rows: no CSS
-    assert "T_runctl_row3_col" not in html.split("</style>")[0]
+    assert "background-color" not in "".join(re.findall(r'<td id="T_runctl_row[03]_[^>]*>', html))
+
+
+def test_every_style_is_inline_so_an_untrusted_notebook_keeps_it() -> None:
+    """JupyterLab drops <style> from untrusted outputs but keeps style attributes (background-color,
+    font-weight, white-space, caption-side, text-align): the HTML has no <style> block at all."""
+    html = style(frame(mixed_rows())).to_html()
+    assert "<style" not in html
+    assert '<caption style="caption-side: top; text-align: left; font-weight: bold;">' in html
+    warned = re.search(r'<td id="T_runctl_row2_col(\d+)"[^>]*style="([^"]*)"[^>]*>\$12\.34</td>', html)
+    assert warned and warned.group(2) == f"white-space: pre-line; background-color: {RED_CELL}; font-weight: bold;"
+    # IDs and dates stay on one line; one declaration per property (the cell's own wins).
+    first = re.search(r'<td id="T_runctl_row1_col0"[^>]*style="([^"]*)"', html)
+    assert first and first.group(1) == f"white-space: nowrap; background-color: {AMBER_ROW};"
+
+
+def test_dollars_are_not_maths() -> None:
+    # pandas' styler.html.mathjax = False: MathJax (2 and 3) skips the whole table, caption included.
+    html = style(frame(mixed_rows())).to_html()
+    assert '<table id="T_runctl" class="tex2jax_ignore mathjax_ignore runctl-resources">' in html
+    assert pd.get_option("styler.html.mathjax") is True  # only while rendering
+
+
+def test_warnings_and_cost_come_first() -> None:
+    df = frame(mixed_rows())
+    heads = re.findall(r'class="col_heading level0 col\d+" >([^<]*)</th>', style(df).to_html())
+    assert heads[:len(FIRST_COLUMNS)] == list(FIRST_COLUMNS)
+    assert sorted(heads) == sorted(df.columns) and list(df.columns) == COLUMNS  # the frame keeps its order
+    short = re.findall(r'class="col_heading level0 col\d+" >([^<]*)</th>',
+                       style(df, columns=["instance_id", "warnings", "accrued_usd"]).to_html())
+    assert short == ["instance_id", "warnings", "accrued_usd"]
+    assert css_rows(style(df, columns=["instance_id", "warnings"]).to_html(), AMBER_ROW) == {1}
 
 
 def test_red_wins_over_amber() -> None:

@@ -57,3 +57,14 @@ def test_a_checkpoint_listing_that_may_be_cut_says_partial(monkeypatch):
     df = training.checkpoints_frame(ctx, "i-0123456789abcdef0")
     assert list(df.checkpoint) == ["c1.pt"]
     assert df.attrs["runctl_caption"].endswith("PARTIAL: the checkpoint listing on i-…: a page was cut; run it again")
+
+
+def test_the_sandbox_step_is_said_for_where_the_user_is():
+    """A notebook's commands go to the sandbox once it started; only a shell needs --sandbox on each."""
+    from runctl_jupyter.errors import CredentialsError, sandbox_step
+
+    err = CredentialsError("No AWS region is set.", [sandbox_step()])
+    assert err.render("%runctl").splitlines()[-1] == "  1. Or use the embedded sandbox: %runctl sandbox start"
+    shell = err.render("runctl").splitlines()[-1]
+    assert shell.startswith("  1. Or use the embedded sandbox: runctl sandbox start (then add --sandbox")
+    assert "runctl --sandbox" not in err.render("%runctl") and "in a shell" not in err.render("%runctl")

@@ -46,7 +46,7 @@ def test_no_abbreviations():
     with pytest.raises(UsageError) as err:
         grammar.parse(["aws", "create", "t3.micro", "--wai"])
     assert "--wai" in err.value.message
-    assert err.value.steps[0].command == "aws create --help"
+    assert err.value.steps[-1].command == "aws create --help"  # (after the did-you-mean: see below)
 
 
 def test_missing_separator_is_explained_with_the_fixed_command():
@@ -139,3 +139,23 @@ def test_a_folder_name_becomes_a_valid_project_name():
     for folder, name in [("My Project (v2)", "My-Project-v2"), ("résumé", "r-sum"), ("...", "project"),
                          ("ok_name-1.2", "ok_name-1.2")]:
         assert project_from_folder(folder) == name and name_problem(name) is None
+
+
+@pytest.mark.parametrize(("line", "meant", "fixed"), [
+    ("aws create t3.micro --wai", "--wait", "aws create t3.micro --wait"),
+    ("aws create t3.micro --spot --max-pric=0.3", "--max-price", "aws create t3.micro --spot --max-price=0.3"),
+    (f"aws train {IID} train.py --wiat", "--wait", f"aws train {IID} train.py --wait"),
+])
+def test_a_near_miss_is_refused_with_the_flag_it_resembles(line: str, meant: str, fixed: str) -> None:
+    """No abbreviation or near miss is ever taken; the error names the flag and the corrected command."""
+    with pytest.raises(UsageError) as err:
+        grammar.parse(line.split())
+    first = err.value.steps[0]
+    assert first.text == f"Did you mean {meant}" and first.command == fixed
+    assert f"%runctl {fixed}" in err.value.render("%runctl")
+
+
+def test_nothing_close_gets_no_guess() -> None:
+    with pytest.raises(UsageError) as err:
+        grammar.parse(["aws", "create", "t3.micro", "--zz"])
+    assert [s.text for s in err.value.steps] == ["See the usage"]

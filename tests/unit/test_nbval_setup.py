@@ -40,10 +40,36 @@ def test_nbval_runs_with_a_sandbox_folder_the_sanitizer_matches(developer_dir: s
         assert match, f"the nbval command does not set its own RUNCTL_SANDBOX_DIR: {command}"
         folder = match.group(1)
         assert folder.startswith(str(ROOT / "build")), folder
-        # What the notebooks print about the folder, as the sanitizer sees it.
-        line = f"[sandbox] Stopped the sandbox and every instance process ({folder}); AWS settings restored"
-        assert _sanitize(line) == ("[sandbox] Stopped the sandbox and every instance process (SANDBOX_DIR); "
-                                   "AWS settings restored")
+        # What the notebooks print about the folder (relative to their own), as the sanitizer sees it.
+        shown = shown_path_from(folder, ROOT / "notebooks")
+        assert shown.startswith("../build/"), shown
+        for said in (shown, folder):
+            line = f"[sandbox] Stopped the sandbox and every instance process ({said}); AWS settings restored"
+            assert _sanitize(line) == ("[sandbox] Stopped the sandbox and every instance process (SANDBOX_DIR); "
+                                       "AWS settings restored")
+
+
+def shown_path_from(path: str, cwd: Path) -> str:
+    import os
+
+    from runctl_jupyter.api_sandbox import shown_path
+
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return shown_path(path)
+    finally:
+        os.chdir(before)
+
+
+def test_a_folder_is_shown_without_the_machines_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "p" / "notebooks").mkdir(parents=True)
+    assert shown_path_from(str(tmp_path / "home" / "p" / "build" / "sb"), tmp_path / "home" / "p" / "notebooks") \
+        == "../build/sb"
+    assert shown_path_from(str(tmp_path / "home" / ".runctl" / "sandbox"), tmp_path / "home" / "p" / "notebooks") \
+        == "~/.runctl/sandbox"
+    assert shown_path_from("/opt/elsewhere/sb", tmp_path / "home" / "p" / "notebooks") == "/opt/elsewhere/sb"
 
 
 def test_make_test_runs_the_notebooks_again_months_ahead_and_outside_utc() -> None:

@@ -272,3 +272,49 @@ def test_comm_close_message_from_the_front_end_stops_the_threads(world):
     panel.comm.handle_close({"content": {"data": {}}})   # the front end closed the widget's comm
     assert panel.stopped and registered("resources", "all") is None
     wait_until(lambda: not panel_threads("resources"), what="threads gone")
+
+
+def test_after_stop_it_refreshes_until_the_instance_has_stopped(world: FakeWorld) -> None:
+    """No more "stopping" until someone presses Refresh: the panel looks again, backing off, until stable."""
+    listed = {"n": 0}
+    plain_list = world.list_frame
+
+    def list_frame(ctx, **filters):
+        listed["n"] += 1
+        if world.state_b == "stopping" and listed["n"] >= 4:  # EC2 takes a while
+            world.state_b = "stopped"
+        return plain_list(ctx, **filters)
+
+    world.state_b = "running"
+    world.list_frame = list_frame  # type: ignore[method-assign]
+    panel = ResourcesPanel(actions=world.actions(), settle_delays=(0.05, 0.1, 0.2, 0.4, 0.8))
+    wait_until(lambda: panel.refresh_count >= 1 and not panel.busy, what="first refresh")
+    panel.ask("stop", B)
+    panel.confirm()
+    wait_until(lambda: "stopping" in panel.table.value or "stopped" in panel.table.value, what="stopping")
+    wait_until(lambda: not panel.settling and f"{B} · stopped" in str(panel.instance.options), what="settled")
+    assert "stopping" not in panel.table.value and panel.unsettled(panel.frame) == []
+    assert "settle" not in panel.status.value
+
+
+def test_settling_is_bounded(world: FakeWorld) -> None:
+    world.state_b = "pending"  # never settles
+    panel = ResourcesPanel(actions=world.actions(), settle_delays=(0.01, 0.01, 0.01))
+    wait_until(lambda: panel.refresh_count >= 1, what="first refresh")
+    wait_until(lambda: not panel.settling and panel.refresh_count == 4, what="three more refreshes, then stop")
+    assert "still changing state: press Refresh" in panel.status.value
+    assert not [t for t in panel_threads("resources") if t.name.endswith("-settle")]
+
+
+def test_warnings_and_cost_first_the_rest_behind_a_toggle(world: FakeWorld) -> None:
+    import re
+
+    panel = ResourcesPanel(actions=world.actions())
+    wait_until(lambda: panel.refresh_count >= 1, what="first refresh")
+    heads = re.findall(r'class="col_heading level0 col\d+" >([^<]*)</th>', panel.table.value)
+    assert heads[:8] == ["instance_id", "name", "instance_type", "gpu", "state", "warnings", "usd_per_hour", "accrued_usd"]
+    assert "price_source" not in heads and len(heads) == 11
+    assert 'style="white-space: nowrap;"' in panel.table.value  # IDs do not wrap
+    panel.all_columns.value = True
+    heads = re.findall(r'class="col_heading level0 col\d+" >([^<]*)</th>', panel.table.value)
+    assert "price_source" in heads and len(heads) == len(panel.frame.columns)

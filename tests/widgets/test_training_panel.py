@@ -22,11 +22,16 @@ class FakeTraining:
         self.start_error: Exception | None = None
         self.stop_error: Exception | None = None
         self.price = price
+        self.running_run = None  # what run_info answers: a run started elsewhere, or None
 
     def actions(self) -> PanelActions:
         return PanelActions(context=lambda cfg: "ctx", start_training=self.start_training,
                             follow_run=self.follow, finish_run=self.finish_run, stop=self.stop,
-                            hourly_price=self.hourly_price)
+                            hourly_price=self.hourly_price, run_info=self.run_info)
+
+    def run_info(self, ctx, iid, project=None):
+        self.rec.record("run_info", iid, project)
+        return self.running_run
 
     def start_training(self, ctx, iid, script, args, *, project, echo):
         self.rec.record("start_training", iid, script, args, project=project)
@@ -85,7 +90,7 @@ def test_start_follows_the_log_and_records_success():
     assert fake.rec.of("start_training") == [((IID, "train.py", ["--epochs", "3", "--name", "a b"]),
                                               {"project": "demo"})]
     assert "epoch 1/3" in panel.log_text and "epoch 3/3" in panel.log_text
-    assert "epoch 2/3" in panel.log_view.value
+    assert "epoch 2/3" in panel.log_html
     assert (panel.progress.value, panel.progress.max) == (3, 3)
     assert panel.progress_label.value == "epoch 3/3"
     (launch, code, tail), _ = fake.rec.of("finish_run")[0]
@@ -244,3 +249,46 @@ def test_close_stops_the_threads():
     assert registered("training", IID) is None
     assert "finish_run" not in fake.rec.names()         # closing detaches; the run goes on
     assert panel.start() is None or not panel.threads   # a closed panel starts nothing
+
+
+def test_opened_on_a_run_started_elsewhere_it_attaches():
+    """`%runctl aws train $iid …` (no panel) then `%runctl panel train $iid`: the panel follows that run."""
+    from types import SimpleNamespace
+
+    release = threading.Event()
+    fake = FakeTraining()
+    fake.follow = scripted_follow(["epoch 7/9 loss=0.1"], None, block=release, recorder=fake.rec)
+    fake.running_run = SimpleNamespace(launch=FakeLaunch(IID), state="running", log_size=100_000)
+    panel = TrainingPanel(IID, actions=fake.actions())
+    wait_until(lambda: panel.running and "epoch 7/9" in panel.log_text, what="attached")
+    assert panel.state_text.startswith("running (run ") and panel.attached_elsewhere
+    assert panel.start_button.disabled and not panel.stop_button.disabled
+    assert "was already running" in panel.message_text
+    assert panel.progress_label.value == "epoch 7/9"
+    wait_until(lambda: "elapsed since attached" in panel.cost.value, what="cost line")
+    panel.stop_button.click()
+    assert finished(panel) == "stopped"
+    assert fake.rec.of("stop") == [((IID,), {})]
+
+
+def test_no_run_elsewhere_leaves_it_idle():
+    fake = FakeTraining()
+    panel = panel_for(fake)
+    wait_until(lambda: fake.rec.of("run_info"), what="the check")
+    assert panel.state_text == "idle" and not panel.start_button.disabled and panel.launch is None
+
+
+def test_the_log_grows_by_blocks_that_are_never_redrawn():
+    """What the reader scrolled to is not re-rendered: earlier blocks keep their widget and HTML."""
+    from runctl_jupyter.widgets.training_panel import CHUNK_LINES
+
+    fake = FakeTraining(follow=scripted_follow([f"line {i}" for i in range(CHUNK_LINES + 10)], 0))
+    panel = panel_for(fake)
+    panel.start()
+    finished(panel)
+    first, first_html = panel.log_blocks.children[0], panel.log_blocks.children[0].value
+    assert len(panel.log_blocks.children) == 2 and "line 0\n" in first_html and f"line {CHUNK_LINES}" not in first_html
+    panel._on_text("more\n")
+    assert panel.log_blocks.children[0] is first and first.value == first_html
+    assert "more" in panel.log_blocks.children[-1].value
+    assert panel.log_view.layout.flex_flow == "column-reverse"  # the browser keeps the newest line in view
