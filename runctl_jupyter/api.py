@@ -234,6 +234,8 @@ def config_unset(name: str) -> config.Unset:
 
 # --- the rest of the façade ----------------------------------------------------------------------
 
+from .api_fleet import *  # noqa: E402,F403  (re-exported: see __all__)
+from .api_fleet import __all__ as _FLEET  # noqa: E402
 from .api_runs import *  # noqa: E402,F403  (re-exported: see __all__)
 from .api_runs import __all__ as _RUNS  # noqa: E402
 from .api_sandbox import *  # noqa: E402,F403
@@ -244,5 +246,5 @@ from .logs import ProgressParser  # noqa: E402  (the panels' progress reading)
 __all__ = [
     "MAX_LOG_CHUNK_BYTES", "Context", "Echo", "Instance", "ProgressParser", "SandboxWorld", "attached_world", "config_set",
     "config_show", "config_unset", "context", "create", "default_project", "start", "status", "stop", "terminate", "wait",
-    *_RUNS, *_SANDBOX,
+    *_RUNS, *_SANDBOX, *_FLEET,
 ]

@@ -171,7 +171,7 @@ def resources(ctx: Context, *, regions: str | None = None, all_regions: bool = F
                               sort=sort)
 
 
-SUMMARY_KEYS = ("instance_type", "project", "state", "region", "lifecycle")
+SUMMARY_KEYS = ("instance_type", "project", "state", "region", "lifecycle", "fleet")
 
 
 def resources_summary(ctx: Context, df: Any, by: Sequence[str]):
@@ -182,7 +182,7 @@ def resources_summary(ctx: Context, df: Any, by: Sequence[str]):
     bad = [b for b in by if b not in SUMMARY_KEYS]
     if bad:
         raise UsageError(f"Cannot group by {', '.join(bad)}.",
-                         [Step("Use instance_type, project, state, region or lifecycle"),
+                         [Step("Use instance_type, project, state, region, lifecycle or fleet"),
                           cmd("resources summary --by project", "For example")])
     result = summary(df, by=list(by))
     result.attrs["runctl_kind"] = "summary"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import api, follow_view
+from . import api, fleet_view, follow_view
 from .errors import Hint, UsageError, cmd
 from .grammar import Command
 
@@ -220,6 +220,7 @@ HANDLERS: dict[tuple[str, ...], Callable[[Command, Frontend], Any]] = {
     ("config", "show"): _config,
     ("config", "set"): _config,
     ("config", "unset"): _config,
+    **fleet_view.HANDLERS,
 }
 
 

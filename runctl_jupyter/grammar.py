@@ -23,17 +23,19 @@ from dataclasses import dataclass, field
 
 from . import config, grammar_hints, grammar_types
 from .errors import Step, UsageError, cmd
+from .grammar_fleet import FLEET_TRAIN, add_fleet_parser
 from .grammar_storage import STORAGE_VERBS, add_storage_parser
 from .grammar_train import add_train_parser, check_train
 from .models import validate_snapshot_id
 
 SORT_CHOICES = ("cost", "hourly", "uptime", "type", "state", "launched", "id")  # costs.table.SORT_KEYS
-BY_CHOICES = ("instance_type", "project", "state")
+BY_CHOICES = ("instance_type", "project", "state", "fleet")
 AWS_VERBS = ("create", "start", "stop", "terminate", "wait", "status", "train", "monitor", "checkpoints", "runs")
 SHORT_FORMS = {v: ("aws", v) for v in AWS_VERBS}
 SHORT_FORMS.update(resources=("resources", "list"), storage=("storage", "list"))
 GROUP_VERBS = {"resources": ("list", "summary"), "storage": STORAGE_VERBS}  # a group's own verbs: no short form
-TOP_LEVEL = ("aws", "resources", "storage", "local", "panel", "sandbox", "config")
+TOP_LEVEL = ("aws", "resources", "storage", "fleet", "local", "panel", "sandbox", "config")
+SCRIPT_PATHS = (("aws", "train"), ("local", "train"), FLEET_TRAIN)  # the commands that take `-- ARGS`
 FALSE_WORDS = {"false", "no", "0", "off"}
 TRUE_WORDS = {"true", "yes", "1", "on"}
 _REGION_SHAPE = re.compile(r"^[a-z]{2,5}(-[a-z]+)+-\d+$")
@@ -240,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_world_flags(p)
 
     add_storage_parser(top, _Parser, _add_world_flags)
+    add_fleet_parser(top, _Parser, _add_world_flags)
     local = top.add_parser("local", help="run the same launcher on this machine")
     lverbs = local.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     lverbs.required = True
@@ -404,10 +407,11 @@ def parse(argv: Sequence[str]) -> Command:
         path = ("panel",)
     if extras:
         words, near = " ".join(path), grammar_hints.suggestions(parser(), path, argv, extras)
-        if path in (("aws", "train"), ("local", "train")) and not had_sep:
+        if path in SCRIPT_PATHS and not had_sep:
             flags = " ".join(extras)
             script = getattr(ns, "script", "SCRIPT")
-            target = ns.instance_id + " " if path == ("aws", "train") else ""
+            target = getattr(ns, "instance_id", None) or getattr(ns, "fleet", None) or ""
+            target += " " if target else ""
             raise UsageError(
                 f"'{flags}' is not a runctl flag; the script's own flags go after `--`.",
                 [*near, cmd(f"{words} {target}{script} -- {flags}", "Put the script's flags after --"),
@@ -415,7 +419,7 @@ def parse(argv: Sequence[str]) -> Command:
             )
         raise UsageError(f"Unknown argument(s) for `{words}`: {' '.join(extras)}.",
                          [*near, cmd(f"{words} --help", "See the usage")])
-    if script_args and path not in (("aws", "train"), ("local", "train")):
+    if script_args and path not in SCRIPT_PATHS:
         raise UsageError(
             f"`{' '.join(path)}` takes no script arguments, but some followed `--`.",
             [cmd(f"{' '.join(path)} --help", "See the usage")],

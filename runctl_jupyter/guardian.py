@@ -91,7 +91,7 @@ class Plan:
         return "watching: " + ", ".join(parts)
 
 
-_PLANS: dict[str, Plan] = {}              # run id → plan (for the tag written once the run started)
+_PLANS: dict[tuple[str, str], Plan] = {}  # (instance, run id) → plan (for the tag written once the run started)
 
 
 # --- pure decisions (unit-tested with fake credentials) ---------------------------------------------
@@ -269,7 +269,7 @@ def before_launch(ctx: Context, instance_id: str, project: str, run_id: str, res
         raise UsageError("The guardian needs an S3 bucket for checkpoint copies.",
                          [cmd("config set bucket NAME", "Set one"), Step("Or pass --bucket NAME")])
     launch_env_.update(launch_env(ctx, inst, p, project, run_id, bucket))
-    _PLANS[run_id] = p
+    _PLANS[(instance_id, run_id)] = p
     if p.mode == "instance-role":
         echo(f"Guardian: uploads with the instance role ({inst.iam_instance_profile}); presigned URLs as "
              f"fallback until {p.urls_valid_until.isoformat(timespec='minutes')}")
@@ -299,7 +299,7 @@ def after_launch(ctx: Context, instance_id: str, run_id: str) -> None:
     """Write the runctl:guardian tag once the run started."""
     from .aws import ec2
 
-    p = _PLANS.pop(run_id, None)
+    p = _PLANS.pop((instance_id, run_id), None)
     if p is not None:
         ec2.set_tags(ctx, instance_id, {GUARDIAN_TAG: p.watching()[:256]})
 

@@ -134,6 +134,7 @@ def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = 
                state: str | None = None, project: str | None = None, sort: str = "cost"):
     """The resources DataFrame (plain; the notebook shows it styled once)."""
     from .costs import CaptionInfo, filter_rows, frame, sort_rows
+    from .costs.fleets import group_fleets
 
     if state is not None:
         state = check_state(state)  # before any AWS call, as a usage error
@@ -148,7 +149,7 @@ def list_frame(ctx: Context, *, regions: str | None = None, all_regions: bool = 
     unlisted = [name for name, (_rows, listed) in zip(names, parts, strict=True) if not listed]
     if state or project:
         df = filter_rows(df, state=state, project=project)
-    df = sort_rows(df, sort)
+    df = group_fleets(sort_rows(df, sort))
     world = ctx.world().label() if len(names) == 1 else ("sandbox" if ctx.is_sandbox else "AWS") + \
         f" · {len(names)} regions"
     notes = (f"snapshots not listed in {', '.join(unlisted)} (ec2:DescribeSnapshots not allowed)",) if unlisted else ()

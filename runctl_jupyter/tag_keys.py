@@ -15,6 +15,8 @@ SPOT_TYPE_TAG = "runctl:spot-type"          # "one-time": AWS can only terminate
 SPOT_FALLBACK_TAG = "runctl:spot-fallback"  # why a --spot create fell back to on-demand (the AWS error code)
 FROM_SNAPSHOT_TAG = "runctl:from-snapshot"  # on an instance `create --from-snapshot` launched
 RESTORE_DEVICE_TAG = "runctl:restore-device"  # where that snapshot's volume is attached
+FLEET_TAG = "runctl:fleet"                  # the fleet it belongs to (instances, its security group and placement group)
+FLEET_NODE_TAG = "runctl:fleet-node"        # its node index in that fleet (0 = the rendezvous node)
 
 # --- its runs --------------------------------------------------------------------------------------
 RUN_ID_TAG = "runctl:run-id"                # the newest run

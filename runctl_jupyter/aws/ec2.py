@@ -182,9 +182,15 @@ def launch_parameters(image: ImageChoice, disk_gb: int) -> tuple[str, list[dict[
                              "Ebs": {"VolumeSize": size, "VolumeType": "gp3", "DeleteOnTermination": True}}], size
 
 
-def create(
+def create(ctx: Context, instance_type: str, **options: Any) -> Instance:
+    """Launch one instance (see :func:`create_many`)."""
+    return create_many(ctx, instance_type, 1, **options)[0]
+
+
+def create_many(
     ctx: Context,
     instance_type: str,
+    count: int,
     *,
     project: str,
     ami: str | None = None,
@@ -199,10 +205,14 @@ def create(
     max_price: float | None = None,
     fallback_on_demand: bool = False,
     from_snapshot: str | None = None,
-) -> Instance:
-    """Launch one instance from ``image`` (else the one :func:`images.choose_image` picks, ``ami`` if
-    given); ``from_snapshot`` attaches a volume made from that snapshot at :data:`RESTORE_DEVICE` (in
-    the instance's own AZ; deleted with the instance, the snapshot stays)."""
+    placement: dict[str, Any] | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> list[Instance]:
+    """Launch ``count`` instances from ``image`` (else the one :func:`images.choose_image` picks, ``ami``
+    if given) in one RunInstances (MinCount = MaxCount: all of them or none); ``from_snapshot`` attaches a
+    volume made from that snapshot at :data:`RESTORE_DEVICE` (in the instance's own AZ; deleted with the
+    instance, the snapshot stays). ``placement`` and ``extra_tags`` (a fleet's placement group and tag) go
+    into the same request."""
     if from_snapshot is not None:
         validate_snapshot_id(from_snapshot)
     choice = image or images.choose_image(ctx, instance_type, ami)
@@ -220,12 +230,13 @@ def create(
         {"Key": LEDGER_USD_TAG, "Value": "0"},
         {"Key": DISK_GB_TAG, "Value": str(root_gb)},
         {"Key": IMAGE_TAG, "Value": choice.summary()[:256]},  # what `status` says of the image (AWS: 256 at most)
+        *({"Key": k, "Value": v} for k, v in (extra_tags or {}).items()),
     ]
     params: dict[str, Any] = {
         "ImageId": image_id,
         "InstanceType": instance_type,
-        "MinCount": 1,
-        "MaxCount": 1,
+        "MinCount": count,
+        "MaxCount": count,
         "ClientToken": uuid.uuid4().hex,  # a retried RunInstances never launches a second instance
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags},
                               {"ResourceType": "volume", "Tags": volume_tags}],
@@ -251,6 +262,8 @@ def create(
         params["SecurityGroupIds"] = list(security_groups)
     if subnet:
         params["SubnetId"] = subnet
+    if placement:
+        params["Placement"] = placement
     if spot:
         options: dict[str, Any] = {"SpotInstanceType": "one-time"}
         if max_price is not None:
@@ -270,7 +283,8 @@ def create(
             tags[:] = [t for t in tags if t["Key"] != SPOT_TYPE_TAG]
             tags.append({"Key": SPOT_FALLBACK_TAG, "Value": code})
             resp = ctx.client("ec2").run_instances(**params)
-    return instance_from_api(resp["Instances"][0], ctx.region)
+    return [instance_from_api(data, ctx.region)
+            for data in sorted(resp["Instances"], key=lambda d: d.get("AmiLaunchIndex", 0))]
 
 
 def cancel_created(ctx: Context, inst: Instance) -> str:

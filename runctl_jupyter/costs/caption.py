@@ -45,11 +45,12 @@ def _snapshots(rows: pd.DataFrame) -> str:
     return text
 
 
-def caption_text(df: pd.DataFrame, info: CaptionInfo | None = None) -> str:
+def caption_text(df: pd.DataFrame, info: CaptionInfo | None = None, *, fleets: bool = True) -> str:
     """``N running · $X.XXXX/hr · $Y.YY accrued · prices: <source> (<date>)`` (+ notes when needed).
 
     Stored EBS is summed apart: the volumes of stopped instances ($/hr) and runctl's snapshots ($/month);
-    "accrued" includes what the snapshots have cost so far.
+    "accrued" includes what the snapshots have cost so far. ``fleets``: each fleet's totals and warnings
+    (the shell shows them in its fleet headers instead).
     """
     info = info or CaptionInfo()
     running = df["state"].eq("running")
@@ -67,6 +68,10 @@ def caption_text(df: pd.DataFrame, info: CaptionInfo | None = None) -> str:
         text += f" · stopped volumes {fmt.hourly(ebs)}/hr"
     if snapshots.any():
         text += f" · {_snapshots(df.loc[snapshots])}"
+    from .fleets import fleet_totals
+
+    for fleet in fleet_totals(df, df.attrs.get("runctl_thresholds")) if fleets else []:
+        text += f" · {fleet.text()}" + "".join(f" · {w.text}" for w in fleet.warnings)
     if info.world:
         text += f" · {info.world}"
     for note in info.notes:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from ..tag_keys import GUARDIAN_TAG, LAST_CHECKPOINT_TAG, PROJECT_TAG, RUN_STATE_TAG
+from ..tag_keys import FLEET_TAG, GUARDIAN_TAG, LAST_CHECKPOINT_TAG, PROJECT_TAG, RUN_STATE_TAG
 from .billing import (
     Basis,
     current_accrual,
@@ -89,6 +89,7 @@ class CostRow:
     created: datetime | None = None  # snapshot rows: when it was taken (tz-aware)
     storage_usd_per_month: float | None = None  # EBS storage: the attached volumes, or the snapshot
     gpu: str | None = None  # the type's NVIDIA GPUs, e.g. "1× H200" (DescribeInstanceTypes, once per type)
+    fleet: str | None = None  # the fleet it is a node of (runctl:fleet)
 
 
 class _Quote(Protocol):
@@ -148,6 +149,7 @@ def cost_row(instance: Mapping[str, Any], quote: _Quote, *, region: str, now: da
         size_gb=float(ebs_gb) if ebs_gb else None,
         storage_usd_per_month=monthly,
         gpu=gpu,
+        fleet=tags.get(FLEET_TAG),
     )
 
 

@@ -9,7 +9,8 @@ snapshot_id (str, None on instance rows); size_gb (float64: attached EBS GB, or 
 volume size); created (datetime64[ns, UTC]: when a snapshot was taken, NaT on instance rows);
 storage_usd_per_month (float64: EBS storage, the attached volumes' or the snapshot's); gpu (str: the
 type's NVIDIA GPUs, e.g. "1× H200", None for other types: from the type, so listing costs no SSM
-call — utilisation is in `aws status`).
+call — utilisation is in `aws status`); fleet (str: the fleet an instance is a node of, None
+otherwise; a fleet's rows are kept together, see :mod:`.fleets`).
 
 A snapshot row (runctl's EBS snapshots, see :mod:`.ebs_snapshots`) keeps every column's meaning:
 ``instance_id`` is the instance its disk came from, ``state`` the snapshot's (``completed``), the
@@ -37,10 +38,11 @@ from .warnings import CostWarning, Thresholds, warnings_for
 COLUMNS = ["instance_id", "name", "instance_type", "gpu", "state", "lifecycle", "project", "region", "az",
            "launched", "uptime", "usd_per_hour", "accrued_usd", "accrued_basis", "ebs_usd_per_hour",
            "price_source", "price_as_of", "training", "last_checkpoint", "warnings",
-           "kind", "snapshot_id", "size_gb", "created", "storage_usd_per_month"]
+           "kind", "snapshot_id", "size_gb", "created", "storage_usd_per_month", "fleet"]
 MONEY_COLUMNS = ["usd_per_hour", "accrued_usd", "ebs_usd_per_hour", "storage_usd_per_month"]
 _TEXT_COLUMNS = [c for c in COLUMNS if c not in (*MONEY_COLUMNS, "launched", "uptime", "size_gb", "created")]
-_NULLABLE_TEXT = ("name", "project", "az", "training", "last_checkpoint", "warnings", "snapshot_id", "gpu")
+_NULLABLE_TEXT = ("name", "project", "az", "training", "last_checkpoint", "warnings", "snapshot_id", "gpu",
+                  "fleet")
 _ROW_FIELDS = {f.name for f in fields(CostRow)}
 
 ATTR_KIND = "runctl_kind"

@@ -3,12 +3,16 @@
       t3.micro (11 running, $0.1144/hr)
         i-xxx  running  (25h 30m)  $0.0104/hr ($0.26 total)
           ⚠️  Running 25 hours ($0.26 accumulated)
+      fleet ddp (2 × g5.xlarge, 2 running, $2.0120/hr, $4.02 accrued)
+        i-yyy  running  (2h 0m)  $1.0060/hr ($2.01 total)
+        i-zzz  running  (2h 0m)  $1.0060/hr ($2.01 total)
       EBS snapshots (1, 30 GB, $1.50/month)
         snap-0abc…  from i-xxx  project mnist  30 GB  created 2026-11-02  $1.50/month ($0.15 so far)
       Total: 11 running · $0.1144/hr · $0.41 accrued · prices: snapshot (2026-11-01) · 1 snapshot 30 GB $1.50/month
 
-Groups follow the frame's row order (sort first to choose it); runctl's snapshots come last, in
-their own group. "total" is the ledger figure; without a ledger the line says "since last start".
+Groups follow the frame's row order (sort first to choose it); a fleet's nodes are a group of their own,
+under their totals and the fleet's warnings; runctl's snapshots come last, in their own group.
+"total" is the ledger figure; without a ledger the line says "since last start".
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pandas as pd
 
 from . import fmt
 from .caption import CaptionInfo, caption_text
+from .fleets import fleet_totals
 from .table import row_warnings
 
 
@@ -80,7 +85,7 @@ def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> st
         if r.get("kind") == "snapshot":
             snapshots.append(r)
             continue
-        itype = str(r["instance_type"])
+        itype = f"fleet {r['fleet']}" if isinstance(r.get("fleet"), str) and r["fleet"] else str(r["instance_type"])
         block = groups.setdefault(itype, [])
         gpu_of[itype] = r.get("gpu") if isinstance(r.get("gpu"), str) else None
         total = totals.setdefault(itype, [0, 0.0, 0])
@@ -93,14 +98,17 @@ def render_text(df: pd.DataFrame, caption_info: CaptionInfo | None = None) -> st
         block.append(_instance_line(r))
         block.extend(f"      {w.text}" for w in warns)
     lines: list[str] = []
+    fleets = {f"fleet {t.name}": t for t in fleet_totals(df, df.attrs.get("runctl_thresholds"))}
     for itype, block in groups.items():
+        fleet = fleets.get(itype)
         running, hourly, unpriced = totals[itype]
-        lines.append(_group_header(itype, running, hourly, unpriced, gpu_of.get(itype)))
+        lines.append(f"  {fleet.text()}" if fleet else _group_header(itype, running, hourly, unpriced, gpu_of.get(itype)))
+        lines.extend(f"      {w.text}" for w in (fleet.warnings if fleet else ()))
         lines.extend(block)
     if snapshots:
         lines.append(_snapshot_header(snapshots))
         lines.extend(_snapshot_line(r) for r in snapshots)
     if df.empty:
         lines.append("  No instances.")
-    lines.append(f"  Total: {caption_text(df, caption_info)}")
+    lines.append(f"  Total: {caption_text(df, caption_info, fleets=False)}")
     return "\n".join(lines)

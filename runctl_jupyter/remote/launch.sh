@@ -12,7 +12,9 @@
 #      RUNCTL_RESUME_FROM (passed on to the training's environment),
 #      RUNCTL_LOCK_WAIT (seconds to wait for a starting launcher's pid, default 5),
 #      RUNCTL_LOCK_GRACE (age in seconds after which a lock without a pid is stale, default 30),
-#      RUNCTL_START_WAIT (seconds to wait for the started wrapper to record its pid, default 10).
+#      RUNCTL_START_WAIT (seconds to wait for the started wrapper to record its pid, default 10),
+#      PET_NNODES, PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT (a fleet's node, with RUNCTL_TORCHRUN:
+#      torchrun reads them itself, and runs without --standalone: the rendezvous is node 0's).
 # The training runs as: setsid bash RUN_DIR/wrapper.sh … PY [-m torch.distributed.run …] SCRIPT ARGS… (cwd = code dir, stdin
 # /dev/null, stdout+stderr appended to RUN_DIR/log, env RUNCTL_RUN_ID, RUNCTL_PROJECT,
 # RUNCTL_CHECKPOINT_DIR, PYTHONUNBUFFERED=1). The wrapper records RUN_DIR/pid ("PID STARTTIME",
@@ -181,7 +183,11 @@ if [ -n "$NPROC" ]; then
     die 2 "torchrun needs PyTorch, and $PY has no torch"
   fi
   NPROC="$((10#$NPROC))"
-  LAUNCHER=("$PY" -m torch.distributed.run --standalone "--nproc-per-node=$NPROC")
+  if [ -n "${PET_NNODES:-}" ]; then  # one node of a fleet: torchrun takes the rendezvous from PET_*
+    LAUNCHER=("$PY" -m torch.distributed.run "--nproc-per-node=$NPROC")
+  else
+    LAUNCHER=("$PY" -m torch.distributed.run --standalone "--nproc-per-node=$NPROC")
+  fi
 fi
 printf '@runctl python=%s python_source=%s%s%s\n' "$(pct "$PY")" "$PY_SOURCE" \
   "${PY_BASE:+ python_base=$(pct "$PY_BASE")}" "${NPROC:+ nproc=$NPROC}"

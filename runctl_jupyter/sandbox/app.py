@@ -2,8 +2,8 @@
 
 Order per request: /_runctl/… (control) → /_imds/… (IMDSv2) → S3's own refusals (SigV2, s3_strict)
 → fault injection (signed calls only) → the region's public images made to exist (catalog.py, once per
-region, before its first EC2/SSM call) → interceptors (SSM execution, Pricing, spot prices, EC2 lifecycle,
-S3 multipart upload listings) → moto, under the moto lock.
+region, before its first EC2/SSM call) → interceptors (SSM execution, Pricing, spot prices, fleets' placement
+groups and addresses, EC2 lifecycle, S3 multipart upload listings) → moto, under the moto lock.
 
 Where moto enforces IAM (a test switched it on: ``POST /moto-api/reset-auth``), it checks calls signed
 in their Authorization header; a presigned S3 object URL (which has none, and which moto would fail
@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 
 from . import catalog, imds, moto_seams, pricing, s3_strict, spot
 from .control_api import ControlApi
+from .fleet_net import FleetNetwork
 from .lifecycle import Lifecycle
 from .protocol import (
     AwsRequest,
@@ -48,6 +49,7 @@ class SandboxApp:
         self.world = world
         self._moto: Any = None
         self.lifecycle = Lifecycle(world, self.forward)
+        self.fleet_network = FleetNetwork(world, self.lifecycle.run_instances)
         self.ssm = SsmApi(world)
         self.s3_uploads = MultipartUploads(world)
         self.control = ControlApi(world, self.lifecycle, on_shutdown)
@@ -144,7 +146,7 @@ class SandboxApp:
         if req.service == "ec2":
             if req.action == "DescribeSpotPriceHistory":
                 return spot.describe_spot_price_history(self.world, req)
-            return self.lifecycle.handle(req, environ)
+            return self.fleet_network.handle(req, environ) or self.lifecycle.handle(req, environ)
         return None
 
     def preload(self, regions: list[str]) -> None:

@@ -11,7 +11,8 @@ Relied-on range: moto >=5.1,<5.3 (verified on 5.2.5). The seams used:
   ec2 backend: all_instances(), get_instance(), stop_instances(), terminate_instances(),
                describe_availability_zones(), iam_instance_profile_associations
   ec2 Instance: id, _state (.name/.code), launch_time (naive UTC datetime), lifecycle,
-                instance_type, region_name, placement.zone, image_id, disable_api_stop,
+                instance_type, region_name, placement.zone, placement.group_name, image_id, disable_api_stop,
+                nics[0].private_ip_address / .private_ip_addresses, security_groups, nics[i].group_set,
                 disable_api_termination, get_tags(), root_device_name,
                 block_device_mapping{device: BlockDeviceType(volume_id)}
   ec2 backend: snapshots{id: Snapshot(start_time naive UTC, volume)}, volumes{id: Volume(snapshot_id,
@@ -200,6 +201,30 @@ def iam_role_name(inst: Any) -> str | None:
     profile = assoc.iam_instance_profile
     roles = getattr(profile, "roles", None) or []
     return roles[0].name if roles else profile.name
+
+
+def set_private_ip(inst: Any, address: str) -> str | None:
+    """Give the instance's primary network interface this private address; the one it had."""
+    nic = inst.nics[0]
+    old = nic.private_ip_address
+    nic.private_ip_address = address
+    nic.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": address}]
+    return str(old) if old else None
+
+
+def placement_group(inst: Any) -> str:
+    return str(inst.placement.group_name or "")
+
+
+def set_placement_group(inst: Any, name: str) -> None:
+    inst.placement.group_name = name  # moto keeps the field (DescribeInstances shows it) but never sets it
+
+
+def security_group_ids(inst: Any) -> set[str]:
+    ids = {group.id for group in getattr(inst, "security_groups", None) or []}
+    for nic in inst.nics.values():
+        ids |= {group.id for group in nic.group_set or []}
+    return ids
 
 
 def availability_zones(region: str) -> list[str]:

@@ -32,14 +32,9 @@ def _already_running(instance_id: str, holder_pid: str) -> GuardRefused:
     )
 
 
-def start_training(ctx: Context, instance_id: str, script: str | Path, script_args: Sequence[str] = (), *,
-                   project: str | None = None, sync_code: bool = True, bucket: str | None = None,
-                   resume: str | None = None, echo: Echo = _quiet, guardian_request: Any = None,
-                   project_root_dir: str | Path | None = None, python: str | None = None,
-                   torchrun: str | None = None) -> Launch:
-    """Start ``script`` on the instance; ``guardian_request`` (guardian.Request) adds autostop/budget caps.
-    ``python``: the interpreter (else the `python` setting, else launch.sh detects the image's);
-    ``torchrun``: processes per node (a number or ``gpu``) to run it under torchrun."""
+def local_script(script: str | Path, project_root_dir: str | Path | None, sync_code: bool) -> tuple[Path, Path, str]:
+    """The checks made on this machine before anything is sent: (the script, the project root, the
+    script's path inside it)."""
     script_path = Path(script).expanduser()
     if not script_path.is_file():
         raise UsageError(f"Training script not found: {script}",
@@ -57,7 +52,20 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
     if sync_code:
         check_sync_root(root, explicit=project_root_dir is not None)
     check_syntax(script_path)
-    rel_script = script_path.resolve().relative_to(root).as_posix()
+    return script_path, root, script_path.resolve().relative_to(root).as_posix()
+
+
+def start_training(ctx: Context, instance_id: str, script: str | Path, script_args: Sequence[str] = (), *,
+                   project: str | None = None, sync_code: bool = True, bucket: str | None = None,
+                   resume: str | None = None, echo: Echo = _quiet, guardian_request: Any = None,
+                   project_root_dir: str | Path | None = None, python: str | None = None,
+                   torchrun: str | None = None, run_id: str | None = None,
+                   extra_env: dict[str, str] | None = None) -> Launch:
+    """Start ``script`` on the instance; ``guardian_request`` (guardian.Request) adds autostop/budget caps.
+    ``python``: the interpreter (else the `python` setting, else launch.sh detects the image's);
+    ``torchrun``: processes per node (a number or ``gpu``) to run it under torchrun. A fleet passes its ``run_id`` (one for every node) and ``extra_env`` (the code bundle it synced once,
+    the rendezvous variables)."""
+    script_path, root, rel_script = local_script(script, project_root_dir, sync_code)
     inst = running_instance(ctx, instance_id, "start training")
     name = project_name(ctx, script_path.resolve(), project, inst.project)
     world = ctx.world().label()
@@ -76,7 +84,8 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
         bundle_env, synced, applied = _prepare_sync(ctx, instance_id, root, name, env, bucket, echo)
         if bundle_env:
             launch_env.update(bundle_env)
-    run_id = new_run_id(ctx)
+    launch_env.update(extra_env or {})
+    run_id = run_id or new_run_id(ctx)
     launch_env["RUNCTL_META_JSON"] = json.dumps(
         {"run_id": run_id, "script": rel_script, "args": list(script_args), "project": name,
          "started": ctx.now().isoformat(timespec="seconds"), "world": world})

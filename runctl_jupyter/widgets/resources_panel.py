@@ -28,7 +28,7 @@ SETTLE_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0, 30.0, 30.0)
 # The columns shown at first (what warns and what it costs); the rest behind "All columns".
 # The cost table's first columns (costs.styling.FIRST_COLUMNS, not imported here: it needs pandas), then where.
 SHORT_COLUMNS = ("instance_id", "name", "instance_type", "gpu", "state", "warnings", "usd_per_hour",
-                 "accrued_usd", "uptime", "project", "region")
+                 "accrued_usd", "uptime", "project", "fleet", "region")
 
 _PROMPTS = {
     "start": "Start {iid}? It bills again from now on.",

@@ -17,14 +17,15 @@ import re
 import pytest
 from rel_helpers import REPO
 
-from runctl_jupyter import cli, grammar, grammar_types
+from runctl_jupyter import cli, grammar, grammar_fleet, grammar_types
 
 IID = "i-0123456789abcdef0"
 PLAIN = {"instance_id": IID, "instance_type": "t3.micro", "script": "training/train_with_checkpoints.py",
          "name": "region", "value": "us-east-1", "hours": "1", "kind": "resources"}
 BAD = {"empty": "", "control": "a\x01b", "10kb": "x" * 10240, "wrong-type": "abc"}
 # values that are valid whatever they say: free text handed to AWS or a file name
-WRONG_TYPE_IS_VALID = {grammar_types.text, grammar_types.project, grammar_types.run_id, grammar_types.local_path}
+WRONG_TYPE_IS_VALID = {grammar_types.text, grammar_types.project, grammar_types.run_id, grammar_types.local_path,
+                       grammar_fleet.fleet_name}
 SKIP = {("sandbox", "start"), ("sandbox", "stop"), ("sandbox", "status"),  # would start or stop a server
         ("local", "train")}  # a valid value starts a training on this machine
 

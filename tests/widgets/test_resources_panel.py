@@ -313,7 +313,7 @@ def test_warnings_and_cost_first_the_rest_behind_a_toggle(world: FakeWorld) -> N
     wait_until(lambda: panel.refresh_count >= 1, what="first refresh")
     heads = re.findall(r'class="col_heading level0 col\d+" >([^<]*)</th>', panel.table.value)
     assert heads[:8] == ["instance_id", "name", "instance_type", "gpu", "state", "warnings", "usd_per_hour", "accrued_usd"]
-    assert "price_source" not in heads and len(heads) == 11
+    assert "price_source" not in heads and len(heads) == 12
     assert 'style="white-space: nowrap;"' in panel.table.value  # IDs do not wrap
     panel.all_columns.value = True
     heads = re.findall(r'class="col_heading level0 col\d+" >([^<]*)</th>', panel.table.value)
