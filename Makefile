@@ -16,6 +16,12 @@ NBVAL := $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env --nb
 SHIFTED_CLOCK := TZ=Pacific/Chatham faketime -f '+400d'
 # Tools installed in the venv (shellcheck, jupyter) are found by the tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# tests/ runs on xdist workers: most tests wait on the sandbox (its delays, its instances' commands), so
+# more workers than cores pay (BENCHMARKS.md, "Test suite"). A file's tests stay on one worker (--dist
+# loadfile): a module-scoped fixture (a sandbox, a prepared instance) is set up once. nbval is the
+# plugin of the notebooks' runs below, not of tests/ (-p no:nbval: each worker starts sooner).
+PYTEST_WORKERS ?= 4
+TESTS := $(PY) -m pytest -q -p no:cacheprovider -p no:nbval -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-fast soak bench lint clean venv test-deps aws-smoke guides
 
@@ -38,12 +44,12 @@ guides: venv
 
 # Whole suite: lint, unit, sandbox integration, notebooks (nbval), browser (Playwright + chromium).
 test: venv test-deps lint
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(TESTS) tests
 	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)" $(NBVAL)
 	RUNCTL_SANDBOX_DIR="$(NBVAL_SANDBOX_DIR)-shifted" $(SHIFTED_CLOCK) $(NBVAL)
 
 test-fast: venv
-	$(PY) -m pytest -q -x tests --ignore=tests/browser
+	$(TESTS) -x tests --ignore=tests/browser
 
 # The 1,000-example runs take longer than pytest's per-test limit (300 s): no limit here.
 soak: venv

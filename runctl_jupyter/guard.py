@@ -335,7 +335,7 @@ def snapshot_volumes(ctx: Context, inst: Instance, echo: Echo) -> list[str]:
         echo(f"Saving {inst.instance_id}'s disk as snapshot(s) {', '.join(ids)} (waiting until complete)…")
         delay, deadline = ec2.wait_limits(ctx)
         client.get_waiter("snapshot_completed").wait(
-            SnapshotIds=ids, WaiterConfig={"Delay": delay * 3, "MaxAttempts": max(1, 6 * deadline // (delay * 3))})
+            SnapshotIds=ids, WaiterConfig={"Delay": delay * 3, "MaxAttempts": max(1, round(6 * deadline / (delay * 3)))})
     echo(cmd(f"aws create {inst.instance_type} --from-snapshot "  # the root disk's: runctl's files are there
              f"{dict(zip([d for d, _ in volumes], ids, strict=True)).get(data.get('RootDeviceName'), ids[0])}")
          .said(f"Snapshot(s) {', '.join(ids)} complete. To restore: `{{}}` (a new instance with the saved disk "

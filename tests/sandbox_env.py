@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from runctl_jupyter import api
+from runctl_jupyter.sandbox import control
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "training" / "train_with_checkpoints.py"
 _KEPT_RUNCTL_VARS = ("RUNCTL_SOAK_EXAMPLES",)
+# Seconds each sandbox transition takes in the tests (the server's defaults suit a person watching the
+# demo): a test that needs a slower world (a transition to catch midway) sets its own and puts these back.
+TEST_DELAYS = {"pending": 0.1, "stopping": 0.1, "ssm_online": 0.15, "kill_grace": 0.3}
 
 
 @contextmanager
 def running_sandbox(folder: Path) -> Iterator[Any]:
-    """Start the sandbox in ``folder`` with a clean environment; yield its status; stop it."""
+    """Start the sandbox in ``folder`` (:data:`TEST_DELAYS`) with a clean environment; yield its status; stop it."""
     saved = dict(os.environ)
     for key in [k for k in os.environ if k.startswith("RUNCTL_") and k not in _KEPT_RUNCTL_VARS]:
         os.environ.pop(key)  # a developer's RUNCTL_* settings must not leak into the tests
@@ -33,6 +37,7 @@ def running_sandbox(folder: Path) -> Iterator[Any]:
     try:
         status = api.sandbox_start(str(folder))
         try:
+            control.set_delays(control.status(folder), **TEST_DELAYS)
             yield status
         finally:
             api.sandbox_stop(str(folder))

@@ -51,7 +51,7 @@ SPOT_UNAVAILABLE = {"InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSp
                     "InsufficientCapacity", "UnfulfillableCapacity"}
 
 
-def wait_limits(ctx: Context) -> tuple[int, int]:
+def wait_limits(ctx: Context) -> tuple[float, int]:
     """(seconds between polls, deadline in seconds) that fit the world: the sandbox's transitions
     take well under a second, so 30 s there means it is stuck (or gone); AWS's take tens of
     seconds, and a GPU image can need minutes to boot and register with SSM."""
@@ -346,7 +346,7 @@ def wait_for(ctx: Context, instance_id: str, state: str, echo: Callable[[str], N
     with translate_aws_errors(f"wait for {instance_id} to be {wanted}", instance_id):
         try:
             ctx.client("ec2").get_waiter(waiter_name).wait(
-                InstanceIds=[instance_id], WaiterConfig={"Delay": delay, "MaxAttempts": max(1, deadline // delay)})
+                InstanceIds=[instance_id], WaiterConfig={"Delay": delay, "MaxAttempts": max(1, round(deadline / delay))})
         except WaiterError as exc:
             if (exc.last_response or {}).get("Error"):
                 raise  # an AWS error while polling: translate_aws_errors words it

@@ -41,6 +41,34 @@ def user_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runctl"
 
 
+_LOADERS: dict[str | None, Any] = {}  # data_path -> botocore's data loader (the models: read-only JSON)
+_LOADERS_LOCK = threading.Lock()
+
+
+def _boto3_session(profile_name: str | None, region_name: str | None) -> Any:
+    """A new boto3 session whose data loader (the service models, endpoints, partitions: read-only
+    JSON) is this process's one, so that a new context does not parse the models again: 0.2-0.3 s
+    of CPU per context (each ``%runctl`` line, each panel refresh's context, each test) otherwise."""
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.get_session()
+    if profile_name is not None:
+        core.set_config_variable("profile", profile_name)
+    # what botocore reads to make its loader; reading it reads the profile's config (ProfileNotFound
+    # here, before any call, as a session of boto3's own making raises it)
+    data_path = core.get_config_variable("data_path")
+    with _LOADERS_LOCK:
+        loader = _LOADERS.get(data_path)
+        if loader is None:
+            loader = _LOADERS[data_path] = botocore.loaders.create_loader(data_path)
+        core.register_component("data_loader", loader)
+        session = boto3.Session(botocore_session=core, profile_name=profile_name, region_name=region_name)
+        loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))  # boto3 adds its folder each time
+    return session
+
+
 def sandbox_clock(endpoint: str) -> datetime:
     """The sandbox's current instant (it may be frozen): every date a user sees while the sandbox is
     in use comes from here, never the machine's clock."""
@@ -64,12 +92,12 @@ class Pacing:
     log_poll: float            # between reads of a followed log
     run_poll: float            # between status reads while waiting for a run to exit
     state_poll: float          # between DescribeInstances / SSM registration polls
-    waiter_delay: int          # boto3 waiter Delay
+    waiter_delay: float        # boto3 waiter Delay (the sandbox: a few tenths, as its transitions take)
     waiter_max_s: int          # how long an instance state transition may take
 
 
 SANDBOX_PACING = Pacing(ssm_first_poll=0.05, log_poll=0.3, run_poll=0.3, state_poll=0.25,
-                        waiter_delay=1, waiter_max_s=30)
+                        waiter_delay=0.2, waiter_max_s=30)
 AWS_PACING = Pacing(ssm_first_poll=0.5, log_poll=2.0, run_poll=3.0, state_poll=5.0,
                     waiter_delay=5, waiter_max_s=600)
 
@@ -105,14 +133,13 @@ class Context:
     @property
     def session(self):
         if self._session is None:
-            import boto3  # lazy by design
-            from botocore.exceptions import ProfileNotFound
+            from botocore.exceptions import ProfileNotFound  # lazy by design (so is boto3: _boto3_session)
 
             profile = None if self.is_sandbox else self.settings.profile
             try:
                 with translate_aws_errors("open the AWS profile"):
-                    self._session = boto3.Session(profile_name=profile,
-                                                  region_name=self.settings.region or env_region())
+                    self._session = _boto3_session(profile_name=profile,
+                                                   region_name=self.settings.region or env_region())
             except ProfileNotFound as exc:
                 source = ("env AWS_PROFILE" if profile is None else self.settings.sources.get("profile", "settings"))
                 name = str(exc.kwargs.get("profile"))

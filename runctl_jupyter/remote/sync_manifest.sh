@@ -75,16 +75,31 @@ sha=$(sha256_of "$snap")
 # it, or it is gone). Its hash is cached by (size, mtime, ctime, inode), so an unchanged project is
 # not read again. At most DRIFT_MAX lines; drift_total says how many there are in all.
 DRIFT_MAX=200
+# HASHED=(the sha256 of each file named, in order) from one sha256sum over them all (not a process per
+# file: a first check of thousands of files takes a second, not half a minute); 1 when that cannot give
+# every one (no GNU sha256sum, a file unreadable or gone meanwhile): then the caller hashes one by one.
+hash_files() {
+    local line
+    HASHED=()
+    [ "$#" -gt 0 ] || return 0
+    command -v sha256sum >/dev/null 2>&1 && command -v xargs >/dev/null 2>&1 || return 1
+    while IFS= read -r line; do
+        line=${line#"\\"} # a name with a backslash or newline: GNU escapes it and marks the line with one
+        [[ "${line:0:65}" =~ ^[0-9a-f]{64}\ $ ]] || return 1
+        HASHED+=("${line:0:64}")
+    done < <(printf '%s\0' "$@" | xargs -0 sha256sum -- 2>/dev/null)
+    [ "${#HASHED[@]}" -eq "$#" ]
+}
 drift_report() {
     local code="$ROOT/runctl/$project/code" cache="$ROOT/runctl/$project/.code-hashes"
-    local entry_re='^"(.*)": "([0-9a-f]{64})",?$' line key want rel st got n=0 total=0 k rest
+    local entry_re='^"(.*)": "([0-9a-f]{64})",?$' line key rel st got n=0 total=0 k rest i
     local bs="\\" dq='"'
     local -A seen=()
+    local -a keys=() rels=() wants=() gots=() todo=() todo_at=()
     code_stats_and_hashes "$code" "$cache"
     while IFS= read -r line; do
         [[ "$line" =~ $entry_re ]] || continue
         key=${BASH_REMATCH[1]} # JSON-escaped (only \\ and \"), never a tab or newline
-        want=${BASH_REMATCH[2]}
         rel=${key//"$bs$dq"/"$dq"}
         rel=${rel//"$bs$bs"/"$bs"}
         st=${CODE_STATS["$rel"]:-}
@@ -94,23 +109,36 @@ drift_report() {
             if [ -n "$rest" ] && [ "${rest% *}" = "$st" ]; then
                 got=${rest##* }
             else
-                got=$(sha256_of "$code/$rel")
-                CODE_HASHES["$key"]="$st $got"
+                got=""  # hashed below, with every other file the cache does not know
+                todo+=("$code/$rel")
+                todo_at+=("${#keys[@]}")
             fi
         fi
+        keys+=("$key") rels+=("$rel") wants+=("${BASH_REMATCH[2]}") gots+=("$got")
         seen["$key"]=1
-        if [ "$got" != "$want" ]; then
+    done < "$snap"
+    if ! hash_files "${todo[@]}"; then
+        HASHED=()
+        for rel in "${todo[@]}"; do HASHED+=("$(sha256_of "$rel")"); done
+    fi
+    for i in "${!todo_at[@]}"; do
+        k=${todo_at[$i]}
+        gots[k]=${HASHED[$i]}
+        CODE_HASHES["${keys[k]}"]="${CODE_STATS["${rels[k]}"]} ${HASHED[$i]}"
+    done
+    for i in "${!keys[@]}"; do
+        if [ "${gots[i]}" != "${wants[i]}" ]; then
             total=$((total + 1))
             if [ "$n" -lt "$DRIFT_MAX" ]; then
-                if [ "$got" = missing ]; then
-                    printf '@runctl drifted=%s gone=1\n' "$(pct "$rel")"
+                if [ "${gots[i]}" = missing ]; then
+                    printf '@runctl drifted=%s gone=1\n' "$(pct "${rels[i]}")"
                 else
-                    printf '@runctl drifted=%s\n' "$(pct "$rel")"
+                    printf '@runctl drifted=%s\n' "$(pct "${rels[i]}")"
                 fi
                 n=$((n + 1))
             fi
         fi
-    done < "$snap"
+    done
     for k in "${!CODE_HASHES[@]}"; do
         if [ -n "${seen[$k]+x}" ]; then printf '%s\t%s\n' "$k" "${CODE_HASHES[$k]}"; fi
     done > "$cache.tmp.$$" 2>/dev/null

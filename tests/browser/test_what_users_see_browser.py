@@ -194,7 +194,7 @@ def test_live_table_and_panels(lab: Lab, browser: Any) -> None:
         panel_table = resources.locator(".runctl-table")
         expect(panel_table).to_contain_text("g5.12xlarge", timeout=60_000)
         heads = panel_table.locator("thead th").all_inner_texts()
-        assert heads[:7] == ["instance_id", "name", "instance_type", "state", "warnings", "usd_per_hour",
+        assert heads[:8] == ["instance_id", "name", "instance_type", "gpu", "state", "warnings", "usd_per_hour",
                              "accrued_usd"], heads
         right = panel_table.locator("thead th", has_text="accrued_usd").evaluate(
             "th => th.getBoundingClientRect().right")

@@ -3,6 +3,7 @@ and a one-time spot stop never ends an instance whose checkpoints have no verifi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,14 @@ def _train(ctx, iid: str, project: str, seed: int) -> None:
 
 def _boto_stop_start(ctx, iid: str, action: str) -> None:
     client = ctx.client("ec2")
+    if action == "start":
+        # LaunchTime and runctl's stop record are stamped to the second, and on AWS a stop and a start
+        # take far longer than one; the sandbox's take a fraction of one, so a start could share the
+        # second of runctl's record and not look later than it: start in a later second
+        time.sleep(1.0)
     getattr(client, f"{action}_instances")(InstanceIds=[iid])
     client.get_waiter("instance_stopped" if action == "stop" else "instance_running").wait(
-        InstanceIds=[iid], WaiterConfig={"Delay": 1})
+        InstanceIds=[iid], WaiterConfig={"Delay": 0.2})
 
 
 def test_stop_saves_every_project_on_the_disk_and_terminate_trusts_its_record(ctx, instance):

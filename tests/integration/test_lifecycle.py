@@ -151,12 +151,13 @@ def test_a_stuck_wait_says_what_it_waits_for_and_ends_at_the_sandbox_deadline(ct
     ctx.pacing = dataclasses.replace(ctx.pacing, waiter_max_s=2)  # the sandbox's own deadline is 30 s
     info = control.status()
     said: list[str] = []
+    before = control.set_delays(info)["pending"]
     control.set_delays(info, pending=120)
     try:
         with pytest.raises(BackendError) as err:
             api.create(ctx, "t3.micro", wait=True, project="itest", echo=said.append)
     finally:
-        control.set_delays(info, pending=0.3)
+        control.set_delays(info, pending=before)
     iid = said[0].split("Created ")[1].split()[0]
     assert said[1] == f"[sandbox · us-east-1] Waiting for {iid} to be running with its SSM agent Online (up to 2 s)…"
     assert err.value.message.startswith(f"{iid} was not running with its SSM agent Online within 2 s (it is pending).")

@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from runctl_jupyter.sandbox import control
+
 REPO = Path(__file__).resolve().parents[2]
-TRANSCRIPT: list[tuple[str, str]] = []  # (where it came from, text): scanned by test_zz_no_secrets.py
+# (where it came from, text): what this process's reliability tests captured, scanned at the session's
+# end by conftest.py's _no_secret_in_any_output (each xdist worker scans its own)
+TRANSCRIPT: list[tuple[str, str]] = []
+FORBIDDEN = ["X-Amz-Signature", "X-Amz-Credential", "AWS_SECRET_ACCESS_KEY", "Signature=",
+             "aws_secret_access_key", "AWSAccessKeyId="]
+# The sandbox's test secret (control.env_for) — matched as a word: "testing" alone.
+SECRET = re.compile(r"(?<![A-Za-z_])" + re.escape(control.env_for(control.SandboxInfo(
+    dir=None, endpoint="", pid=0, port=0, started=""))["AWS_SECRET_ACCESS_KEY"]) + r"(?![A-Za-z_])")
 
 
 def record(where: str, *texts: str | bytes | None) -> None:
     for text in texts:
         if text:
             TRANSCRIPT.append((where, text.decode("utf-8", "replace") if isinstance(text, bytes) else text))
+
+
+def leaks_in(transcript: list[tuple[str, str]]) -> list[str]:
+    """Each credential or presigned-URL part found in ``transcript``: where, what, and the text around it."""
+    leaks = []
+    for where, text in transcript:
+        for needle in FORBIDDEN:
+            if needle in text:
+                i = text.index(needle)
+                leaks.append(f"{where}: {needle!r} … {text[max(0, i - 80):i + 40]!r}")
+        m = SECRET.search(text)
+        if m:
+            leaks.append(f"{where}: the test secret … {text[max(0, m.start() - 80):m.end() + 40]!r}")
+    return leaks
 
 
 def run_cli(*args: str, env: dict | None = None, unset: tuple[str, ...] = (), cwd: Path | None = None,

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
+from sandbox_env import TEST_DELAYS
 from sandbox_helpers import Sandbox
 
 from runctl_jupyter.sandbox import control
@@ -24,7 +25,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     directory = tmp_path_factory.mktemp("sandbox")
     info = control.start(directory)
     try:
-        control.set_delays(info, pending=0.1, stopping=0.1, ssm_online=0.15, kill_grace=0.3)
+        control.set_delays(info, **TEST_DELAYS)
         yield Sandbox(info)
     finally:
         try:
