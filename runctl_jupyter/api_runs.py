@@ -108,7 +108,7 @@ def run_info(ctx: Context, instance_id: str, project: str | None = None, run_id:
                           Step("Pass --project NAME when the run belongs to another project")])
     if st.get("state", "none") == "none" or not st.get("run_id"):
         return None
-    log_path = st.get("log") or f"runctl/{project}/runs/{st['run_id']}/log"
+    log_path = st["log"]  # absolute (status.sh): SSM runs each command in a folder of its own
     state = st.get("state", "")
     launch = Launch(instance_id, project, st["run_id"], int(st.get("pid") or 0), log_path, python=st.get("python", ""))
     return RunInfo(launch, state,

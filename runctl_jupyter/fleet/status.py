@@ -99,8 +99,7 @@ def run_info(ctx: Context, fleet: Fleet, project: str | None = None, run_id: str
                          [Step("Pass --project NAME when the run belongs to another project"),
                           cmd(f"fleet status {fleet.name}", "See the fleet's nodes and their newest runs")])
     launches = [Launch(inst.instance_id, project, run_id, int(f.get("pid") or 0),
-                       f.get("log") or f"runctl/{project}/runs/{run_id}/log") for inst, f in zip(fleet.nodes, fields,
-                                                                                              strict=True)]
+                       f.get("log", "")) for inst, f in zip(fleet.nodes, fields, strict=True)]
     launch = FleetLaunch(fleet.name, project, run_id, launches, node0.private_ip or "", DEFAULT_MASTER_PORT,
                          world=fleet.world)
     return FleetRunInfo(launch, fields, [inst.state for inst in fleet.nodes])

@@ -8,7 +8,7 @@
 # stdout:
 #   @runctl project=… run_id=… state=running|exited|none pid=… exit_code=… log_size=<bytes>
 #           started=<iso> ended=<iso> last_checkpoint=<relpath in checkpoints/, newest written by
-#           this run> [lost=1] [stopped=1] [python=<the run's interpreter>]
+#           this run> [lost=1] [stopped=1] [python=<the run's interpreter>] log=<the log's absolute path>
 #           [lock_state=running|starting lock_pid=… lock_run_id=… lock_project=…] [stale_cleaned=1]
 # lost=1: the process is gone without recording an exit code (killed, instance rebooted).
 # then the GPUs, in the same command (gpu.sh): one "@runctl-gpu <nvidia-smi CSV line>" per GPU and
@@ -47,7 +47,8 @@ fi
 line="@runctl project=$(pct "$PROJECT") run_id=$(pct "$RUN_ID")"
 if [ -n "$RUN_ID" ] && [ -d "$RUNCTL_DIR/$PROJECT/runs/$RUN_ID" ]; then
   run_state "$RUNCTL_DIR/$PROJECT/runs/$RUN_ID"
-  line+=" $(run_fields "$PROJECT" "$RUN_ID")"
+  # log=: the absolute path (SSM runs commands in a folder of its own, so a relative one means nothing)
+  line+=" $(run_fields "$PROJECT" "$RUN_ID") log=$(pct "$RUNCTL_DIR/$PROJECT/runs/$RUN_ID/log")"
 else
   line+=" state=none pid= exit_code= log_size=0 started= ended= last_checkpoint="
 fi

@@ -1,7 +1,9 @@
 """Running AWS-RunShellScript invocations as real processes on an instance's disk.
 
 Each invocation is ``/bin/sh -c <commands joined by newlines>`` (as the SSM agent runs the script),
-in its own session, with cwd = the instance directory, stdout/stderr to files under DIR/ssm/, and a
+in its own session, with cwd = a folder of the agent's for this command (AWS: .../orchestration/<command
+id>/awsrunShellScript/0.awsrunShellScript, never the login user's home: a relative path in a script
+means that folder on AWS, so here it means DIR/ssm/.../cwd), stdout/stderr to files under DIR/ssm/, and a
 clean environment carrying the instance marker (see processes.py) — never the server's credentials.
 The process is the server's child, so it keeps running whatever happens to the client that sent it.
 """
@@ -184,7 +186,8 @@ class Runner:
             return
         disk = self.world.instance_dir(inv.iid)
         disk.mkdir(parents=True, exist_ok=True)
-        cwd = disk
+        cwd = inv.out_path.parent / "cwd"  # the agent's folder for this command, not the instance's home
+        cwd.mkdir(parents=True, exist_ok=True)
         workdir = (command.parameters.get("workingDirectory") or [""])[0]
         if workdir:
             candidate = (disk / workdir.lstrip("/")).resolve()

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.sandbox
 
 def test_stop_kills_every_process_even_setsid_nohup_and_keeps_the_disk(sb: Sandbox) -> None:
     iid = sb.launch()
-    inv = sb.run(iid, "echo kept > data.txt; setsid nohup sleep 1000 >/dev/null 2>&1 & echo $!")
+    inv = sb.run(iid, 'echo kept > "$RUNCTL_ROOT/data.txt"; setsid nohup sleep 1000 >/dev/null 2>&1 & echo $!')
     pid = int(inv["StandardOutputContent"].split()[-1])
     assert pid_alive(pid)
     ec2 = sb.client("ec2")
@@ -32,7 +32,7 @@ def test_stop_kills_every_process_even_setsid_nohup_and_keeps_the_disk(sb: Sandb
 
 def test_terminate_kills_processes_and_deletes_the_disk(sb: Sandbox) -> None:
     iid = sb.launch()
-    pid = int(sb.run(iid, "touch f; nohup sleep 1000 >/dev/null 2>&1 & echo $!")["StandardOutputContent"])
+    pid = int(sb.run(iid, 'touch "$RUNCTL_ROOT/f"; nohup sleep 1000 >/dev/null 2>&1 & echo $!')["StandardOutputContent"])
     disk = sb.dir / "instances" / iid
     assert (disk / "f").exists()
     ec2 = sb.client("ec2")

@@ -13,7 +13,9 @@ from runctl_jupyter.sandbox import control
 pytestmark = pytest.mark.sandbox
 
 
-def test_command_stdout_comes_back_and_runs_on_the_instance_disk(sb: Sandbox) -> None:
+def test_command_stdout_comes_back_and_runs_with_the_instance_disk_as_root(sb: Sandbox) -> None:
+    """As the SSM agent does, each command runs in a folder of its own (never the home folder: a relative
+    path in a script must fail here as it would on AWS); RUNCTL_ROOT is the instance's disk."""
     iid = sb.launch()
     inv = sb.run(iid, "echo hi; pwd; echo \"$RUNCTL_SANDBOX_INSTANCE $RUNCTL_ROOT\"; "
                       "env | grep -c '^AWS_' || true; echo err >&2")
@@ -21,7 +23,7 @@ def test_command_stdout_comes_back_and_runs_on_the_instance_disk(sb: Sandbox) ->
     lines = inv["StandardOutputContent"].splitlines()
     disk = str((sb.dir / "instances" / iid).resolve())
     assert lines[0] == "hi"
-    assert lines[1] == disk
+    assert lines[1] != disk and lines[1].endswith("/cwd") and not lines[1].startswith(disk + "/")
     assert lines[2] == f"{iid} {disk}"
     assert lines[3] == "0"  # no AWS credentials leak into instance processes
     assert inv["StandardErrorContent"] == "err\n"
@@ -63,7 +65,7 @@ def test_in_progress_while_running_then_success(sb: Sandbox) -> None:
 
 def test_only_the_instances_asked_run_the_command(sb: Sandbox) -> None:
     first, second, third = sb.launch(), sb.launch(), sb.launch()
-    command_id = sb.send([first, third], "echo here > marker.txt")
+    command_id = sb.send([first, third], 'echo here > "$RUNCTL_ROOT/marker.txt"')
     for iid in (first, third):
         assert sb.wait_command(command_id, iid)["Status"] == "Success"
     disks = sb.dir / "instances"
@@ -94,7 +96,7 @@ def test_a_mixed_request_with_one_bad_instance_runs_nowhere(sb: Sandbox) -> None
     good = sb.launch()
     before = sb.snapshot()
     with pytest.raises(ClientError) as err:
-        sb.send([good, "i-0123456789abcdef0"], "touch partial.txt")
+        sb.send([good, "i-0123456789abcdef0"], 'touch "$RUNCTL_ROOT/partial.txt"')
     assert err.value.response["Error"]["Code"] == "InvalidInstanceId"
     time.sleep(0.2)
     assert sb.snapshot() == before

@@ -125,7 +125,7 @@ def test_presigned_put_and_get_work_with_curl(sb: Sandbox, tmp_path) -> None:
 def test_snapshot_sees_disk_and_tag_changes(sb: Sandbox) -> None:
     iid = sb.launch()
     before = sb.snapshot()
-    sb.run(iid, "mkdir -p runctl/p && echo x > runctl/p/f")
+    sb.run(iid, 'mkdir -p "$RUNCTL_ROOT/runctl/p" && echo x > "$RUNCTL_ROOT/runctl/p/f"')
     sb.client("ec2").create_tags(Resources=[iid], Tags=[{"Key": "runctl:run-state", "Value": "running"}])
     after = sb.snapshot()
     assert after != before
