@@ -40,7 +40,7 @@ def test_train_wait_streams_log_and_progress(ctx, instance, sandbox):
     assert log.rstrip().endswith("[runctl] exit code 0")
     # The layout of DESIGN.md, on the instance's own disk.
     base = _disk(sandbox, instance) / "runctl" / "itest"
-    assert (base / "code" / "training" / "train_with_checkpoints.py").is_file()
+    assert (base / "code" / "train_with_checkpoints.py").is_file()  # training/ is its own project (.runctl.toml)
     assert (base / "checkpoints" / "checkpoint_epoch_3.json").is_file()
     assert (base / "runs" / launch.run_id / "exit_code").read_text().strip() == "0"
 
