@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import api
-from .follow_view import REATTACH_CONTEXT_BYTES, _Progress
+from .follow_view import _LIVE_VIEWS, REATTACH_CONTEXT_BYTES, BackgroundFollower, _Progress
 
 if TYPE_CHECKING:
     from .dispatch import Frontend
@@ -72,14 +72,59 @@ def create(c: Command, fe: Frontend) -> api.Fleet:
                             echo=fe.echo, ami=c.ami, iam_instance_profile=c.iam_instance_profile, disk_gb=c.disk_gb)
 
 
+class FleetBackgroundFollower(BackgroundFollower):
+    """`fleet train` without --wait in a notebook: node 0's log shown in the cell from a thread, and every
+    node watched while this kernel runs (the first node to fail or stop ends the run on the others, as
+    when followed in the foreground)."""
+
+    def __init__(self, ctx: api.Context, launch: api.FleetLaunch, reattach: str) -> None:
+        self.fleet_ctx, self.fleet_launch = ctx, launch  # (before the thread starts in BackgroundFollower.__init__)
+        self.fleet_result: api.FleetResult | None = None
+        super().__init__(ctx, launch.launches[0], reattach=reattach)
+
+    def _title(self) -> str:
+        return f"fleet run {self.fleet_launch.run_id} on {self.fleet_launch.fleet} (node 0's log)"
+
+    def _running_status(self) -> str:
+        return "running (shown and watched here while this kernel runs: a node that fails ends the others)"
+
+    def _run(self) -> None:
+        try:
+            result = api.fleet_follow(self.fleet_ctx, self.fleet_launch, self._on_text, should_stop=self._should_stop,
+                                      echo=lambda line: self.lines.append(f"[runctl] {line}"))
+            if self._stop.is_set():
+                self.handle.update(self._render("detached (the run goes on, unwatched)"))
+                return
+            self.fleet_result = result
+            self.handle.update(self._render(result.summary().splitlines()[0].partition(": ")[2]))
+        except Exception as exc:  # a thread cannot raise into the cell: show it in the display
+            message = exc.render("%runctl") if hasattr(exc, "render") else f"{type(exc).__name__}: {exc}"
+            self.handle.update(self._render(f"stopped watching: {message}"))
+        finally:
+            _LIVE_VIEWS.discard(self)
+
+    def kernel_stopping(self, hint: str = "") -> None:
+        if self.fleet_result is None:  # (an ended run's display already says how it ended)
+            super().kernel_stopping(hint)
+
+
+_FOLLOWERS: dict[str, FleetBackgroundFollower] = {}  # fleet name -> the cell that watches its newest run
+
+
 def train(c: Command, fe: Frontend) -> api.FleetLaunch | api.FleetResult:
     ctx = _ctx(c, fe)
     launch = api.fleet_train(ctx, c.fleet, c.script, c.script_args, project=c.project, sync_code=c.sync_code,
                              bucket=c.bucket, project_root=c.project_root, torchrun=c.torchrun,
                              nproc_per_node=c.nproc_per_node, master_port=c.master_port, echo=fe.echo)
     if not c.wait:
-        fe.echo(f"Follow it with: {fe.prefix} fleet monitor {c.fleet} --follow{' --all-nodes' if c.all_nodes else ''} "
-                "(while followed, a node that fails ends the run on the others)")
+        again = f"{fe.prefix} fleet monitor {c.fleet} --follow{' --all-nodes' if c.all_nodes else ''}"
+        if fe.notebook:  # node 0's log in this cell, and the whole fleet watched, while this kernel runs
+            previous = _FOLLOWERS.pop(c.fleet, None)
+            if previous:
+                previous.stop()
+            _FOLLOWERS[c.fleet] = FleetBackgroundFollower(ctx, launch, reattach=f"`{again}`")
+            return launch
+        fe.echo(f"Follow it with: {again} (while followed, a node that fails ends the run on the others)")
         return launch
     result = follow_here(ctx, launch, fe, all_nodes=c.all_nodes)
     if result.state == "failed":

@@ -235,6 +235,9 @@ class BackgroundFollower:
         self.thread = threading.Thread(target=self._run, name=f"runctl-follow-{launch.run_id}", daemon=True)
         self.thread.start()
 
+    def _title(self) -> str:
+        return f"run {self.launch.run_id} on {self.launch.instance_id}"
+
     def _running_status(self) -> str:
         return "running (shown here while this kernel runs)"
 
@@ -264,8 +267,7 @@ class BackgroundFollower:
         body = html.escape("\n".join(self.lines[-self.max_lines:] + ([self.partial] if self.partial else [])))
         stale = self._stale_note() if status.startswith(("running", "starting")) else ""
         self._drawn = time.monotonic()
-        return HTML(f"<div class='runctl-live {MATHJAX_IGNORE}'><b>run {self.launch.run_id} on "
-                    f"{self.launch.instance_id}</b>: <span class='runctl-live-state'>{html.escape(status)}</span>"
+        return HTML(f"<div class='runctl-live {MATHJAX_IGNORE}'><b>{html.escape(self._title())}</b>: <span class='runctl-live-state'>{html.escape(status)}</span>"
                     f"{stale}{bar}<div style='max-height:24em;overflow:auto;display:flex;flex-direction:column-reverse'>"
                     f"<pre style='margin:0'>{body}</pre></div></div>")  # (bottom-up: opens at the newest line)
 

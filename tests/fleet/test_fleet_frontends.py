@@ -59,3 +59,26 @@ def test_magic_returns_values_and_raises_on_a_failed_node(shell, ctx, project, m
         assert "(members only)" in frame.attrs["runctl_caption"]
     finally:
         shell.run_line_magic("runctl", "fleet terminate magicfleet --force")
+
+
+def test_a_notebook_watches_a_fleet_run_started_without_wait(shell, ctx, project, monkeypatch):
+    """Without --wait a notebook cell returns at once, shows node 0's log and keeps watching every node:
+    a node that fails ends the run on the others although nobody waits in the cell."""
+    from runctl_jupyter import fleet_view
+
+    monkeypatch.chdir(project)
+    shell.run_line_magic("runctl", "fleet create watchfleet t3.micro --nodes 2 --wait --project fleetproj")
+    try:
+        launch = shell.run_line_magic("runctl", "fleet train watchfleet rendezvous.py -- --fail-rank 1 --timeout 300")
+        assert isinstance(launch, api.FleetLaunch)
+        follower = fleet_view._FOLLOWERS["watchfleet"]
+        assert follower.fleet_launch is launch
+        follower.thread.join(timeout=240)
+        assert not follower.thread.is_alive(), "the watch never ended"
+        result = follower.fleet_result
+        assert result is not None, follower.lines
+        assert result.state == "failed" and result.first_failure == 1 and result.ended_by_runctl == [0]
+        assert any("rank 0" in line for line in follower.lines)  # node 0's log, in the cell
+        assert all(node.state != "running" for node in result.nodes)
+    finally:
+        shell.run_line_magic("runctl", "fleet terminate watchfleet --force")
