@@ -63,8 +63,9 @@ def start_training(ctx: Context, instance_id: str, script: str | Path, script_ar
                    extra_env: dict[str, str] | None = None) -> Launch:
     """Start ``script`` on the instance; ``guardian_request`` (guardian.Request) adds autostop/budget caps.
     ``python``: the interpreter (else the `python` setting, else launch.sh detects the image's);
-    ``torchrun``: processes per node (a number or ``gpu``) to run it under torchrun. A fleet passes its ``run_id`` (one for every node) and ``extra_env`` (the code bundle it synced once,
-    the rendezvous variables)."""
+    ``torchrun``: processes per node (a number or ``gpu``) to run it under torchrun. A fleet passes its
+    ``run_id`` (one for every node) and ``extra_env`` (the code bundle it synced once, the rendezvous
+    variables)."""
     script_path, root, rel_script = local_script(script, project_root_dir, sync_code)
     inst = running_instance(ctx, instance_id, "start training")
     name = project_name(ctx, script_path.resolve(), project, inst.project)
