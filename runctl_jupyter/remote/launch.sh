@@ -321,9 +321,12 @@ fi
   if [ -n "${RUNCTL_RESUME_FROM:-}" ]; then export RUNCTL_RESUME_FROM; fi
   # nothing else of runctl's reaches the training: presigned URLs (RUNCTL_SYNC_URL, RUNCTL_FETCH_URL)
   # are secrets, and a script that prints its environment would put them in the run's log
+  # (RUNCTL_SANDBOX_INSTANCE/_DIR exist only in the sandbox: the marks by which it finds an instance's
+  # processes, to end them when the instance stops as AWS does; they are not secrets)
   for var in $(compgen -v RUNCTL_); do
     case "$var" in
       RUNCTL_RUN_ID | RUNCTL_PROJECT | RUNCTL_CHECKPOINT_DIR | RUNCTL_RESUME_FROM | RUNCTL_W_*) ;;
+      RUNCTL_SANDBOX_INSTANCE | RUNCTL_SANDBOX_DIR) ;;
       *) unset "$var" ;;
     esac
   done
