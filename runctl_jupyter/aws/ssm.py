@@ -121,11 +121,16 @@ def install_scripts(ctx: Context, instance_id: str) -> None:
                                    f"install runctl's scripts on {instance_id}")
         result = wait_result(ctx, instance_id, command_id, timeout_s=INSTALL_TIMEOUT_S + 60)
         if result.status != "Success":
-            raise BackendError(
-                f"runctl could not install its scripts on {instance_id} ({result.status}, exit "
-                f"{result.exit_code}: {(result.stderr or result.stdout).strip()[-200:] or 'no output'}).",
-                [cmd(f"aws status {instance_id}", "Check the instance (disk full? /var/lib writable?)"),
-                 Step("Run the command again")])
+            raise install_failure(instance_id, result)
+
+
+def install_failure(instance_id: str, result: RemoteResult) -> BackendError:
+    """The error when an install command did not succeed on ``instance_id`` (a fleet's node too)."""
+    return BackendError(
+        f"runctl could not install its scripts on {instance_id} ({result.status}, exit "
+        f"{result.exit_code}: {(result.stderr or result.stdout).strip()[-200:] or 'no output'}).",
+        [cmd(f"aws status {instance_id}", "Check the instance (disk full? /var/lib writable?)"),
+         Step("Run the command again")])
 
 
 def remote_root_env(ctx: Context) -> dict[str, str]:

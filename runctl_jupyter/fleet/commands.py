@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import remote
 from ..aws import ssm
 from ..aws.session import Context
-from ..errors import BackendError, Step, cmd, translate_aws_errors
+from ..errors import BackendError, Step, translate_aws_errors
 from ..models import RemoteResult
 
 MAX_POLL_WORKERS = 16
@@ -56,11 +56,7 @@ def install(ctx: Context, instance_ids: Sequence[str]) -> None:
                            f"runctl install scripts {remote.scripts_version()}")
         for iid, result in _wait_all(ctx, instance_ids, command_id, ssm.INSTALL_TIMEOUT_S).items():
             if result.status != "Success":
-                raise BackendError(
-                    f"runctl could not install its scripts on {iid} ({result.status}, exit {result.exit_code}: "
-                    f"{(result.stderr or result.stdout).strip()[-200:] or 'no output'}).",
-                    [cmd(f"aws status {iid}", "Check the instance (disk full? /var/lib writable?)"),
-                     Step("Run the command again")])
+                raise ssm.install_failure(iid, result)
 
 
 def run_all(ctx: Context, instance_ids: Sequence[str], script: str, args: Sequence[str] = (),

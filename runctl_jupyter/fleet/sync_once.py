@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import sync
-from ..aws import s3, ssm
+from ..aws import ssm
 from ..aws.session import Context
 from ..errors import BackendError, cmd
-from ..training.launch import _manifest_cache, _names, _refuse_oversized, _say_excluded, say_kept
+from ..training.launch import _manifest_cache, _names, _refuse_oversized, _say_excluded, say_kept, send_bundle
 from ..training.runs import first_line
 from .commands import run_all
 from .members import Echo, Fleet
@@ -68,12 +68,7 @@ def sync_once(ctx: Context, fleet: Fleet, root: Path, project: str, env: dict[st
     if plan.empty:
         echo(f"Code sync: every node of fleet {fleet.name} already holds the code ({plan.unchanged} file(s))")
         return {}, {"uploaded": "0", "deleted": "0", "unchanged": str(plan.unchanged)}, None
-    bundle = sync.make_bundle(root, plan, local)
-    name = s3.bucket_for(ctx, bucket)
-    digest = sync.sha256_bytes(bundle)
-    key = f"runctl/{project}/code/bundle-{digest[:16]}.tar.gz"
-    s3.put_bytes(ctx, name, key, bundle)
-    echo(f"Code sync: {len(plan.upload)} changed file(s), {len(plan.delete)} deletion(s), {len(bundle):,} bytes via "
-         f"s3://{name}/{key}, one bundle fetched by all {len(ids)} nodes")
-    bundle_env = {"RUNCTL_SYNC_URL": s3.presign_get(ctx, name, key), "RUNCTL_SYNC_SHA256": digest}
+    bundle_env, where = send_bundle(ctx, root, plan, local, project, bucket)
+    echo(f"Code sync: {len(plan.upload)} changed file(s), {len(plan.delete)} deletion(s), {where}, one bundle "
+         f"fetched by all {len(ids)} nodes")
     return bundle_env, {"uploaded": str(len(plan.upload)), "deleted": str(len(plan.delete))}, plan.manifest

@@ -222,15 +222,24 @@ def _prepare_sync(ctx: Context, instance_id: str, root: Path, project: str, env:
     _refuse_oversized(ctx, root, plan, local)
     if plan.empty:
         return {}, {"uploaded": "0", "deleted": "0", "unchanged": str(plan.unchanged)}, None
+    env, where = send_bundle(ctx, root, plan, local, project, bucket)
+    echo(f"Code sync: {len(plan.upload)} changed file(s), {len(plan.delete)} deletion(s), {where}")
+    return env, {"uploaded": str(len(plan.upload)), "deleted": str(len(plan.delete))}, plan.manifest
+
+
+def send_bundle(ctx: Context, root: Path, plan: Any, local: dict[str, Any], project: str,
+                bucket: str | None) -> tuple[dict[str, str], str]:
+    """Upload the plan's code bundle to S3 once: (the launch environment that fetches and checks it,
+    ``N bytes via s3://…`` as the sync line says it)."""
+    from .. import sync
+
     bundle = sync.make_bundle(root, plan, local)
     name = s3.bucket_for(ctx, bucket)
     digest = sync.sha256_bytes(bundle)
     key = f"runctl/{project}/code/bundle-{digest[:16]}.tar.gz"
     s3.put_bytes(ctx, name, key, bundle)
-    echo(f"Code sync: {len(plan.upload)} changed file(s), {len(plan.delete)} deletion(s), "
-         f"{len(bundle):,} bytes via s3://{name}/{key}")
-    env = {"RUNCTL_SYNC_URL": s3.presign_get(ctx, name, key), "RUNCTL_SYNC_SHA256": digest}
-    return env, {"uploaded": str(len(plan.upload)), "deleted": str(len(plan.delete))}, plan.manifest
+    return ({"RUNCTL_SYNC_URL": s3.presign_get(ctx, name, key), "RUNCTL_SYNC_SHA256": digest},
+            f"{len(bundle):,} bytes via s3://{name}/{key}")
 
 
 def _say_excluded(excluded: dict[str, str], echo: Echo) -> None:

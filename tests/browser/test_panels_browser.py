@@ -5,76 +5,28 @@ instance), and shows ``%runctl panel`` and ``%runctl panel train $iid``. The tes
 panels as a person would: Start a run in the training panel (log lines, progress), Terminate in the
 resources panel (the guard's message and the Force terminate button), Stop → Confirm (the state
 changes). Screenshots go to build/screenshots/. Everything is bounded; JupyterLab and the sandbox
-are stopped in finalizers. Never downloads a browser: /usr/bin/chromium or skip.
+are stopped in finalizers. Never downloads a browser: /usr/bin/chromium must be there (`make test`
+installs Debian's).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_helpers import CHROMIUM, CHROMIUM_ARGS, get_json, wait
+from lab_helpers import Lab as JupyterLab
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO / "training" / "train_with_checkpoints.py"
 SCREENSHOTS = REPO / "build" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]
 NOTEBOOK = "panels.ipynb"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # loopback only
-        return json.loads(resp.read().decode())
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (OSError, urllib.error.URLError, ValueError) as exc:
-            last_error, value = exc, None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})"
-                                                                             if last_error else ""))
-
-
-def _settings(folder: Path) -> None:
-    """User settings for this JupyterLab only: every cell rendered, no news, no update check."""
-    files = {
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                             "checkForUpdates": False},
-    }
-    for rel, value in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value))
 
 
 def _notebook(root: Path, sandbox_dir: Path, config_file: Path, script: Path) -> Path:
@@ -99,16 +51,15 @@ def _notebook(root: Path, sandbox_dir: Path, config_file: Path, script: Path) ->
     return path
 
 
-class Lab:
+class Lab(JupyterLab):
+    """JupyterLab serving a fresh project folder that holds the panels notebook, with its own sandbox."""
+
     def __init__(self, base: Path) -> None:
-        self.base = base
-        self.root = base / "nbroot"           # the notebook's folder = the synced project
         self.sandbox_dir = base / "sandbox"
         self.config_file = base / "no-user-config.toml"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base / "jupyterlab.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(base, base / "nbroot",  # the notebook's folder = the synced project
+                         env={"RUNCTL_SANDBOX_DIR": str(self.sandbox_dir),
+                              "RUNCTL_CONFIG_FILE": str(self.config_file)})
 
     def start(self) -> None:
         self.root.mkdir()
@@ -116,48 +67,11 @@ class Lab:
         self.script = self.root / "train_with_checkpoints.py"
         shutil.copy(TRAIN_SCRIPT, self.script)
         _notebook(self.root, self.sandbox_dir, self.config_file, self.script)
-        settings = self.base / "lab-settings"
-        _settings(settings)
-        env = dict(os.environ)
-        for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-                    "AWS_ENDPOINT_URL"):
-            env.pop(key, None)
-        env.update({
-            "JUPYTER_CONFIG_DIR": str(self.base / "jupyter-config"),
-            "JUPYTER_RUNTIME_DIR": str(self.base / "jupyter-runtime"),
-            "RUNCTL_SANDBOX_DIR": str(self.sandbox_dir),
-            "RUNCTL_CONFIG_FILE": str(self.config_file),
-            "PYTHONUNBUFFERED": "1",
-        })
-        cmd = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip=127.0.0.1",
-               f"--port={self.port}", "--ServerApp.port_retries=0", "--ServerApp.token=",
-               "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=None",
-               f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={self.base / 'workspaces'}",
-               f"--ServerApp.root_dir={self.root}"]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        _wait(lambda: self.proc.poll() is None and _get_json(f"{self.url}/api/status"), 60, "JupyterLab to start")
+        super().start()
 
     def kernel_ready(self) -> bool:
-        kernels = _get_json(f"{self.url}/api/kernels")
+        kernels = get_json(f"{self.url}/api/kernels")
         return any(k.get("execution_state") == "idle" and k.get("connections", 0) >= 1 for k in kernels)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
 
 
 @pytest.fixture()
@@ -209,7 +123,7 @@ def test_panels_in_jupyterlab(lab: Lab) -> None:
             page.set_default_timeout(30_000)
             page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}", wait_until="domcontentloaded", timeout=60_000)
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-            _wait(lab.kernel_ready, 60, "the kernel to be idle with a connection")
+            wait(lab.kernel_ready, 60, "the kernel to be idle with a connection")
             expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=30_000)
 
             _run_all_cells(page)
