@@ -36,8 +36,10 @@ def _wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
         time.sleep(0.2)
 
 
-def _instance_processes(sandbox, iid: str) -> list[int]:
-    """Live processes carrying the sandbox's marker RUNCTL_SANDBOX_INSTANCE=<iid> (any program)."""
+def _instance_processes(sandbox, iid: str, running: bytes = b"") -> list[int]:
+    """Live processes carrying the sandbox's marker RUNCTL_SANDBOX_INSTANCE=<iid> whose command line
+    contains `running` (any program when empty). A process that exits while it is being read is
+    not live: its /proc files vanish between reads, which is why all of them are read in one try."""
     want = f"RUNCTL_SANDBOX_INSTANCE={iid}".encode()
     found = []
     for entry in os.listdir("/proc"):
@@ -45,10 +47,11 @@ def _instance_processes(sandbox, iid: str) -> list[int]:
             continue
         try:
             env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if want in env and stat.rsplit(")", 1)[-1].split()[0] != "Z":
+        if want in env and running in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z":
             found.append(int(entry))
     return found
 
@@ -152,8 +155,7 @@ def test_guardian_exits_when_the_training_ends_without_limits(ctx, spot_instance
     training.wait_for_exit(ctx, launch, timeout_s=30)
     _wait_until(lambda: _record(sandbox, spot_instance, "gdone", launch.run_id)["state"] == "done",
                 timeout=10, what="the guardian to finish")
-    _wait_until(lambda: not [p for p in _instance_processes(sandbox, spot_instance)
-                             if b"guardian.sh" in Path(f"/proc/{p}/cmdline").read_bytes()],
+    _wait_until(lambda: not _instance_processes(sandbox, spot_instance, running=b"guardian.sh"),
                 timeout=5, what="no guardian process")
 
 
@@ -281,8 +283,7 @@ def _kept_running(ctx, sandbox, iid: str, project: str) -> tuple[str, dict]:
     run_id = api.status(ctx, iid).tags["runctl:run-id"]
     rec = _wait_until(lambda: (r := _record(sandbox, iid, project, run_id))["state"] == "acted" and r,
                       timeout=30, what="the guardian to act")
-    _wait_until(lambda: not [p for p in _instance_processes(sandbox, iid)
-                             if b"guardian.sh" in Path(f"/proc/{p}/cmdline").read_bytes()],
+    _wait_until(lambda: not _instance_processes(sandbox, iid, running=b"guardian.sh"),
                 timeout=5, what="the guardian to exit")
     time.sleep(1.0)  # a terminate would have been asked for by now
     assert api.status(ctx, iid).state == "running"
