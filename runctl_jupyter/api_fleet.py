@@ -87,11 +87,8 @@ def fleet_log(ctx: Context, info: FleetRunInfo, node: int, start: int | None = N
     from .api_runs import RunInfo, run_log
     from .logs import MAX_CHUNK_BYTES
 
-    fields = info.fields[node]
-    size = int(fields.get("log_size") or 0)
-    run = RunInfo(info.launch.launches[node], fields.get("state", ""), fields.get("state", ""),
-                  fields.get("exit_code"), size, info.launch.world)
-    return run_log(ctx, run, max(0, size - MAX_CHUNK_BYTES) if start is None else start, echo)
+    run = RunInfo.of(info.launch.launches[node], info.statuses[node], info.launch.world)
+    return run_log(ctx, run, max(0, run.log_size - MAX_CHUNK_BYTES) if start is None else start, echo)
 
 
 def fleet_failure(result: FleetResult) -> TrainingFailed:

@@ -14,6 +14,7 @@ from typing import Any
 from . import guardian, local, logs, training
 from .aws.session import Context
 from .errors import Step, TrainingFailed, UsageError, cmd
+from .remote.replies import StatusReply
 from .training import Fetch, InstanceEnded, Launch, TrainResult
 
 Echo = Callable[[str], None]
@@ -76,8 +77,8 @@ def run_failure(result: TrainResult, launch: Launch | None = None) -> TrainingFa
     return training.failure(result)
 
 
-def wait_for_exit(ctx: Context, launch: Launch, timeout_s: float = 600) -> dict[str, str]:
-    """Poll the run's status until it has exited (or ``timeout_s``); the status fields."""
+def wait_for_exit(ctx: Context, launch: Launch, timeout_s: float = 600) -> StatusReply:
+    """Poll the run's status until it has exited (or ``timeout_s``); its last status."""
     return training.wait_for_exit(ctx, launch, timeout_s)
 
 
@@ -88,32 +89,36 @@ class RunInfo:
     launch: Launch
     state: str          # running | exited
     shown_state: str    # running | stopped | exited
-    exit_code: str | None
+    exit_code: int | None  # None while running, or when the run is lost
     log_size: int
     world: str
+    lost: bool = False     # its process is gone without recording an exit code
 
     def header(self) -> str:
         text = f"[{self.world}] Run {self.launch.run_id} on {self.launch.instance_id}: {self.shown_state}"
+        if self.lost:
+            return text + " (no exit code: its process ended without recording one; killed, or the instance rebooted)"
         return text + (f" (exit code {self.exit_code})" if self.state == "exited" else "")
+
+    @classmethod
+    def of(cls, launch: Launch, status: StatusReply, world: str) -> RunInfo:
+        return cls(launch, status.state, status.shown_state, status.exit_code, status.log_size, world, status.lost)
 
 
 def run_info(ctx: Context, instance_id: str, project: str | None = None, run_id: str | None = None) -> RunInfo | None:
     """The instance's latest run of the project (or run ``run_id``); None when it has none."""
     inst = training.runs.running_instance(ctx, instance_id, "read its training log")
     project = training.project_for_instance(ctx, inst, project)
-    st = training.run_status(ctx, instance_id, project, run_id)
-    if run_id and st.get("state", "none") == "none":
+    st = training.read_status(ctx, instance_id, project, run_id)
+    if run_id and st.state == "none":
         raise UsageError(f"No run {run_id} of project {project} on {instance_id}.",
                          [cmd(f"aws runs {instance_id} --project {project}", "List the runs there"),
                           Step("Pass --project NAME when the run belongs to another project")])
-    if st.get("state", "none") == "none" or not st.get("run_id"):
+    if st.state == "none" or not st.run_id:
         return None
-    log_path = st["log"]  # absolute (status.sh): SSM runs each command in a folder of its own
-    state = st.get("state", "")
-    launch = Launch(instance_id, project, st["run_id"], int(st.get("pid") or 0), log_path, python=st.get("python", ""))
-    return RunInfo(launch, state,
-                   "stopped" if state == "exited" and st.get("stopped") == "1" else state,
-                   st.get("exit_code"), int(st.get("log_size") or 0), ctx.world().label())
+    # st.log is absolute (status.sh): SSM runs each command in a folder of its own
+    launch = Launch(instance_id, project, st.run_id, st.pid, st.log, python=st.python)
+    return RunInfo.of(launch, st, ctx.world().label())
 
 
 def no_runs_line(ctx: Context, instance_id: str, project: str | None = None) -> str:

@@ -140,12 +140,12 @@ def monitor(c: Command, fe: Frontend) -> api.FleetResult | None:
         return None
     fe.echo(info.header())
     if c.follow and info.running:
-        offsets = [max(0, int(f.get("log_size") or 0) - REATTACH_CONTEXT_BYTES) for f in info.fields]
+        offsets = [max(0, st.log_size - REATTACH_CONTEXT_BYTES) for st in info.statuses]
         result = follow_here(ctx, info.launch, fe, all_nodes=c.all_nodes, start_offsets=offsets, from_line_start=True)
         if result.state == "failed":
             raise api.fleet_failure(result)
         return result
-    for node in range(len(info.fields)) if c.all_nodes else [0]:
+    for node in range(len(info.statuses)) if c.all_nodes else [0]:
         if info.states[node] != "running":
             continue
         lines = api.fleet_log(ctx, info, node, 0 if c.run_id else None, fe.echo).splitlines()

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from .. import logs, remote
+from .. import logs
 from ..aws import ec2, ssm
 from ..aws.session import Context
 from ..errors import BackendError
+from ..remote.replies import StatusReply
 from ..training import tail_fetcher
 from ..training.runs import tag_run
 from .commands import NodesUnreachable, run_all
@@ -40,7 +42,7 @@ class NodeRun:
     exit_code: int | None = None
     stopped: bool = False             # sent SIGTERM (stop, the guardian, runctl ending the run)
     lost: bool = False                # gone without an exit code
-    ended: str = ""
+    ended: datetime | None = None     # when its wrapper recorded the end
     instance_state: str = "running"
     seen_at: int = 0                  # the poll that first saw it end
     log_size: int = 0
@@ -112,14 +114,13 @@ class Prefixer:
         return f"{self.prefix}{rest}\n" if rest else ""
 
 
-def apply_status(run: NodeRun, fields: dict[str, str], poll: int) -> None:
-    """Update one node's run from status.sh's fields (its wrapper's record)."""
-    run.log_size = int(fields.get("log_size") or 0) if (fields.get("log_size") or "").isdigit() else run.log_size
-    if fields.get("state") != "exited" or run.state != "running":
+def apply_status(run: NodeRun, status: StatusReply, poll: int) -> None:
+    """Update one node's run from status.sh's reply (its wrapper's record)."""
+    run.log_size = status.log_size
+    if status.state != "exited" or run.state != "running":
         return
     run.state, run.seen_at = "exited", poll
-    run.exit_code = int(fields["exit_code"]) if (fields.get("exit_code") or "").lstrip("-").isdigit() else None
-    run.stopped, run.lost, run.ended = fields.get("stopped") == "1", fields.get("lost") == "1", fields.get("ended", "")
+    run.exit_code, run.stopped, run.lost, run.ended = status.exit_code, status.stopped, status.lost, status.ended
 
 
 def _poll_statuses(ctx: Context, fl: FleetLaunch, runs: list[NodeRun], poll: int) -> None:
@@ -144,7 +145,7 @@ def _poll_statuses(ctx: Context, fl: FleetLaunch, runs: list[NodeRun], poll: int
         if result.exit_code != 0:
             raise BackendError(f"Could not read the run status on node {run.node} ({run.instance_id}): "
                                f"{(result.stderr or result.status).strip()[:200]}", [])
-        apply_status(run, remote.parse_fields(result.stdout), poll)
+        apply_status(run, StatusReply.parse(result.stdout), poll)
 
 
 def follow_fleet(ctx: Context, fl: FleetLaunch, on_text: Callable[[str], Any], *, all_nodes: bool = False,
@@ -203,7 +204,7 @@ def follow_fleet(ctx: Context, fl: FleetLaunch, on_text: Callable[[str], Any], *
             if first is None:
                 ended = [r for r in runs if r.state != "running" and r.outcome != "succeeded"]
                 if ended:
-                    first = min(ended, key=lambda r: (r.seen_at, r.ended or "~", r.node))
+                    first = min(ended, key=lambda r: (r.seen_at, r.ended is None, r.ended.timestamp() if r.ended else 0.0, r.node))
                     others = [r for r in runs if r.state == "running"]
                     if others:
                         echo(f"{first.said()} first: ending the run on {', '.join(f'node {r.node}' for r in others)} "

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import remote
 from ..aws import ec2, ssm
 from ..aws.session import Context
 from ..costs.rows import training_text
 from ..errors import Step, UsageError, cmd, translate_aws_errors
+from ..remote.replies import StatusReply
 from ..tag_keys import FLEET_TAG, RUN_ID_TAG
 from ..training.runs import Launch, project_for_instance
 from .commands import run_all
@@ -61,25 +61,23 @@ class FleetRunInfo:
     """A fleet run as ``fleet monitor`` shows it: the launch (for following) and each node's status."""
 
     launch: FleetLaunch
-    fields: list[dict[str, str]]      # status.sh's fields per node ({} for a node that is not running)
+    statuses: list[StatusReply]       # status.sh's reply per node (state "none" for a node that is not running)
     states: list[str]                 # each node's instance state
 
     @property
     def running(self) -> bool:
-        return any(f.get("state") == "running" for f in self.fields)
+        return any(st.state == "running" for st in self.statuses)
 
     def header(self) -> str:
         lines = [f"[{self.launch.world}] Fleet run {self.launch.run_id} on {self.launch.fleet} "
                  f"(project {self.launch.project})"]
-        for i, (f, state) in enumerate(zip(self.fields, self.states, strict=True)):
+        for i, (st, state) in enumerate(zip(self.statuses, self.states, strict=True)):
             iid = self.launch.launches[i].instance_id
             if state != "running":
                 lines.append(f"  node {i} ({iid}): instance {state}")
                 continue
-            run = f.get("state", "none")
-            shown = "stopped" if run == "exited" and f.get("stopped") == "1" else "lost" if f.get("lost") == "1" else run
-            code = f" (exit code {f.get('exit_code')})" if run == "exited" and f.get("exit_code") else ""
-            lines.append(f"  node {i} ({iid}): {shown}{code}")
+            code = f" (exit code {st.exit_code})" if st.state == "exited" and st.exit_code is not None else ""
+            lines.append(f"  node {i} ({iid}): {'lost' if st.lost else st.shown_state}{code}")
         return "\n".join(lines)
 
 
@@ -92,14 +90,14 @@ def run_info(ctx: Context, fleet: Fleet, project: str | None = None, run_id: str
         return None
     running = [inst.instance_id for inst in fleet.nodes if inst.state == "running"]
     replies = run_all(ctx, running, "status", [project, run_id], ssm.remote_root_env(ctx)) if running else {}
-    fields = [remote.parse_fields(replies[inst.instance_id].stdout) if inst.instance_id in replies else {}
-              for inst in fleet.nodes]
-    if all(f.get("state", "none") == "none" for f in fields):
+    statuses = [StatusReply.parse(replies[inst.instance_id].stdout) if inst.instance_id in replies else StatusReply()
+                for inst in fleet.nodes]
+    if all(st.state == "none" for st in statuses):
         raise UsageError(f"No run {run_id} of project {project} on fleet {fleet.name}.",
                          [Step("Pass --project NAME when the run belongs to another project"),
                           cmd(f"fleet status {fleet.name}", "See the fleet's nodes and their newest runs")])
-    launches = [Launch(inst.instance_id, project, run_id, int(f.get("pid") or 0),
-                       f.get("log", "")) for inst, f in zip(fleet.nodes, fields, strict=True)]
+    launches = [Launch(inst.instance_id, project, run_id, st.pid, st.log)
+                for inst, st in zip(fleet.nodes, statuses, strict=True)]
     launch = FleetLaunch(fleet.name, project, run_id, launches, node0.private_ip or "", DEFAULT_MASTER_PORT,
                          world=fleet.world)
-    return FleetRunInfo(launch, fields, [inst.state for inst in fleet.nodes])
+    return FleetRunInfo(launch, statuses, [inst.state for inst in fleet.nodes])

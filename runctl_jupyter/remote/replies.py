@@ -92,25 +92,55 @@ def _instant(text: str | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class StatusReply:
-    """status.sh: one run's state (``fields``: every field, as the callers of ``run_status`` read them)
-    and, from the same command, the instance's GPUs (``nvidia_smi``: ``ok`` | ``missing``: no NVIDIA
-    driver on the image | ``failed``, with ``gpu_error``)."""
+    """status.sh: one run's state and, from the same command, the instance's GPUs.
 
-    fields: dict[str, str]
+    ``state``: ``running`` | ``exited`` | ``none`` (no run); ``exit_code``: None while running or
+    when the process vanished without recording one (``lost``); ``stopped``: ``runctl stop`` ended
+    it; ``log``: the log's absolute path (SSM runs each command in a folder of its own);
+    ``lock_*``: the run that holds the instance's claim, when one does (it may be another
+    project's); ``nvidia_smi``: ``ok`` | ``missing`` (no NVIDIA driver on the image) | ``failed``,
+    with ``gpu_error``."""
+
+    project: str = ""
     run_id: str | None = None
     state: str = "none"
+    pid: int = 0
+    exit_code: int | None = None
+    log_size: int = 0
     started: datetime | None = None
+    ended: datetime | None = None
+    last_checkpoint: str = ""
+    lost: bool = False
+    stopped: bool = False
     python: str = ""
+    log: str = ""
+    lock_state: str = ""
+    lock_pid: int = 0
+    lock_run_id: str = ""
+    lock_project: str = ""
+    stale_cleaned: bool = False
     gpus: tuple[GpuMetrics, ...] = ()
     nvidia_smi: str = ""
     gpu_error: str = ""
+
+    @property
+    def shown_state(self) -> str:
+        """What a person is told: ``stopped`` for a run ``runctl stop`` ended, else ``state``."""
+        return "stopped" if self.state == "exited" and self.stopped else self.state
 
     @classmethod
     def parse(cls, stdout: str) -> StatusReply:
         from ..gpus import gpu_lines, parse_query
 
         f = parse_fields(stdout)
-        return cls(fields=f, run_id=f.get("run_id") or None, state=f.get("state", "none"),
-                   started=_instant(f.get("started")), python=f.get("python", ""),
+        exit_code = f.get("exit_code", "")
+        return cls(project=f.get("project", ""), run_id=f.get("run_id") or None, state=f.get("state", "none"),
+                   pid=_int(f.get("pid")), exit_code=_int(exit_code) if exit_code.lstrip("-").isdigit() else None,
+                   log_size=_int(f.get("log_size")), started=_instant(f.get("started")),
+                   ended=_instant(f.get("ended")), last_checkpoint=f.get("last_checkpoint", ""),
+                   lost=f.get("lost") == "1", stopped=f.get("stopped") == "1", python=f.get("python", ""),
+                   log=f.get("log", ""), lock_state=f.get("lock_state", ""), lock_pid=_int(f.get("lock_pid")),
+                   lock_run_id=f.get("lock_run_id", ""), lock_project=f.get("lock_project", ""),
+                   stale_cleaned=f.get("stale_cleaned") == "1",
                    gpus=tuple(parse_query(gpu_lines(stdout))), nvidia_smi=f.get("nvidia_smi", ""),
                    gpu_error=f.get("gpu_error", ""))

@@ -5,7 +5,7 @@ the status, the end of a run), :mod:`.stopping` (what stop does for a training),
 Backend only: nothing here prints or displays; front ends reach it through :mod:`runctl_jupyter.api`.
 """
 
-from .follow import finish_run, follow_run, run_status, tail_fetcher, wait_for_exit
+from .follow import finish_run, follow_run, read_status, tail_fetcher, wait_for_exit
 from .launch import LAUNCH_TIMEOUT_S, start_training
 from .listings import checkpoints_frame, runs_frame
 from .runs import (
@@ -24,6 +24,6 @@ from .stopping import before_stop, end_spot_instance, record_stop
 __all__ = [
     "LAUNCH_TIMEOUT_S", "STOP_SIGNAL_LINE", "Echo", "Fetch", "InstanceEnded", "Launch",
     "TrainResult", "before_stop", "checkpoints_frame", "end_spot_instance", "failure", "finish_run", "follow_run",
-    "project_for_instance", "record_stop", "run_state", "run_status", "runs_frame", "start_training",
+    "project_for_instance", "record_stop", "read_status", "run_state", "runs_frame", "start_training",
     "tail_fetcher", "wait_for_exit",
 ]

@@ -124,15 +124,11 @@ def read_status(ctx: Context, instance_id: str, project: str, run_id: str | None
     return StatusReply.parse(result.stdout)
 
 
-def run_status(ctx: Context, instance_id: str, project: str, run_id: str | None = None) -> dict[str, str]:
-    return read_status(ctx, instance_id, project, run_id).fields
-
-
-def wait_for_exit(ctx: Context, launch: Launch, timeout_s: float = 600) -> dict[str, str]:
+def wait_for_exit(ctx: Context, launch: Launch, timeout_s: float = 600) -> StatusReply:
     """Poll status until the run has exited (for API users and tests)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        st = run_status(ctx, launch.instance_id, launch.project, launch.run_id)
-        if st.get("state") != "running" or time.monotonic() > deadline:
+        st = read_status(ctx, launch.instance_id, launch.project, launch.run_id)
+        if st.state != "running" or time.monotonic() > deadline:
             return st
         time.sleep(ctx.pacing.run_poll)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from runctl_jupyter import grammar
@@ -13,6 +15,7 @@ from runctl_jupyter.fleet.members import check_name, check_nodes
 from runctl_jupyter.fleet.network import _members_only
 from runctl_jupyter.fleet.sync_once import merged_manifest
 from runctl_jupyter.models import Instance
+from runctl_jupyter.remote.replies import StatusReply
 
 
 def _fleet(n: int, itype: str = "t3.micro") -> Fleet:
@@ -73,15 +76,16 @@ def test_prefixer_prefixes_whole_lines_only():
 
 def test_apply_status_reads_how_a_node_ended():
     run = NodeRun(1, "i-0123456789abcdef0")
-    apply_status(run, {"state": "running"}, 1)
-    assert run.outcome == "running"
-    apply_status(run, {"state": "exited", "exit_code": "1", "ended": "2026-11-30T10:00:01Z"}, 2)
+    apply_status(run, StatusReply.parse("@runctl state=running log_size=12\n"), 1)
+    assert (run.outcome, run.log_size) == ("running", 12)
+    apply_status(run, StatusReply.parse("@runctl state=exited exit_code=1 ended=2026-11-30T10:00:01Z\n"), 2)
     assert (run.outcome, run.exit_code, run.seen_at) == ("failed", 1, 2)
+    assert run.ended == datetime(2026, 11, 30, 10, 0, 1, tzinfo=UTC)
     stopped = NodeRun(0, "i-0123456789abcdef1")
-    apply_status(stopped, {"state": "exited", "exit_code": "143", "stopped": "1"}, 3)
+    apply_status(stopped, StatusReply.parse("@runctl state=exited exit_code=143 stopped=1\n"), 3)
     assert stopped.outcome == "stopped"
     lost = NodeRun(0, "i-0123456789abcdef2")
-    apply_status(lost, {"state": "exited", "exit_code": "", "lost": "1"}, 3)
+    apply_status(lost, StatusReply.parse("@runctl state=exited exit_code= lost=1\n"), 3)
     assert lost.outcome == "lost" and lost.exit_code is None
 
 

@@ -319,3 +319,21 @@ def test_stop_of_a_training_with_dataloader_workers_saves_uploads_and_says_stopp
     runs = training.runs_frame(ctx, instance, "itest")
     row = runs[runs.run_id == launch.run_id].iloc[0]
     assert (row.state, int(row.exit_code)) == ("stopped", 0)
+
+
+def test_monitor_of_a_run_killed_without_an_exit_code_says_so(ctx, instance, sandbox):
+    """The kernel's OOM killer (or a kill -9) ends the whole run, wrapper included: no exit code is
+    recorded, and monitor says that instead of an empty "exit code"."""
+    import os
+    import signal
+
+    launch = training.start_training(ctx, instance, SCRIPT, ["--epochs", "100", "--sleep", "0.2"], project="itest")
+    run_dir = _disk(sandbox, instance) / "runctl" / "itest" / "runs" / launch.run_id
+    wrapper = int((run_dir / "pid").read_text().split()[0])
+    os.killpg(os.getpgid(wrapper), signal.SIGKILL)
+    _wait_until(lambda: training.read_status(ctx, instance, "itest", launch.run_id).state == "exited", timeout=20)
+    assert not (run_dir / "exit_code").exists()
+    r = run_cli("--sandbox", "aws", "monitor", instance)
+    assert r.returncode == 0 and "epoch 1/100" in r.stdout, r.stdout + r.stderr  # the log up to the kill
+    assert f"Run {launch.run_id} on {instance}: exited (no exit code: its process ended without recording one; " \
+           "killed, or the instance rebooted)\n" in r.stderr, r.stderr

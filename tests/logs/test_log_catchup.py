@@ -78,7 +78,7 @@ def _log_on_disk(sandbox, launch: training.Launch) -> bytes:
 
 def _finished_run(ctx, instance, spew, size: int) -> training.Launch:
     launch = training.start_training(ctx, instance, spew, [str(size), "0", "0"], project=PROJECT)
-    assert training.wait_for_exit(ctx, launch, timeout_s=120).get("state") == "exited"
+    assert training.wait_for_exit(ctx, launch, timeout_s=120).state == "exited"
     return launch
 
 

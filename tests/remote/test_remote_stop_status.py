@@ -7,9 +7,11 @@ import json
 import os
 import re
 import sys
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from runctl_jupyter.remote import command_for, parse_fields
+from runctl_jupyter.remote.replies import StatusReply
 
 LONG = ["--sleep", "0.2", "--epochs", "500"]
 
@@ -29,9 +31,13 @@ def test_stop_checkpoints_and_lists_them(inst):
     r = inst.run("launch", inst.project, "s1", "train.py", *LONG)
     assert r.returncode == 0
     inst.wait_for(lambda: len(_epochs_logged(inst, "s1")) >= 2, 20, what="two epochs")
-    st = inst.fields(inst.run("status", inst.project).stdout)
+    out = inst.run("status", inst.project).stdout
+    st = inst.fields(out)
     assert st["state"] == "running" and st["run_id"] == "s1" and st["lock_run_id"] == "s1"
     assert st["last_checkpoint"].startswith("checkpoint_epoch_")
+    running = StatusReply.parse(out)
+    assert (running.state, running.exit_code, running.lock_state, running.lock_run_id) == ("running", None, "running", "s1")
+    assert running.pid > 0 and running.lock_pid > 0 and running.ended is None
 
     r = inst.run("stop", inst.project, "20")
     assert r.returncode == 0, r.stderr
@@ -53,10 +59,14 @@ def test_stop_checkpoints_and_lists_them(inst):
     assert cks[m.group(1)]["size"] == str(saved.stat().st_size)
     assert cks[m.group(1)]["mtime"] == str(int(saved.stat().st_mtime))
 
-    st = inst.fields(inst.run("status", inst.project).stdout)
+    out = inst.run("status", inst.project).stdout
+    st = inst.fields(out)
     assert st["state"] == "exited" and st["exit_code"] == "0" and st["last_checkpoint"] == m.group(1)
     assert st["started"] <= st["ended"] and "lock_pid" not in st
     assert st["stopped"] == "1"  # ended by the stop's SIGTERM, whatever its exit code
+    ended = StatusReply.parse(out)
+    assert (ended.shown_state, ended.exit_code, ended.lock_state, ended.lock_pid) == ("stopped", 0, "", 0)
+    assert ended.started is not None and ended.ended is not None and ended.started <= ended.ended
 
     # resume continues at the next epoch
     r = inst.run(
@@ -111,12 +121,16 @@ def test_failed_run_and_runs_listing(inst):
     assert r.returncode == 0
     assert inst.wait_done("f1") == 3
     assert "[runctl] exit code 3" in inst.log("f1")
-    st = inst.fields(inst.run("status", inst.project).stdout)
+    out = inst.run("status", inst.project).stdout
+    st = inst.fields(out)
     assert (
         st["state"] == "exited"
         and st["exit_code"] == "3"
         and st["last_checkpoint"] == "checkpoint_epoch_2.json"
     )
+    reply = StatusReply.parse(out)
+    assert (reply.state, reply.shown_state, reply.exit_code, reply.lost) == ("exited", "exited", 3, False)
+    assert reply.last_checkpoint == "checkpoint_epoch_2.json" and reply.log_size > 0
     r = inst.run(
         "launch", inst.project, "f2", "train.py", "--sleep", "0", "--epochs", "1", "--", "a b", "é=%"
     )
@@ -154,9 +168,15 @@ def test_lost_run(inst):
     (run / "meta.json").write_text("{}")
     (run / "pid").write_text("999999999 1\n")
     (run / "started_at").write_text("1700000000\n")
-    f = inst.fields(inst.run("status", inst.project).stdout)
+    out = inst.run("status", inst.project).stdout
+    f = inst.fields(out)
     assert f["run_id"] == "lost" and f["state"] == "exited" and f["lost"] == "1"
     assert f["started"] == "2023-11-14T22:13:20Z"
+    # as Python reads it: lost, with no exit code (not 0, not "")
+    reply = StatusReply.parse(out)
+    assert (reply.run_id, reply.state, reply.lost, reply.exit_code) == ("lost", "exited", True, None)
+    assert reply.started == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    assert reply.log == str(run / "log")  # absolute: SSM runs each command in a folder of its own
 
 
 def test_checkpoint_names_are_encoded_and_partial_files_skipped(inst):

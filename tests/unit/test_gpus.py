@@ -61,7 +61,7 @@ def test_the_status_reply_carries_the_gpus_of_the_same_command():
     reply = StatusReply.parse(stdout)
     assert reply.state == "running" and reply.run_id == "r1" and reply.python == "/opt/pytorch/bin/python"
     assert reply.started == datetime(2026, 11, 30, 10, tzinfo=UTC) and reply.nvidia_smi == "ok"
-    assert [g.name for g in reply.gpus] == ["NVIDIA H200"] and reply.fields["pid"] == "42"
+    assert [g.name for g in reply.gpus] == ["NVIDIA H200"] and reply.pid == 42
 
 
 @pytest.fixture()
