@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import GuardRefused, Step, UsageError, cmd
+from .remote.replies import GuardianRecord
 from .tag_keys import GUARDIAN_TAG, RUN_ID_TAG
 
 if TYPE_CHECKING:
@@ -354,50 +355,44 @@ def _resume_auto(ctx: Context, project: str, env: dict[str, str], echo: Echo) ->
 
 # --- status ----------------------------------------------------------------------------------------
 
-def refresh(ctx: Context, inst: Instance) -> dict[str, str]:
+def refresh(ctx: Context, inst: Instance) -> GuardianRecord:
     """Read the newest guardian record on a running instance and update the runctl:guardian tag."""
-    from . import remote
     from .aws import ec2, ssm
 
     if inst.state != "running" or not inst.project:
-        return {}
+        return GuardianRecord(found=False)
     args = [inst.project] + ([inst.tags[RUN_ID_TAG]] if inst.tags.get(RUN_ID_TAG) else [])
     result = ssm.run(ctx, inst.instance_id, "guardian_status", args, ssm.remote_root_env(ctx))
-    fields = remote.parse_fields(result.stdout)
-    if fields.get("guardian") != "1":
-        return fields
-    text = describe_record(fields)
+    record = GuardianRecord.parse(result.stdout)
+    if not record.found:
+        return record
+    text = describe_record(record)
     ec2.set_tags(ctx, inst.instance_id, {GUARDIAN_TAG: text[:256]})
     inst.tags[GUARDIAN_TAG] = text[:256]
-    return fields
+    return record
 
 
-def describe_record(fields: dict[str, str]) -> str:
+def describe_record(rec: GuardianRecord) -> str:
     """One line for the tag / status from a guardian record."""
-    state = fields.get("state", "?")
-    watching = fields.get("watching", "")
-    if state == "watching" and fields.get("guardian_alive", "1") == "1":
-        return f"watching: {watching}" if watching else "watching"
-    if state in ("acted", "acting"):
-        what = fields.get("action", "?")
-        ck = fields.get("checkpoint")
-        up = fields.get("upload")
-        if fields.get("upload_scope") == "all":  # the disk goes: every checkpoint was to be uploaded
-            total, done = fields.get("upload_total"), fields.get("uploaded", "0")
-            if total and total != "0":
-                tail = f", {done} of {total} checkpoints uploaded"
-            elif up == "none":
+    if rec.state == "watching" and rec.alive:
+        return f"watching: {rec.watching}" if rec.watching else "watching"
+    if rec.state in ("acted", "acting"):
+        if rec.upload_scope == "all":  # the disk goes: every checkpoint was to be uploaded
+            if rec.upload_total:
+                tail = f", {rec.uploaded} of {rec.upload_total} checkpoints uploaded"
+            elif rec.upload == "none":
                 tail = ", no checkpoint"
             else:
                 tail = ", uploading checkpoints"
+        elif rec.checkpoint:
+            tail = f", {rec.checkpoint} {'uploaded' if rec.upload == 'ok' else 'NOT uploaded'}"
         else:
-            tail = f", {ck} {'uploaded' if up == 'ok' else 'NOT uploaded'}" if ck else ", no checkpoint"
-        text = f"{state}: {what}{tail}" + (f" at {fields['at']}" if fields.get("at") else "")
-        instance = fields.get("instance", "")
-        if instance.startswith("kept running"):
-            text += f"; instance {instance}"
+            tail = ", no checkpoint"
+        text = f"{rec.state}: {rec.action or '?'}{tail}" + (f" at {rec.at}" if rec.at else "")
+        if rec.instance.startswith("kept running"):
+            text += f"; instance {rec.instance}"
         return text
-    return f"{state}: {fields.get('action', '')}".rstrip(": ")
+    return f"{rec.state or '?'}: {rec.action}".rstrip(": ")
 
 
 def read_record_json(text: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import remote, training
 from .errors import BackendError, GuardRefused, Step, TrainingFailed, UsageError, cmd
+from .remote.replies import LaunchReply
 
 
 def local_root() -> Path:
@@ -57,15 +58,20 @@ def start(script: str | Path, args: list[str], project: str | None = None) -> tr
                                            "started": datetime.now(UTC).isoformat(timespec="seconds"),
                                            "world": "local"})}
     done = _bash("launch", [name, run_id, rel, *args], env)
-    fields = remote.parse_fields(done.stdout)
-    if done.returncode == 3:
-        raise GuardRefused(f"Training already running on this machine (PID: {fields.get('pid', '?')}).",
-                           [Step(f"Wait for it to finish (its log: {root}/runctl/{fields.get('project', name)}/runs/)"),
-                            Step(f"Or stop it: kill -TERM -- -{fields.get('pid', 'PID')}")])
-    if fields.get("started") != "1":
+    reply = LaunchReply.parse(done.stdout, done.returncode)
+    if reply.refused == "running":
+        holder_runs = root / "runctl" / (reply.holder_project or name) / "runs"
+        follow = (f"tail -f {shlex.quote(str(holder_runs / reply.holder_run_id / 'log'))}" if reply.holder_run_id
+                  else f"ls {shlex.quote(str(holder_runs))}")
+        # SIGTERM to the training itself, as `stop` sends it: it saves a checkpoint and its wrapper
+        # records the exit (the PID is the training's, not a process group's)
+        raise GuardRefused(f"Training already running on this machine (PID: {reply.holder_pid}).",
+                           [Step(f"Wait for it to finish; follow its log: {follow}"),
+                            Step(f"Or stop it (it gets SIGTERM and can save a checkpoint): kill -TERM {reply.holder_pid}")])
+    if not reply.started:
         raise BackendError(f"Training did not start: {done.stderr.strip().splitlines()[-1:] or done.returncode}",
                            [cmd(f"local train {script} --help", "Check the command")])
-    return training.Launch("local", name, run_id, int(fields.get("pid", 0)), fields["log"])
+    return training.Launch("local", name, run_id, reply.pid, reply.log)
 
 
 def runs_dir(launch: training.Launch) -> Path:

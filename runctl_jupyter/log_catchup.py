@@ -24,10 +24,11 @@ import secrets
 import zlib
 from collections.abc import Callable
 
-from . import logs, remote
+from . import logs
 from .aws import s3, ssm
 from .aws.session import Context
 from .errors import BackendError
+from .remote.replies import LogUploadReply
 
 __all__ = ["CATCH_UP_BYTES", "S3CatchUp", "read_range"]
 
@@ -79,9 +80,9 @@ class S3CatchUp:
         result = ssm.run(self.ctx, self.instance_id, "log_upload",
                          [self.log_path, str(offset), str(MAX_UPLOAD_BYTES)],
                          ssm.remote_root_env(self.ctx), timeout_s=COMMAND_TIMEOUT_S, stdin=url + "\n")
-        fields = remote.parse_fields(result.stdout)
-        if result.exit_code != 0 or fields.get("uploaded") != "1":
-            why = fields.get("reason") or (result.stderr.strip().splitlines() or ["no output"])[-1]
+        reply = LogUploadReply.parse(result.stdout)
+        if result.exit_code != 0 or not reply.uploaded:
+            why = reply.reason or (result.stderr.strip().splitlines() or ["no output"])[-1]
             self._give_up(waiting, f"the instance could not upload it to s3://{bucket} ({why})")
             self._delete(bucket, key)
             return None
@@ -94,25 +95,23 @@ class S3CatchUp:
             self._delete(bucket, key)
         if body is None:
             return None
-        chunk = self._verify(fields, body, offset)
+        chunk = self._verify(reply, body, offset)
         if chunk is None:
             self._give_up(waiting, "the copy in S3 did not match what the instance sent")
             return None
         self.transfers += 1
         return chunk
 
-    def _verify(self, fields: dict[str, str], body: bytes, offset: int) -> logs.Chunk | None:
+    def _verify(self, reply: LogUploadReply, body: bytes, offset: int) -> logs.Chunk | None:
+        if not reply.complete:
+            return None
         try:
-            data = gzip.decompress(body) if fields.get("enc") == "gzip" else body
-            size, count = int(fields["size"]), int(fields["count"])
-            reported = int(fields["offset"])
-        except (KeyError, ValueError, OSError, EOFError, zlib.error):
+            data = gzip.decompress(body) if reply.gzip else body
+        except (OSError, EOFError, zlib.error):
             return None
-        if reported != offset or len(data) != count or hashlib.sha256(data).hexdigest() != fields.get("sha256"):
+        if reply.offset != offset or len(data) != reply.count or hashlib.sha256(data).hexdigest() != reply.sha256:
             return None
-        raw_exit = fields.get("exit_code", "")
-        exit_code = int(raw_exit) if raw_exit.lstrip("-").isdigit() else None
-        return logs.Chunk(size=size, offset=offset, data=data, exit_code=exit_code, encoding="s3")
+        return logs.Chunk(size=reply.size, offset=offset, data=data, exit_code=reply.exit_code, encoding="s3")
 
     def _delete(self, bucket: str, key: str) -> None:
         try:

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import remote, training
+from .. import training
 from ..aws import ssm
 from ..aws.session import Context
 from ..errors import BackendError, GuardRefused, RunctlError, Step, UsageError, cmd
+from ..remote.replies import StatusReply, StopReply
 from ..training.runs import Launch, new_run_id, project_name, tag_run
 from .commands import run_all
 from .members import Echo, Fleet, _quiet, require_running, wants_cluster_placement
@@ -149,9 +150,9 @@ def _refuse_busy(ctx: Context, fleet: Fleet, project: str, env: dict[str, str]) 
             raise BackendError(f"Could not read the run status on node {node} ({iid}) of fleet {fleet.name}: "
                                f"{training.runs.first_line(result.stderr) or result.status}",
                                [cmd(f"fleet status {fleet.name}", "Check the fleet")])
-        fields = remote.parse_fields(result.stdout)
-        if fields.get("lock_state") in ("running", "starting"):
-            busy.append(f"node {node} ({iid}: run {fields.get('lock_run_id', '?')}, PID {fields.get('lock_pid', '?')})")
+        status = StatusReply.parse(result.stdout)
+        if status.lock_state in ("running", "starting"):
+            busy.append(f"node {node} ({iid}: run {status.lock_run_id or '?'}, PID {status.lock_pid or '?'})")
     if busy:
         raise GuardRefused(f"Training already running on {', '.join(busy)} of fleet {fleet.name}; nothing was started.",
                            [cmd(f"fleet monitor {fleet.name} --follow", "Wait for the current training to complete"),
@@ -162,8 +163,6 @@ def end_runs(ctx: Context, instance_ids: Sequence[str], project: str, run_id: st
     """End the run on these nodes as `stop` ends a training (SIGTERM to the training, ``wait_s`` to
     save, then its whole process group), with one command for all of them; their claims are given
     back and their run tagged stopped. The instances keep running. The stop.sh replies by node."""
-    from ..remote.replies import StopReply
-
     if not instance_ids:
         return {}
     replies = run_all(ctx, instance_ids, "stop", [project, str(wait_s)], ssm.remote_root_env(ctx))

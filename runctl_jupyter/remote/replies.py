@@ -33,7 +33,9 @@ class LaunchReply:
     refused: str | None = None
     pid: int = 0
     log: str = ""
-    holder_pid: str = "?"          # refused=running: the run that holds the claim
+    holder_pid: str = "?"          # refused=running: the run that holds the claim (its PID, id, project)
+    holder_run_id: str = ""
+    holder_project: str = ""
     sync_failed: bool = False
     sync_cause: str | None = None
     kept: list[str] = field(default_factory=list)  # files the instance changed, kept although gone locally
@@ -57,6 +59,8 @@ class LaunchReply:
         refused = f.get("refused") or ("running" if exit_code == 3 else None)
         return cls(started=f.get("started") == "1", refused=refused, pid=_int(f.get("pid")), log=f.get("log", ""),
                    holder_pid=f.get("pid", "?") if refused == "running" else "?",
+                   holder_run_id=f.get("run_id", "") if refused == "running" else "",
+                   holder_project=f.get("project", "") if refused == "running" else "",
                    sync_failed=f.get("sync_failed") == "1", sync_cause=f.get("sync_cause"),
                    kept=[rec["kept"] for rec in parse_records(stdout, "kept")],
                    python=f.get("python", ""), python_source=f.get("python_source", ""),
@@ -144,3 +148,72 @@ class StatusReply:
                    stale_cleaned=f.get("stale_cleaned") == "1",
                    gpus=tuple(parse_query(gpu_lines(stdout))), nvidia_smi=f.get("nvidia_smi", ""),
                    gpu_error=f.get("gpu_error", ""))
+
+
+@dataclass(frozen=True)
+class LogUploadReply:
+    """log_upload.sh: the byte range of a log it PUT to a presigned URL (``uploaded``), or why not
+    (``reason``). ``size`` is the log's size, ``count`` the raw bytes sent from ``offset``,
+    ``sha256`` their digest, ``enc`` ``gzip`` | ``raw``; ``exit_code`` the run's, when it has ended
+    (read before the size, so a known exit code and ``offset + count == size`` mean the whole log).
+    ``complete`` is False when the reply lacks a number it must carry (nothing of it may be trusted)."""
+
+    uploaded: bool
+    reason: str = ""
+    size: int = 0
+    offset: int = 0
+    count: int = 0
+    sha256: str = ""
+    gzip: bool = False
+    exit_code: int | None = None
+    complete: bool = False
+
+    @classmethod
+    def parse(cls, stdout: str) -> LogUploadReply:
+        f = parse_fields(stdout)
+        numbers = [f.get(k, "") for k in ("size", "offset", "count")]
+        complete = all(n.isdigit() for n in numbers)
+        size, offset, count = (int(n) for n in numbers) if complete else (0, 0, 0)
+        code = f.get("exit_code", "")
+        return cls(uploaded=f.get("uploaded") == "1", reason=f.get("reason", ""), size=size, offset=offset,
+                   count=count, sha256=f.get("sha256", ""), gzip=f.get("enc") == "gzip",
+                   exit_code=int(code) if code.lstrip("-").isdigit() else None, complete=complete)
+
+
+@dataclass(frozen=True)
+class GuardianRecord:
+    """guardian_status.sh: the newest guardian record of a run (``found`` False when no run of the
+    project has a guardian) and whether its process still runs (``alive``).
+
+    ``state``: ``watching`` | ``acting`` | ``acted`` | ``done``; ``action``: what it did (``autostop``,
+    ``spot-notice``, ``budget``, …); ``upload``: ``ok`` | ``partial`` | ``failed`` | ``none`` for
+    ``checkpoint`` (``upload_scope`` ``all``: every checkpoint, counted by ``uploaded`` of
+    ``upload_total``, ``upload_failed`` not); ``instance``: what became of the instance (``kept
+    running: …`` when it could not be stopped or terminated safely); ``at``: when it acted."""
+
+    found: bool
+    run_id: str = ""
+    state: str = ""
+    action: str = ""
+    watching: str = ""
+    checkpoint: str = ""
+    upload: str = ""
+    upload_scope: str = ""
+    uploaded: int = 0
+    upload_total: int = 0
+    upload_failed: int = 0
+    instance: str = ""
+    at: str = ""
+    pid: int = 0
+    alive: bool = False
+
+    @classmethod
+    def parse(cls, stdout: str) -> GuardianRecord:
+        f = parse_fields(stdout)
+        found = f.get("guardian") == "1"
+        return cls(found=found, run_id=f.get("run_id", ""), state=f.get("state", ""),
+                   action=f.get("action", ""), watching=f.get("watching", ""), checkpoint=f.get("checkpoint", ""),
+                   upload=f.get("upload", ""), upload_scope=f.get("upload_scope", ""),
+                   uploaded=_int(f.get("uploaded")), upload_total=_int(f.get("upload_total")),
+                   upload_failed=_int(f.get("upload_failed")), instance=f.get("instance", ""), at=f.get("at", ""),
+                   pid=_int(f.get("pid")), alive=found and f.get("guardian_alive", "1") == "1")

@@ -232,8 +232,9 @@ def test_autostop_beyond_the_urls_lifetime_is_refused_before_anything_runs(ctx, 
 def test_status_refresh_reads_the_guardian_record(ctx, instance, sandbox):
     follow_view.train_command(ctx, _train_cmd(instance, "--epochs", "300", "--sleep", "0.2", max_hours=1), _fe([]))
     inst = api.status(ctx, instance)
-    fields = guardian.refresh(ctx, inst)
-    assert fields["state"] == "watching" and fields["guardian_alive"] == "1"
+    record = guardian.refresh(ctx, inst)
+    assert (record.found, record.state, record.alive) == (True, "watching", True)
+    assert record.run_id == inst.tags["runctl:run-id"] and record.pid > 0
     assert inst.tags["runctl:guardian"] == "watching: max 1h"
     api.stop(ctx, instance, wait=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import pytest
 from runctl_jupyter import guardian
 from runctl_jupyter.errors import GuardRefused, UsageError
 from runctl_jupyter.remote import script_path, script_text
+from runctl_jupyter.remote.replies import GuardianRecord
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -109,24 +111,36 @@ def test_watching_text():
 
 
 def test_describe_record():
-    assert guardian.describe_record({"state": "acted", "action": "spot-notice", "checkpoint": "c_5.json",
-                                     "upload": "ok", "at": "2025-01-01T00:00:00Z"}) == \
+    assert guardian.describe_record(GuardianRecord(True, state="acted", action="spot-notice", checkpoint="c_5.json",
+                                                   upload="ok", at="2025-01-01T00:00:00Z", alive=False)) == \
         "acted: spot-notice, c_5.json uploaded at 2025-01-01T00:00:00Z"
-    assert guardian.describe_record({"state": "watching", "watching": "spot", "guardian_alive": "1"}) == \
+    assert guardian.describe_record(GuardianRecord(True, state="watching", watching="spot", alive=True)) == \
         "watching: spot"
     # a one-time spot instance: every checkpoint was to go up; the instance kept running when one did not
-    kept = {"state": "acted", "action": "autostop", "upload_scope": "all", "upload": "partial", "uploaded": "38",
-            "upload_total": "40", "upload_failed": "2", "checkpoint": "c_40.pt", "at": "2025-01-01T00:00:00Z",
-            "instance": "kept running: 2 of 40 checkpoints not uploaded (c_3.pt: S3 refused the presigned POST)"}
+    kept = GuardianRecord(True, state="acted", action="autostop", upload_scope="all", upload="partial", uploaded=38,
+                          upload_total=40, upload_failed=2, checkpoint="c_40.pt", at="2025-01-01T00:00:00Z",
+                          instance="kept running: 2 of 40 checkpoints not uploaded (c_3.pt: S3 refused the "
+                                   "presigned POST)")
     assert guardian.describe_record(kept) == \
         "acted: autostop, 38 of 40 checkpoints uploaded at 2025-01-01T00:00:00Z; instance kept running: 2 of 40 " \
         "checkpoints not uploaded (c_3.pt: S3 refused the presigned POST)"
-    done = dict(kept, upload="ok", uploaded="40", upload_failed="0", instance="terminate requested (presigned EC2 call)")
+    done = replace(kept, upload="ok", uploaded=40, upload_failed=0, instance="terminate requested (presigned EC2 call)")
     assert guardian.describe_record(done) == "acted: autostop, 40 of 40 checkpoints uploaded at 2025-01-01T00:00:00Z"
-    assert guardian.describe_record({"state": "acting", "action": "spot-notice", "upload_scope": "all"}) == \
-        "acting: spot-notice, uploading checkpoints"
-    assert guardian.describe_record(dict(kept, upload="none", uploaded="0", upload_total="0")).startswith(
+    assert guardian.describe_record(GuardianRecord(True, state="acting", action="spot-notice", upload_scope="all")) \
+        == "acting: spot-notice, uploading checkpoints"
+    assert guardian.describe_record(replace(kept, upload="none", uploaded=0, upload_total=0)).startswith(
         "acted: autostop, no checkpoint at ")
+
+
+def test_a_guardian_record_is_read_from_what_guardian_status_prints():
+    rec = GuardianRecord.parse("@runctl guardian=1 run_id=r1 project=demo pid=4242 state=acted action=autostop "
+                               "upload_scope=all upload=partial uploaded=3 upload_total=4 upload_failed=1 "
+                               "instance=kept%20running%3A%201%20of%204 at=2025-01-01T00%3A00%3A00Z\n"
+                               "@runctl guardian_alive=0\n")
+    assert (rec.found, rec.run_id, rec.pid, rec.alive) == (True, "r1", 4242, False)
+    assert (rec.uploaded, rec.upload_total, rec.upload_failed) == (3, 4, 1)
+    assert rec.instance == "kept running: 1 of 4" and rec.at == "2025-01-01T00:00:00Z"
+    assert GuardianRecord.parse("@runctl guardian=0\n") == GuardianRecord(found=False)
 
 
 def test_what_train_says_the_guardian_does_matches_the_end():

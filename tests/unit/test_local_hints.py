@@ -51,3 +51,39 @@ def test_local_train_without_wait_suggests_plain_tail_f(project):
     assert "runctl tail" not in hint and "runctl" not in hint.split("tail -f")[0]
     # the suggested command names the run's log, quoted for the shell
     assert Path(shlex.split(hint.split("tail -f", 1)[1])[0]).is_file()
+
+
+def test_a_second_local_train_while_one_runs_is_refused_and_names_the_first(project):
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from runctl_jupyter.errors import GuardRefused
+
+    (project / "slow.py").write_text("import time\nprint('working', flush=True)\ntime.sleep(60)\n")
+    first, _ = _run(["local", "train", "slow.py"])
+    run_dir = project.parent / "local root" / "runctl" / "proj" / "runs" / first.run_id
+    wrapper = int((run_dir / "pid").read_text().split()[0])
+    try:
+        with pytest.raises(GuardRefused) as err:
+            _run(["local", "train", "ok.py"])
+        message = err.value.message
+        assert message.startswith("Training already running on this machine (PID: ") and message.endswith(").")
+        training_pid = int(message.rsplit("PID: ", 1)[1].rstrip(")."))
+        assert os.getpgid(training_pid) == wrapper  # the training's own PID, in its wrapper's group
+        shown = err.value.render(SHELL_PREFIX)
+        assert f"tail -f '{run_dir / 'log'}'" in shown  # the running one's log, quoted for the shell
+        assert len(list(run_dir.parent.iterdir())) == 1  # the refused run left nothing
+        # the suggested command works as written, and the run ends with its exit recorded
+        stop = next(line for line in shown.splitlines() if "kill -TERM" in line).split(": ", 1)[1]
+        assert subprocess.run(["bash", "-c", stop]).returncode == 0
+        deadline = time.monotonic() + 20
+        while not (run_dir / "exit_code").exists():
+            assert time.monotonic() < deadline, "the run did not end after the suggested kill"
+            time.sleep(0.1)
+        assert (run_dir / "log").read_text().endswith("[runctl] exit code 143\n")  # ended by SIGTERM
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # already ended by the suggested command
+            os.killpg(wrapper, signal.SIGKILL)
