@@ -27,6 +27,7 @@ from .aws import ec2, s3, ssm
 from .aws.session import Context
 from .errors import GuardRefused, cmd, translate_aws_errors
 from .models import Instance, shown_name
+from .remote.replies import UploadReply
 from .tag_keys import CREATED_TAG, DEVICE_TAG, EVIDENCE_TAG, INSTANCE_TAG, PROJECT_TAG
 
 Echo = Callable[[str], None]
@@ -185,16 +186,17 @@ def _upload_lines(ctx: Context, project: str, run_id: str, todo: list[Checkpoint
 def _upload_batch(ctx: Context, instance_id: str, project: str, lines: str, env: dict[str, str],
                   echo: Echo, multiparts: dict[str, _Multipart]) -> None:
     result = ssm.run(ctx, instance_id, "upload", [project], env, stdin=lines)
-    for rec in remote.parse_records(result.stdout, "part"):
-        if rec["part"] in multiparts and rec.get("etag"):
-            multiparts[rec["part"]].etags[int(rec["n"])] = rec["etag"]
-    for rec in remote.parse_records(result.stdout, "failed"):
-        if rec["failed"] in multiparts:  # said once per file, when it is aborted
-            mp = multiparts[rec["failed"]]
-            mp.failed = mp.failed or f"part {rec.get('n', '?')}: {rec.get('reason', '?')}"
+    reply = UploadReply.parse(result.stdout)
+    for part in reply.parts:
+        if part.relpath in multiparts:
+            multiparts[part.relpath].etags[part.n] = part.etag
+    for failed in reply.failed:
+        if failed.relpath in multiparts:  # said once per file, when it is aborted
+            mp = multiparts[failed.relpath]
+            mp.failed = mp.failed or f"part {failed.n if failed.n is not None else '?'}: {failed.reason}"
         else:
-            echo(f"  upload failed: {shown_name(rec['failed'])} ({rec.get('reason', '?')})")
-    if result.status != "Success" and not remote.parse_records(result.stdout, "upload_ok"):
+            echo(f"  upload failed: {shown_name(failed.relpath)} ({failed.reason})")
+    if result.status != "Success" and not reply.finished:
         echo(f"  the upload command on {instance_id} ended {result.status}")
 
 

@@ -333,7 +333,7 @@ def read_remote_manifest(
     more drifted files than it could list (everything is sent again).
     """
     from .logs import decode_chunk  # same chunk format as log tails
-    from .remote import parse_fields, parse_records
+    from .remote.replies import ManifestPage
 
     drift: list[str] = []
     gone: set[str] = set()
@@ -357,17 +357,14 @@ def read_remote_manifest(
         changed = False
         while True:
             stdout = fetch(known, offset)
-            fields = parse_fields(stdout)
+            page = ManifestPage.parse(stdout)
             if offset == 0:
-                records = parse_records(stdout, "drifted")
-                drift = [rec["drifted"] for rec in records]
-                gone = {rec["drifted"] for rec in records if rec.get("gone") == "1"}
-                drift_total = int(fields.get("drift_total", "0") or 0)
-            if fields.get("manifest") == "0":
+                drift, gone, drift_total = list(page.drifted), set(page.gone), page.drift_total
+            if not page.exists:
                 return {}
-            if fields.get("match") == "1" and cached is not None:
+            if page.match and cached is not None:
                 return trusted(cached)
-            sha = fields.get("manifest_sha256", "")
+            sha = page.sha256
             if not _SHA256.fullmatch(sha):
                 raise SyncError("sync_manifest.sh gave no manifest checksum.", details=[stdout[:200]])
             if expected is None:

@@ -217,3 +217,60 @@ class GuardianRecord:
                    uploaded=_int(f.get("uploaded")), upload_total=_int(f.get("upload_total")),
                    upload_failed=_int(f.get("upload_failed")), instance=f.get("instance", ""), at=f.get("at", ""),
                    pid=_int(f.get("pid")), alive=found and f.get("guardian_alive", "1") == "1")
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    relpath: str
+    n: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class FailedUpload:
+    relpath: str
+    reason: str
+    n: int | None = None           # the part, for a multipart upload
+
+
+@dataclass(frozen=True)
+class UploadReply:
+    """upload.sh: the parts of multipart uploads it sent (with their ETags), the PUTs that failed and
+    why, and whether it got to its end (``finished``: its ``upload_ok=`` line). Whole-file PUTs are
+    not trusted from this reply: runctl checks them in S3 afterwards."""
+
+    parts: tuple[UploadedPart, ...] = ()
+    failed: tuple[FailedUpload, ...] = ()
+    finished: bool = False
+
+    @classmethod
+    def parse(cls, stdout: str) -> UploadReply:
+        parts = tuple(UploadedPart(r["part"], _int(r.get("n")), r["etag"])
+                      for r in parse_records(stdout, "part") if r.get("etag") and r.get("n", "").isdigit())
+        failed = tuple(FailedUpload(r["failed"], r.get("reason", "?"), _int(r["n"]) if r.get("n", "").isdigit() else None)
+                       for r in parse_records(stdout, "failed"))
+        return cls(parts=parts, failed=failed, finished=bool(parse_records(stdout, "upload_ok")))
+
+
+@dataclass(frozen=True)
+class ManifestPage:
+    """sync_manifest.sh: no manifest there (``exists`` False); or the caller's cached one is current
+    (``match``); or one page of it (``chunk``, tail.sh's page format) with the whole manifest's
+    ``sha256``. On the first page, the files that drifted from it (``drifted``; those gone from the
+    instance also in ``gone``) of ``drift_total`` in all."""
+
+    exists: bool
+    match: bool = False
+    sha256: str = ""
+    drifted: tuple[str, ...] = ()
+    gone: frozenset[str] = frozenset()
+    drift_total: int = 0
+
+    @classmethod
+    def parse(cls, stdout: str) -> ManifestPage:
+        f = parse_fields(stdout)
+        records = parse_records(stdout, "drifted")
+        return cls(exists=f.get("manifest") != "0", match=f.get("match") == "1",
+                   sha256=f.get("manifest_sha256", ""), drifted=tuple(r["drifted"] for r in records),
+                   gone=frozenset(r["drifted"] for r in records if r.get("gone") == "1"),
+                   drift_total=_int(f.get("drift_total")))
