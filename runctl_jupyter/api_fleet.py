@@ -55,16 +55,19 @@ def fleet_status(ctx: Context, name: str):
 def fleet_train(ctx: Context, name: str, script: str | Path, script_args: Sequence[str] = (), *,
                 project: str | None = None, sync_code: bool = True, bucket: str | None = None,
                 project_root: str | Path | None = None, torchrun: bool = False, nproc_per_node: str | None = None,
-                master_port: int = fleets.DEFAULT_MASTER_PORT, echo: Echo = _quiet) -> FleetLaunch:
+                master_port: int = fleets.DEFAULT_MASTER_PORT, autostop: float | None = None,
+                echo: Echo = _quiet) -> FleetLaunch:
     """Start ``script`` on every node of the fleet with one run id (the code synced once; every node
-    started or none) and return at once; follow it with :func:`fleet_follow`."""
+    started or none) and return at once; follow it with :func:`fleet_follow`. Every node's guardian
+    ends the run on its node when it fails on another, even with nobody following; ``autostop``
+    (seconds) then stops each node's instance once its run has ended that long."""
     from .training.launch import local_script
 
     local_script(script, project_root, sync_code)  # a missing script is said before any AWS call
     return fleets.start_fleet_training(ctx, fleets.find(ctx, name), script, script_args, project=project,
                                        sync_code=sync_code, bucket=bucket, project_root_dir=project_root,
                                        torchrun=torchrun, nproc_per_node=nproc_per_node, master_port=master_port,
-                                       echo=echo)
+                                       autostop=autostop, echo=echo)
 
 
 def fleet_follow(ctx: Context, launch: FleetLaunch, on_text: Callable[[str], Any], *, all_nodes: bool = False,
@@ -94,10 +97,8 @@ def fleet_log(ctx: Context, info: FleetRunInfo, node: int, start: int | None = N
 def fleet_failure(result: FleetResult) -> TrainingFailed:
     """The error a fleet run that failed on a node raises (exit code 5), naming the node that failed first."""
     node = result.nodes[result.first_failure] if result.first_failure is not None else result.nodes[0]
-    ended = (f"; runctl ended the run on {', '.join(f'node {i}' for i in result.ended_by_runctl)}"
-             if result.ended_by_runctl else "")
     return TrainingFailed(
-        f"Fleet run {result.run_id} on {result.fleet} failed: {node.said()} first{ended}.",
+        f"Fleet run {result.run_id} on {result.fleet} failed: {node.said()} first{result.ended_text()}.",
         [cmd(f"aws monitor {node.instance_id} --run {result.run_id}", f"Read node {node.node}'s full log"),
          cmd(f"fleet monitor {result.fleet} --all-nodes", "See every node's last lines")],
         result=result, details=[f"Last lines of node {node.node}'s log:" if result.failed_tail else "Last lines of the log:",

@@ -84,6 +84,8 @@ def add_fleet_parser(top, parser_class, add_world_flags) -> None:
     p.add_argument("--bucket", type=grammar_types.text, help="S3 bucket for the code bundle and checkpoint copies")
     p.add_argument("--project-root", metavar="DIR", type=grammar_types.local_path, help="the folder to sync")
     p.add_argument("--master-port", type=_port, default=29500, help="the rendezvous port on node 0 (default: 29500)")
+    p.add_argument("--autostop", type=grammar_types.duration, metavar="DURATION",
+                   help="stop each node's instance once its run has ended this long (30m, 2h)")
     add_world_flags(p)
 
     p = named("status", "every node: state, SSM, private address, newest run")

@@ -47,6 +47,10 @@ MAX_URL_SECONDS = 7 * 24 * 3600          # SigV4 presigned URLs cannot outlive 7
 UNKNOWN_TEMPORARY_SECONDS = 3600         # temporary credentials whose expiry boto3 does not tell
 MARGIN_SECONDS = 300                     # a URL must still be valid this long after the guardian acts
 SANDBOX_POLL = "0.5"
+# how often a fleet node's guardian lists the other nodes' ends: one S3 LIST ($0.005 per 1,000) per
+# node every 30 s on AWS is under 3,000 a day; in the sandbox, every second
+FLEET_POLL_S = 30
+SANDBOX_FLEET_POLL = "1"
 FETCH_URL_SECONDS = 3600
 
 
@@ -58,6 +62,7 @@ class Request:
     max_hours: float | None = None
     max_cost: float | None = None
     poll: str | None = None               # seconds between IMDS polls (default: 5 on AWS, 0.5 in the sandbox)
+    fleet_node: int | None = None         # this run is node N of a fleet run: watch the other nodes' ends
 
 
 @dataclass
@@ -72,10 +77,11 @@ class Plan:
     urls_valid_until: datetime
     end: str                              # "stop" | "terminate"
     extra_env: dict[str, str] = field(default_factory=dict)
+    fleet_node: int | None = None
 
     @property
     def active(self) -> bool:
-        return self.spot or bool(self.autostop_s or self.max_seconds or self.max_cost)
+        return self.spot or self.fleet_node is not None or bool(self.autostop_s or self.max_seconds or self.max_cost)
 
     def watching(self) -> str:
         """``watching: spot, autostop 30m, max 12h/$20`` — the runctl:guardian tag (≤ 256 chars)."""
@@ -89,6 +95,8 @@ class Plan:
             caps.append(f"${self.max_cost:g}")
         if caps:
             parts.append("max " + "/".join(caps))
+        if self.fleet_node is not None:
+            parts.append("fleet peers")
         return "watching: " + ", ".join(parts)
 
 
@@ -169,7 +177,7 @@ def plan(ctx: Context, inst: Instance, request: Request | None) -> Plan | None:
     """What the guardian of a run on ``inst`` does; None when there is nothing to watch."""
     request = request or Request()
     spot = inst.lifecycle == "spot"
-    if not (spot or request.autostop_s or request.max_hours or request.max_cost):
+    if not (spot or request.autostop_s or request.max_hours or request.max_cost or request.fleet_node is not None):
         return None
     from .resources import price_book
 
@@ -203,7 +211,8 @@ def plan(ctx: Context, inst: Instance, request: Request | None) -> Plan | None:
                 max_cost=request.max_cost, price_per_hour=price, price_source=source,
                 mode="instance-role" if has_role else "presigned", urls_valid_until=until,
                 end="terminate" if inst.one_time_spot else "stop",
-                extra_env={"RUNCTL_GUARDIAN_POLL": request.poll} if request.poll else {})
+                extra_env={"RUNCTL_GUARDIAN_POLL": request.poll} if request.poll else {},
+                fleet_node=request.fleet_node)
 
 
 def _curl_quote(value: str) -> str:
@@ -245,7 +254,56 @@ def launch_env(ctx: Context, inst: Instance, p: Plan, project: str, run_id: str,
     if p.max_cost and p.price_per_hour:
         env["RUNCTL_GUARDIAN_MAX_COST"] = f"{p.max_cost:.4f}"
         env["RUNCTL_PRICE_PER_HOUR"] = f"{p.price_per_hour:.6f}"
+    if p.fleet_node is not None:
+        env.update(_fleet_watch_env(ctx, p.fleet_node, project, run_id, bucket, ttl))
     env.update(p.extra_env)
+    return env
+
+
+def fleet_ends_prefix(project: str, run_id: str) -> str:
+    """Where the nodes of a fleet run say that their run ended (one empty-ish object per node:
+    ``node-<N>-<why>``), for the other nodes' guardians to see: a failure on one node ends the run on
+    every node even when nobody watches from a notebook."""
+    return f"runctl/{project}/fleet-ends/{run_id}/"
+
+
+def fleet_ends(ctx: Context, project: str, run_id: str) -> dict[int, str]:
+    """The nodes whose guardian said their run ended (node → why: ``exit-1``, ``spot-notice``, …):
+    who ended a fleet run first, whoever followed it. {} without a bucket or when S3 cannot be read."""
+    from .aws import s3
+    from .errors import BackendError
+
+    bucket = s3.bucket_for(ctx, None, required=False)
+    if bucket is None:
+        return {}
+    try:
+        keys = s3.list_objects(ctx, bucket, fleet_ends_prefix(project, run_id))
+    except BackendError:
+        return {}
+    ends = {}
+    for key in keys:
+        node, _, why = key.removeprefix("node-").partition("-")
+        if key.startswith("node-") and node.isdigit() and why:
+            ends[int(node)] = why
+    return ends
+
+
+def _fleet_watch_env(ctx: Context, node: int, project: str, run_id: str, bucket: str, ttl: int) -> dict[str, str]:
+    """A presigned POST for keys under the run's fleet-ends prefix (≤ 1 KiB each) and a presigned
+    ListObjectsV2 of that prefix: every node posts its own end and lists the others'."""
+    from .aws import s3
+
+    presigner = s3.presigner(ctx, bucket)
+    prefix = fleet_ends_prefix(project, run_id)
+    post = presigner.generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
+                                             Conditions=[["content-length-range", 0, 1024]])
+    post_config = [f"url = {_curl_quote(post['url'])}"]
+    post_config += [f"form-string = {_curl_quote(f'{k}={v}')}" for k, v in post["fields"].items() if k != "key"]
+    listing = presigner.generate_presigned_url("list_objects_v2", Params={"Bucket": bucket, "Prefix": prefix},
+                                               ExpiresIn=ttl)
+    env = {"RUNCTL_GUARDIAN_FLEET_NODE": str(node), "RUNCTL_GUARDIAN_FLEET_PREFIX": prefix,
+           "RUNCTL_G_FLEETPOST": "\n".join(post_config), "RUNCTL_G_FLEETLIST": f"url = {_curl_quote(listing)}"}
+    env["RUNCTL_GUARDIAN_FLEET_POLL"] = SANDBOX_FLEET_POLL if ctx.is_sandbox else str(FLEET_POLL_S)
     return env
 
 
@@ -263,8 +321,9 @@ def before_launch(ctx: Context, instance_id: str, project: str, run_id: str, res
         return
     bucket = s3.bucket_for(ctx, None, required=False)
     if bucket is None:  # nowhere to upload checkpoints to
-        if request is None:  # only spot watching was implied: say so, train anyway
-            echo("Guardian: not started on this spot instance (no S3 bucket configured for checkpoint copies: "
+        implied = request is None or not (request.autostop_s or request.max_hours or request.max_cost)
+        if implied:  # only spot (or fleet peer) watching was implied: say so, train anyway
+            echo("Guardian: not started (no S3 bucket configured for checkpoint copies: "
                  "`runctl config set bucket NAME`)")
             return
         raise UsageError("The guardian needs an S3 bucket for checkpoint copies.",
@@ -284,6 +343,9 @@ def before_launch(ctx: Context, instance_id: str, project: str, run_id: str, res
         said.append("on a spot notice it checkpoints and uploads every checkpoint, newest first")
     if p.autostop_s or p.max_seconds or p.max_cost:
         said.append(ending_text(p.end))
+    if p.fleet_node is not None:
+        said.append("when the run fails or is interrupted on another node, it stops this node's training "
+                    "(SIGTERM: it saves a checkpoint) and uploads its newest checkpoint, even with no notebook watching")
     echo("; ".join(said))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .. import logs
+from .. import guardian, logs
 from ..aws import ec2, ssm
 from ..aws.session import Context
 from ..errors import BackendError
@@ -74,7 +74,7 @@ class FleetResult:
     state: str                        # succeeded | failed | stopped | detached
     nodes: list[NodeRun]
     first_failure: int | None = None  # the node that ended the run for the others
-    ended_by_runctl: list[int] = field(default_factory=list)
+    ended_by_runctl: list[int] = field(default_factory=list)  # (the others' guardians may have been first)
     log_tail: str = ""                # the last lines followed (node 0's, or every node's)
     failed_tail: str = ""             # the last lines of the node that failed first
 
@@ -82,12 +82,23 @@ class FleetResult:
     def exit_code(self) -> int | None:
         return self.nodes[self.first_failure].exit_code if self.first_failure is not None else 0
 
+    @property
+    def stopped_after(self) -> list[int]:
+        """The nodes whose run was stopped (SIGTERM: each checkpoints) after the first failure: by
+        runctl following the run, or by their own guardian, whichever saw it first."""
+        if self.first_failure is None:
+            return []
+        return [n.node for n in self.nodes if n.outcome == "stopped" and n.node != self.first_failure]
+
+    def ended_text(self) -> str:
+        """``; then the run was stopped on node 0, node 1`` (or nothing)."""
+        nodes = ", ".join(f"node {i}" for i in self.stopped_after)
+        return f"; then the run was stopped on {nodes}" if nodes else ""
+
     def summary(self) -> str:
         text = f"Fleet run {self.run_id} on {self.fleet}: {self.state}"
         if self.first_failure is not None:
-            text += f"; {self.nodes[self.first_failure].said()} first"
-        if self.ended_by_runctl:
-            text += f"; runctl ended it on {', '.join(f'node {i}' for i in self.ended_by_runctl)}"
+            text += f"; {self.nodes[self.first_failure].said()} first{self.ended_text()}"
         return text + "\n" + "\n".join(f"  {n.said()}" for n in self.nodes)
 
     to_shell_text = summary
@@ -121,6 +132,22 @@ def apply_status(run: NodeRun, status: StatusReply, poll: int) -> None:
         return
     run.state, run.seen_at = "exited", poll
     run.exit_code, run.stopped, run.lost, run.ended = status.exit_code, status.stopped, status.lost, status.ended
+
+
+def _first_end(ctx: Context, fl: FleetLaunch, runs: list[NodeRun]) -> NodeRun | None:
+    """The node whose end (other than success) ended the run, once it is seen; None while none is.
+    The nodes' guardians say in S3 which node's end started it (the others' guardians may stop their
+    nodes within the same second); a node said there but still running is waited for. Without that,
+    the first seen, and in the same poll a failure before a stop."""
+    ended = [r for r in runs if r.state != "running" and r.outcome != "succeeded"]
+    if not ended:
+        return None
+    said = guardian.fleet_ends(ctx, fl.project, fl.run_id)
+    origins = [r for r in ended if r.node in said]
+    if said and not origins and any(r.node in said and r.state == "running" for r in runs):
+        return None
+    return min(origins or ended, key=lambda r: (r.seen_at, r.outcome == "stopped", r.ended is None,
+                                                r.ended.timestamp() if r.ended else 0.0, r.node))
 
 
 def _poll_statuses(ctx: Context, fl: FleetLaunch, runs: list[NodeRun], poll: int) -> None:
@@ -202,9 +229,8 @@ def follow_fleet(ctx: Context, fl: FleetLaunch, on_text: Callable[[str], Any], *
             for node, text in zip(readable, pool.map(read, readable), strict=True):
                 emit(node, text)
             if first is None:
-                ended = [r for r in runs if r.state != "running" and r.outcome != "succeeded"]
-                if ended:
-                    first = min(ended, key=lambda r: (r.seen_at, r.ended is None, r.ended.timestamp() if r.ended else 0.0, r.node))
+                first = _first_end(ctx, fl, runs)
+                if first is not None:
                     others = [r for r in runs if r.state == "running"]
                     if others:
                         echo(f"{first.said()} first: ending the run on {', '.join(f'node {r.node}' for r in others)} "

@@ -83,7 +83,7 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
                          project: str | None = None, sync_code: bool = True, bucket: str | None = None,
                          project_root_dir: str | Path | None = None, torchrun: bool = False,
                          nproc_per_node: str | None = None, master_port: int = DEFAULT_MASTER_PORT,
-                         echo: Echo = _quiet) -> FleetLaunch:
+                         autostop: float | None = None, echo: Echo = _quiet) -> FleetLaunch:
     """Start ``script`` on every node of ``fleet``: all of them, or none (see the module docstring)."""
     if nproc_per_node is not None and not torchrun:
         raise UsageError("--nproc-per-node needs --torchrun (without it, each node runs one process).",
@@ -108,10 +108,14 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
 
     said: list[list[str]] = [[] for _ in fleet.nodes]  # each node's lines, told in node order once all are back
 
+    from .. import guardian
+
     def launch(node: int) -> Launch:
+        # every node's guardian watches the others: a failure anywhere ends the run everywhere, unattended
         return training.start_training(ctx, fleet.nodes[node].instance_id, script_path, script_args, project=name,
                                        sync_code=False, bucket=bucket, project_root_dir=root, run_id=run_id,
-                                       extra_env=envs[node], echo=said[node].append)
+                                       extra_env=envs[node], echo=said[node].append,
+                                       guardian_request=guardian.Request(fleet_node=node, autostop_s=autostop))
 
     with ThreadPoolExecutor(max_workers=min(MAX_LAUNCH_WORKERS, len(fleet.nodes))) as pool:
         futures = [pool.submit(launch, i) for i in range(len(fleet.nodes))]
@@ -123,8 +127,6 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
     started = [out for out in outcomes if isinstance(out, Launch)]
     if failed:
         raise _rolled_back(ctx, fleet, name, run_id, started, failed)
-    from .. import guardian
-
     for launch_ in started:
         guardian.after_launch(ctx, launch_.instance_id, run_id)
     if applied is not None:

@@ -30,6 +30,14 @@
 #   RUNCTL_G_S3POST   curl config: a presigned S3 POST (url + form fields) whose policy allows any key
 #                     under runctl/PROJECT/checkpoints/RUN_ID/
 #   RUNCTL_G_STOP, RUNCTL_G_TERMINATE   curl config: a presigned EC2 StopInstances/TerminateInstances GET
+#   RUNCTL_G_FLEETPOST, RUNCTL_G_FLEETLIST  (node RUNCTL_GUARDIAN_FLEET_NODE of a fleet run) curl configs: a
+#                     presigned S3 POST for keys under RUNCTL_GUARDIAN_FLEET_PREFIX and a presigned
+#                     ListObjectsV2 GET of it. When this node's run ends other than by exit 0 (an error, a
+#                     spot notice, a budget cap, lost), the guardian posts node-N-WHY there; every
+#                     RUNCTL_GUARDIAN_FLEET_POLL seconds (default 30) it lists the prefix, and when another
+#                     node's key is there it stops this node's training (SIGTERM: it saves a checkpoint),
+#                     uploads the newest checkpoint and says which node ended the run, with no notebook
+#                     watching (`fleet-peer`; the instance keeps running unless autostop stops it).
 # Records: RUN_DIR/guardian.json (what it watches, what it did), RUN_DIR/guardian.fields (the same as one
 #   "@runctl k=v …" line for guardian_status.sh), a "[runctl guardian] …" line in RUN_DIR/log per action,
 #   RUN_DIR/guardian.uploads (when every checkpoint is uploaded: one "@runctl uploaded=… size=… mtime=…
@@ -66,10 +74,12 @@ if [ "$INSTALL" = 1 ]; then
   (
     umask 077
     mkdir -p -- "$SECRETS" && chmod 700 -- "$SECRETS" || exit 4
-    for name in s3post stop terminate; do
+    for name in s3post stop terminate fleetpost fleetlist; do
       case "$name" in
         s3post) value="${RUNCTL_G_S3POST:-}" ;;
         stop) value="${RUNCTL_G_STOP:-}" ;;
+        fleetpost) value="${RUNCTL_G_FLEETPOST:-}" ;;
+        fleetlist) value="${RUNCTL_G_FLEETLIST:-}" ;;
         *) value="${RUNCTL_G_TERMINATE:-}" ;;
       esac
       if [ -n "$value" ]; then printf '%s\n' "$value" >"$SECRETS/$name.curl" || exit 4; fi
@@ -88,7 +98,14 @@ TERM_WAIT="${RUNCTL_GUARDIAN_TERM_WAIT:-90}"
 END="${RUNCTL_GUARDIAN_END:-stop}"
 IMDS="${RUNCTL_IMDS_ENDPOINT:-http://169.254.169.254}"
 IMDS="${IMDS%/}"
+FLEET_NODE="${RUNCTL_GUARDIAN_FLEET_NODE:-}"
+FLEET_PREFIX="${RUNCTL_GUARDIAN_FLEET_PREFIX:-}"
+FLEET_POLL="${RUNCTL_GUARDIAN_FLEET_POLL:-30}"
 case "$END" in stop | terminate) ;; *) die 2 "RUNCTL_GUARDIAN_END must be stop or terminate" ;; esac
+if [ -n "$FLEET_NODE" ]; then
+  is_uint "$FLEET_NODE" || die 2 "RUNCTL_GUARDIAN_FLEET_NODE must be a node number"
+  [ -n "$FLEET_PREFIX" ] || die 2 "RUNCTL_GUARDIAN_FLEET_PREFIX is needed with RUNCTL_GUARDIAN_FLEET_NODE"
+fi
 [ -d "$RUN_DIR" ] || die 2 "run directory not found: $RUN_DIR"
 
 now_f() { date +%s.%N; }
@@ -97,7 +114,7 @@ fge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 cost_of() { awk -v s="$1" -v p="$2" 'BEGIN { printf "%.4f", s * p / 3600 }'; }
 is_num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
-for v in "$POLL" "$TERM_WAIT" ${AUTOSTOP:+"$AUTOSTOP"} ${MAX_SECONDS:+"$MAX_SECONDS"} ${MAX_COST:+"$MAX_COST"} ${PRICE:+"$PRICE"}; do
+for v in "$POLL" "$TERM_WAIT" "$FLEET_POLL" ${AUTOSTOP:+"$AUTOSTOP"} ${MAX_SECONDS:+"$MAX_SECONDS"} ${MAX_COST:+"$MAX_COST"} ${PRICE:+"$PRICE"}; do
   is_num "$v" || die 2 "not a number: $(pct "$v")"
 done
 
@@ -560,6 +577,79 @@ quiesce_training() {
   fi
 }
 
+# --- a fleet run: one node's end ends the run on every node ---------------------------------------
+FLEET_POSTED=0 PEER_ENDED="" FLEET_NEXT=0 FLEET_LIST_WARNED=0
+fleet_post() {
+  # fleet_post WHY: tell the other nodes that this node's run ended (WHY: exit-N | spot-notice | lost | …),
+  # once; never when it ended because another node's did (that node already said so)
+  [ -n "$FLEET_NODE" ] && [ "$FLEET_POSTED" = 0 ] && [ -z "$PEER_ENDED" ] || return 0
+  FLEET_POSTED=1
+  if [ ! -f "$SECRETS/fleetpost.curl" ]; then
+    rec fleet_post "no presigned POST"
+    return 1
+  fi
+  local code rc=0
+  # the URL and signature stay in the curl config file: never in argv, never in a message
+  code="$(curl -sS -m 30 --retry 3 --retry-delay 1 -o /dev/null -w '%{http_code}' -K "$SECRETS/fleetpost.curl" \
+    --form-string "key=${FLEET_PREFIX}node-$FLEET_NODE-$1" --form-string "file=node $FLEET_NODE: $1" \
+    </dev/null 2>/dev/null)" || rc=$?
+  case "$rc/$code" in
+    0/2??) rec fleet_post "node-$FLEET_NODE-$1" ;;
+    0/*) rec fleet_post "S3 refused the presigned POST (HTTP $code; expired?)" ;;
+    *) rec fleet_post "S3 unreachable (curl error $rc)" ;;
+  esac
+  say "fleet: told the other nodes that this node's run ended ($1): ${REC[fleet_post]}"
+}
+fleet_peer_ended() {
+  # 0 when another node said its run ended (PEER_ENDED: which and why); one S3 LIST every FLEET_POLL s
+  [ -n "$FLEET_NODE" ] && [ -z "$PEER_ENDED" ] && [ -f "$SECRETS/fleetlist.curl" ] || return 1
+  local t body code key
+  t="$(now_f)"
+  fge "$t" "$FLEET_NEXT" || return 1
+  FLEET_NEXT="$(awk -v a="$t" -v p="$FLEET_POLL" 'BEGIN { printf "%.3f", a + p }')"
+  body="$(curl -sS -m 10 -w '\n%{http_code}' -K "$SECRETS/fleetlist.curl" </dev/null 2>/dev/null)" || return 1
+  code="${body##*$'\n'}"
+  if [ "$code" != 200 ]; then
+    if [ "$FLEET_LIST_WARNED" = 0 ]; then
+      FLEET_LIST_WARNED=1
+      rec fleet_watch "S3 refused the presigned list (HTTP $code; expired?): other nodes' ends cannot be seen"
+      write_record
+    fi
+    return 1
+  fi
+  while IFS= read -r key; do
+    key="${key//%2F//}"
+    key="${key##*/}"
+    [[ "$key" =~ ^node-([0-9]+)-([a-z0-9-]+)$ ]] || continue
+    [ "${BASH_REMATCH[1]}" = "$FLEET_NODE" ] && continue
+    PEER_ENDED="node ${BASH_REMATCH[1]} (${BASH_REMATCH[2]})"
+    return 0
+  done < <(grep -o '<Key>[^<]*</Key>' <<<"${body%$'\n'*}" | sed -e 's/^<Key>//' -e 's/<\/Key>$//')
+  return 1
+}
+fleet_end() {
+  # another node's run ended: stop this node's training as `stop` would (it saves a checkpoint), copy
+  # the newest checkpoint to S3; the instance is left to autostop (or the user)
+  rec state acting
+  rec action fleet-peer
+  rec peer "$PEER_ENDED"
+  rec detected_at "$(now_f)"
+  write_record
+  stop_training
+  upload_newest || true
+  finish acted fleet-peer "fleet: $PEER_ENDED ended the run, so this node's training was stopped"
+  if [ -z "$AUTOSTOP" ]; then exit 0; fi
+  rec state watching
+  write_record
+}
+ended_why() {
+  # why this node's training ended, for the other nodes: "" when it succeeded or runctl's stop ended it
+  local code
+  code="$(read_first "$RUN_DIR/exit_code")"
+  if [ -f "$RUN_DIR/stop_signal" ]; then return 0; fi
+  if [ -z "$code" ]; then printf 'lost'; elif [ "$code" != 0 ]; then printf 'exit-%s' "${code#-}"; fi
+}
+
 this_instance() {
   # the instance's id (IMDS), for the steps a message gives; "INSTANCE_ID" when IMDS does not say
   if imds_get instance-id && [[ "$IMDS_BODY" =~ ^i-[0-9a-f]{8,17}$ ]]; then
@@ -579,6 +669,7 @@ act() {
   case "$action" in
     spot-notice)
       rec notice "$IMDS_BODY"
+      fleet_post spot-notice # first: the other nodes get going while this one saves
       stop_training
       # AWS takes the instance and its disk whatever happens: copy everything possible, newest first
       quiesce_training
@@ -586,6 +677,7 @@ act() {
       finish acted "$action" "spot interruption notice"
       ;;
     autostop | max-hours | max-cost)
+      [ "$action" = autostop ] || fleet_post "$action"
       stop_training
       case "$action" in
         autostop) why="autostop: idle for ${AUTOSTOP}s" ;;
@@ -641,7 +733,10 @@ while :; do
   now="$(now_f)"
   if training_alive; then
     IDLE_SINCE=""
+    if fleet_peer_ended; then fleet_end; fi
   elif [ -z "$IDLE_SINCE" ]; then
+    why="$(ended_why)"
+    if [ -n "$why" ]; then fleet_post "$why"; fi
     IDLE_SINCE="$(read_first "$RUN_DIR/ended_at")"
     # whole seconds, rounded up: autostop never acts early
     if is_uint "$IDLE_SINCE"; then IDLE_SINCE=$((IDLE_SINCE + 1)); else IDLE_SINCE="$now"; fi

@@ -27,7 +27,7 @@ def test_shell_create_train_monitor_status_terminate(sandbox, ctx, project):
                          "--fail-rank", "1", "--timeout", "300", cwd=project)
         assert failed.returncode == 5, failed.stderr
         assert "Error: Fleet run" in failed.stderr and "node 1 (i-" in failed.stderr
-        assert "failed (exit code 1) first; runctl ended the run on node 0." in failed.stderr
+        assert "failed (exit code 1) first; then the run was stopped on node 0." in failed.stderr
         assert "To resolve:" in failed.stderr and "runctl fleet monitor clifleet --all-nodes" in failed.stderr
         monitor = run_cli("--sandbox", "fleet", "monitor", "clifleet", "--all-nodes", cwd=project)
         assert monitor.returncode == 0, monitor.stderr
@@ -77,7 +77,7 @@ def test_a_notebook_watches_a_fleet_run_started_without_wait(shell, ctx, project
         assert not follower.thread.is_alive(), "the watch never ended"
         result = follower.fleet_result
         assert result is not None, follower.lines
-        assert result.state == "failed" and result.first_failure == 1 and result.ended_by_runctl == [0]
+        assert result.state == "failed" and result.first_failure == 1 and result.stopped_after == [0]
         assert any("rank 0" in line for line in follower.lines)  # node 0's log, in the cell
         assert all(node.state != "running" for node in result.nodes)
     finally:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
 from runctl_jupyter import grammar
 from runctl_jupyter.errors import UsageError
 from runctl_jupyter.fleet import Fleet, NodeRun, Prefixer, rendezvous_env, wants_cluster_placement
-from runctl_jupyter.fleet.follow import apply_status
+from runctl_jupyter.fleet.follow import FleetResult, apply_status
 from runctl_jupyter.fleet.members import check_name, check_nodes
 from runctl_jupyter.fleet.network import _members_only
 from runctl_jupyter.fleet.sync_once import merged_manifest
@@ -133,3 +134,30 @@ def test_a_fleet_that_lost_a_node_or_has_one_stopped_refuses_to_train():
     with pytest.raises(GuardRefused) as err:
         require_running(fleet, "start training")
     assert "has lost node(s) 1" in err.value.message and fleet.label(2) == "node 2 (i-00000000000000002)"
+
+
+def test_the_node_that_ended_a_fleet_run_first_is_the_one_its_guardian_named(monkeypatch):
+    """Node 1 got a spot notice: its guardian said so in S3 and is still saving when node 0's guardian
+    has already stopped node 0. The follower waits for node 1 rather than blame node 0."""
+    from runctl_jupyter import guardian
+    from runctl_jupyter.fleet import follow
+
+    said: dict[int, str] = {1: "spot-notice"}
+    monkeypatch.setattr(guardian, "fleet_ends", lambda _ctx, _project, _run: said)
+    fl = SimpleNamespace(project="p", run_id="r")
+    node0, node1 = NodeRun(0, "i-0123456789abcdef0"), NodeRun(1, "i-0123456789abcdef1")
+    apply_status(node0, StatusReply.parse("@runctl state=exited exit_code=143 stopped=1 ended=2026-11-30T10:00:01Z\n"), 3)
+    assert follow._first_end(None, fl, [node0, node1]) is None
+    apply_status(node1, StatusReply.parse("@runctl state=exited exit_code=0 stopped=1 ended=2026-11-30T10:00:01Z\n"), 4)
+    assert follow._first_end(None, fl, [node0, node1]) is node1
+    # nothing said in S3 (no bucket): seen in the same poll, a failure comes before a stop
+    said.clear()
+    stopped, failed = NodeRun(0, "i-0123456789abcdef0"), NodeRun(1, "i-0123456789abcdef1")
+    apply_status(stopped, StatusReply.parse("@runctl state=exited exit_code=143 stopped=1 ended=2026-11-30T10:00:01Z\n"), 2)
+    apply_status(failed, StatusReply.parse("@runctl state=exited exit_code=1 ended=2026-11-30T10:00:01Z\n"), 2)
+    first = follow._first_end(None, fl, [stopped, failed])
+    assert first is failed
+    result = FleetResult("f", "p", "r", "failed", [stopped, failed], first.node)
+    assert result.stopped_after == [0]
+    assert result.summary().splitlines()[0] == ("Fleet run r on f: failed; node 1 (i-0123456789abcdef1) failed "
+                                                "(exit code 1) first; then the run was stopped on node 0")
