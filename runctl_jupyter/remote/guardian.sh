@@ -35,7 +35,7 @@
 #                     ListObjectsV2 GET of it. When this node's run ends other than by exit 0 (an error, a
 #                     spot notice, a budget cap, lost), the guardian posts node-N-WHY there; every
 #                     RUNCTL_GUARDIAN_FLEET_POLL seconds (default 30) it lists the prefix, and when another
-#                     node's key is there it stops this node's training (SIGTERM: it saves a checkpoint),
+#                     node's key is there in two lists in a row (a runctl following the run acts first) it stops this node's training (SIGTERM: it saves a checkpoint),
 #                     uploads the newest checkpoint and says which node ended the run, with no notebook
 #                     watching (`fleet-peer`; the instance keeps running unless autostop stops it).
 # Records: RUN_DIR/guardian.json (what it watches, what it did), RUN_DIR/guardian.fields (the same as one
@@ -578,7 +578,7 @@ quiesce_training() {
 }
 
 # --- a fleet run: one node's end ends the run on every node ---------------------------------------
-FLEET_POSTED=0 PEER_ENDED="" FLEET_NEXT=0 FLEET_LIST_WARNED=0
+FLEET_POSTED=0 PEER_SEEN="" PEER_ENDED="" FLEET_NEXT=0 FLEET_LIST_WARNED=0
 fleet_post() {
   # fleet_post WHY: tell the other nodes that this node's run ended (WHY: exit-N | spot-notice | lost | …),
   # once; never when it ended because another node's did (that node already said so)
@@ -601,7 +601,9 @@ fleet_post() {
   say "fleet: told the other nodes that this node's run ended ($1): ${REC[fleet_post]}"
 }
 fleet_peer_ended() {
-  # 0 when another node said its run ended (PEER_ENDED: which and why); one S3 LIST every FLEET_POLL s
+  # 0 when another node said its run ended (PEER_ENDED: which and why) in two lists in a row: one S3 LIST
+  # every FLEET_POLL s, and one poll of grace, so that a runctl following the run (it polls every few
+  # seconds) ends it first and tells the story; the guardian is for when nobody follows
   [ -n "$FLEET_NODE" ] && [ -z "$PEER_ENDED" ] && [ -f "$SECRETS/fleetlist.curl" ] || return 1
   local t body code key
   t="$(now_f)"
@@ -622,8 +624,11 @@ fleet_peer_ended() {
     key="${key##*/}"
     [[ "$key" =~ ^node-([0-9]+)-([a-z0-9-]+)$ ]] || continue
     [ "${BASH_REMATCH[1]}" = "$FLEET_NODE" ] && continue
-    PEER_ENDED="node ${BASH_REMATCH[1]} (${BASH_REMATCH[2]})"
-    return 0
+    if [ "$PEER_SEEN" = "$key" ]; then
+      PEER_ENDED="node ${BASH_REMATCH[1]} (${BASH_REMATCH[2]})"
+      return 0
+    fi
+    [ -n "$PEER_SEEN" ] || PEER_SEEN="$key"
   done < <(grep -o '<Key>[^<]*</Key>' <<<"${body%$'\n'*}" | sed -e 's/^<Key>//' -e 's/<\/Key>$//')
   return 1
 }
