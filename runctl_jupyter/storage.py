@@ -2,7 +2,8 @@
 
 Under ``s3://BUCKET/runctl/``: ``<project>/code/bundle-*.tar.gz`` (one per sync that changed something),
 ``<project>/checkpoints/<run-id>/…`` (checkpoint copies), ``_evidence/<instance>.json`` (what ``stop``
-found, for a later ``terminate``), and multipart uploads that were begun and never finished (their
+found, for a later ``terminate``), ``<project>/fleet-ends/<run-id>/node-N-WHY`` (a few bytes each: which
+node of a fleet run ended it, as its guardian said), and multipart uploads that were begun and never finished (their
 parts bill, though no listing of objects shows them).
 
 Prune deletes code bundles only, never checkpoint copies or evidence. A bundle holds only the files that
@@ -24,7 +25,7 @@ from .aws.s3_storage import OpenUpload, StoredObject
 from .aws.session import Context
 
 GIB = 1024 ** 3
-KINDS = ("code bundles", "checkpoints", "evidence", "multipart uploads", "other")
+KINDS = ("code bundles", "checkpoints", "evidence", "fleet run ends", "multipart uploads", "other")
 _BUNDLE = re.compile(r"^bundle-[0-9a-f]+\.tar\.gz$")
 BUNDLE_IN_USE = timedelta(seconds=s3.URL_TTL_S)  # a train's presigned GET may still fetch it
 UPLOAD_STALE = timedelta(days=s3_storage.ABORT_AFTER_DAYS)
@@ -47,6 +48,8 @@ def classify(key: str) -> Where:
         return Where(parts[0], "code bundles")
     if len(parts) >= 3 and parts[1] == "checkpoints":
         return Where(parts[0], "checkpoints", parts[2] if len(parts) >= 4 else "")
+    if len(parts) >= 4 and parts[1] == "fleet-ends":
+        return Where(parts[0], "fleet run ends", parts[2])
     return Where(parts[0] if len(parts) > 1 else "-", "other")
 
 

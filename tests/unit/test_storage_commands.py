@@ -60,6 +60,7 @@ def test_help_names_the_storage_commands():
     ("runctl/p/checkpoints/run-7/model.pt", storage.Where("p", "checkpoints", "run-7")),
     ("runctl/p/checkpoints/loose.pt", storage.Where("p", "checkpoints", "")),
     ("runctl/_evidence/i-0123456789abcdef0.json", storage.Where("-", "evidence")),
+    ("runctl/p/fleet-ends/run-7/node-2-exit-1", storage.Where("p", "fleet run ends", "run-7")),
     ("runctl/p/notes.txt", storage.Where("p", "other")),
 ])
 def test_keys_are_classified_by_project_and_kind(key, where):
