@@ -7,6 +7,8 @@ Each N: ``api.fleet_create(..., wait=True)`` of N t3.micro, then a cold ``fleet_
 runctl's scripts installed, the whole project sent), a warm one (same code: nothing sent), and a warm
 one with SSM as slow as on AWS (``common.aws_ssm_latency``). The script is the tests' stdlib TCP
 rendezvous (``training/fleet_rendezvous.py``): every run is followed to its end and must succeed.
+Then one run in which the last node fails and nobody follows: the time from its end to the end of
+the last other node's run (their guardians see it in S3 and stop them), from the run folders' files.
 """
 
 from __future__ import annotations
@@ -36,6 +38,24 @@ def _train(bench: Bench, name: str, script) -> tuple[int, int, float]:
     return sends, puts, wall
 
 
+def _unattended(bench: Bench, name: str, script, n: int) -> float:
+    """Seconds from the failing node's end to the last other node's end, with nobody following."""
+    from runctl_jupyter import api
+
+    launch = api.fleet_train(bench.context(), name, script, ["--fail-rank", str(n - 1), "--timeout", "120"],
+                             project="fleetbench")
+    ends = [bench.sandbox_dir / "instances" / la.instance_id / "runctl" / "fleetbench" / "runs" / launch.run_id /
+            "exit_code" for la in launch.launches]
+    deadline = time.monotonic() + 120
+    while not all(end.exists() for end in ends):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fleet run {launch.run_id} on {name}: the other nodes were not stopped")
+        time.sleep(0.1)
+    if ends[-1].read_text().strip() != "1":
+        raise RuntimeError(f"fleet run {launch.run_id} on {name}: node {n - 1} did not fail as asked")
+    return max(end.stat().st_mtime for end in ends[:-1]) - ends[-1].stat().st_mtime
+
+
 def run(bench: Bench) -> list[Metric]:
     from runctl_jupyter import api
 
@@ -57,6 +77,7 @@ def run(bench: Bench) -> list[Metric]:
             warm = _train(bench, name, script)
             with aws_ssm_latency(bench.info):
                 slow = _train(bench, name, script)
+            unattended = _unattended(bench, name, script, n)
         finally:
             api.fleet_terminate(ctx, name, force=True)
         metrics += [
@@ -73,5 +94,8 @@ def run(bench: Bench) -> list[Metric]:
             Metric(f"N={n}: fleet train → every node running, warm, SSM as slow as on AWS", round(slow[2], 2), "s",
                    None, group=GROUP, note=f"{slow[0]} SendCommands; launches sent concurrently"),
             Metric(f"N={n}: fleet create --wait (sandbox delays)", round(created, 2), "s", None, group=GROUP),
+            Metric(f"N={n}: unattended, node {n - 1} fails → every other node's run ended", round(unattended, 2), "s",
+                   None, group=GROUP, note="their guardians list the run's fleet-ends in S3 every 2 s here (30 s on "
+                                           "AWS) and act on the 2nd list that shows it, then SIGTERM and wait"),
         ]
     return metrics
