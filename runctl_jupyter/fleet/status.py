@@ -3,9 +3,10 @@ before reading its logs (one status command for every running node)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .. import guardian
 from ..aws import ec2, ssm
 from ..aws.session import Context
 from ..costs.rows import training_text
@@ -63,6 +64,7 @@ class FleetRunInfo:
     launch: FleetLaunch
     statuses: list[StatusReply]       # status.sh's reply per node (state "none" for a node that is not running)
     states: list[str]                 # each node's instance state
+    ends: dict[int, str] = field(default_factory=dict)  # what the nodes' guardians said in S3: node → why
 
     @property
     def running(self) -> bool:
@@ -78,6 +80,9 @@ class FleetRunInfo:
                 continue
             code = f" (exit code {st.exit_code})" if st.state == "exited" and st.exit_code is not None else ""
             lines.append(f"  node {i} ({iid}): {'lost' if st.lost else st.shown_state}{code}")
+        if self.ends:
+            said = ", ".join(f"node {node} ({why})" for node, why in sorted(self.ends.items()))
+            lines.append(f"  ended by: {said}, as the guardians said (the other nodes' guardians stop their runs)")
         return "\n".join(lines)
 
 
@@ -100,4 +105,5 @@ def run_info(ctx: Context, fleet: Fleet, project: str | None = None, run_id: str
                 for inst, st in zip(fleet.nodes, statuses, strict=True)]
     launch = FleetLaunch(fleet.name, project, run_id, launches, node0.private_ip or "", DEFAULT_MASTER_PORT,
                          world=fleet.world)
-    return FleetRunInfo(launch, statuses, [inst.state for inst in fleet.nodes])
+    return FleetRunInfo(launch, statuses, [inst.state for inst in fleet.nodes],
+                        guardian.fleet_ends(ctx, project, run_id))

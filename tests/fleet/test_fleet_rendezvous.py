@@ -114,6 +114,8 @@ def test_with_nobody_watching_a_failure_on_node_2_ends_the_run_on_nodes_0_and_1(
     header = info.header()
     assert "node 2 (" in header and "exited (exit code 1)" in header
     assert header.count("stopped") == 2, header
+    assert header.endswith("\n  ended by: node 2 (exit-1), as the guardians said (the other nodes' guardians stop "
+                           "their runs)"), header
 
 
 def test_with_nobody_watching_and_autostop_a_failed_fleet_run_stops_every_instance(ctx, sandbox, fleet2, project):
