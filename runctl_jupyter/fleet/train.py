@@ -65,6 +65,16 @@ class FleetLaunch:
         p.text(self.summary())
 
 
+def told_once(said: list[list[str]]) -> list[str]:
+    """Each node's lines, in node order, ``[node i]`` first; a line every node said (the guardian's
+    plan, the URLs' expiry) is told once, as ``[every node]``, where node 0 said it."""
+    common = set(said[0]).intersection(*said[1:]) if len(said) > 1 else set()
+    lines = [f"[every node] {line}" if line in common else f"[node 0] {line}" for line in said[0]]
+    for node, node_lines in enumerate(said[1:], start=1):
+        lines += [f"[node {node}] {line}" for line in node_lines if line not in common]
+    return lines
+
+
 def rendezvous_env(fleet: Fleet, node: int, port: int, torchrun: bool, nproc_per_node: str | None) -> dict[str, str]:
     """What node ``node``'s process finds in its environment (see the module docstring)."""
     addr = fleet.nodes[0].private_ip or ""
@@ -120,9 +130,8 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
     with ThreadPoolExecutor(max_workers=min(MAX_LAUNCH_WORKERS, len(fleet.nodes))) as pool:
         futures = [pool.submit(launch, i) for i in range(len(fleet.nodes))]
         outcomes = [(f.result() if f.exception() is None else f.exception()) for f in futures]
-    for node, lines in enumerate(said):
-        for line in lines:
-            echo(f"[node {node}] {line}")
+    for line in told_once(said):
+        echo(line)
     failed = [(i, out) for i, out in enumerate(outcomes) if isinstance(out, BaseException)]
     started = [out for out in outcomes if isinstance(out, Launch)]
     if failed:

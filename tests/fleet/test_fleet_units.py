@@ -161,3 +161,13 @@ def test_the_node_that_ended_a_fleet_run_first_is_the_one_its_guardian_named(mon
     assert result.stopped_after == [0]
     assert result.summary().splitlines()[0] == ("Fleet run r on f: failed; node 1 (i-0123456789abcdef1) failed "
                                                 "(exit code 1) first; then the run was stopped on node 0")
+
+
+def test_what_every_node_said_is_told_once():
+    from runctl_jupyter.fleet.train import told_once
+
+    said = [["Guardian watching: fleet peers", "Started run r on i-0 (PID 5)"],
+            ["Guardian watching: fleet peers", "Started run r on i-1 (PID 7)"]]
+    assert told_once(said) == ["[every node] Guardian watching: fleet peers", "[node 0] Started run r on i-0 (PID 5)",
+                               "[node 1] Started run r on i-1 (PID 7)"]
+    assert told_once([["only node"]]) == ["[node 0] only node"]
