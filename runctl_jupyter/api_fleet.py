@@ -56,18 +56,20 @@ def fleet_train(ctx: Context, name: str, script: str | Path, script_args: Sequen
                 project: str | None = None, sync_code: bool = True, bucket: str | None = None,
                 project_root: str | Path | None = None, torchrun: bool = False, nproc_per_node: str | None = None,
                 master_port: int = fleets.DEFAULT_MASTER_PORT, autostop: float | None = None,
-                echo: Echo = _quiet) -> FleetLaunch:
+                max_hours: float | None = None, max_cost: float | None = None, echo: Echo = _quiet) -> FleetLaunch:
     """Start ``script`` on every node of the fleet with one run id (the code synced once; every node
     started or none) and return at once; follow it with :func:`fleet_follow`. Every node's guardian
     ends the run on its node when it fails on another, even with nobody following; ``autostop``
-    (seconds) then stops each node's instance once its run has ended that long."""
+    (seconds) then stops each node's instance once its run has ended that long. ``max_hours`` and
+    ``max_cost`` (the whole fleet's dollars: each node's guardian stops at its 1/N share) are budget
+    caps, as for one instance."""
     from .training.launch import local_script
 
     local_script(script, project_root, sync_code)  # a missing script is said before any AWS call
     return fleets.start_fleet_training(ctx, fleets.find(ctx, name), script, script_args, project=project,
                                        sync_code=sync_code, bucket=bucket, project_root_dir=project_root,
                                        torchrun=torchrun, nproc_per_node=nproc_per_node, master_port=master_port,
-                                       autostop=autostop, echo=echo)
+                                       autostop=autostop, max_hours=max_hours, max_cost=max_cost, echo=echo)
 
 
 def fleet_follow(ctx: Context, launch: FleetLaunch, on_text: Callable[[str], Any], *, all_nodes: bool = False,

@@ -116,7 +116,7 @@ def train(c: Command, fe: Frontend) -> api.FleetLaunch | api.FleetResult:
     launch = api.fleet_train(ctx, c.fleet, c.script, c.script_args, project=c.project, sync_code=c.sync_code,
                              bucket=c.bucket, project_root=c.project_root, torchrun=c.torchrun,
                              nproc_per_node=c.nproc_per_node, master_port=c.master_port, autostop=c.autostop,
-                             echo=fe.echo)
+                             max_hours=c.max_hours, max_cost=c.max_cost, echo=fe.echo)
     if not c.wait:
         again = f"{fe.prefix} fleet monitor {c.fleet} --follow{' --all-nodes' if c.all_nodes else ''}"
         if fe.notebook:  # node 0's log in this cell, and the whole fleet watched, while this kernel runs

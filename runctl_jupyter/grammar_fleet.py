@@ -86,6 +86,9 @@ def add_fleet_parser(top, parser_class, add_world_flags) -> None:
     p.add_argument("--master-port", type=_port, default=29500, help="the rendezvous port on node 0 (default: 29500)")
     p.add_argument("--autostop", type=grammar_types.duration, metavar="DURATION",
                    help="stop each node's instance once its run has ended this long (30m, 2h)")
+    p.add_argument("--max-hours", type=grammar_types.hours, help="budget cap: stop the run (every node) after this many hours")
+    p.add_argument("--max-cost", type=grammar_types.money,
+                   help="budget cap for the whole fleet: stop once the run cost this many dollars on all nodes together")
     add_world_flags(p)
 
     p = named("status", "every node: state, SSM, private address, newest run")

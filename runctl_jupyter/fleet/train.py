@@ -93,7 +93,8 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
                          project: str | None = None, sync_code: bool = True, bucket: str | None = None,
                          project_root_dir: str | Path | None = None, torchrun: bool = False,
                          nproc_per_node: str | None = None, master_port: int = DEFAULT_MASTER_PORT,
-                         autostop: float | None = None, echo: Echo = _quiet) -> FleetLaunch:
+                         autostop: float | None = None, max_hours: float | None = None, max_cost: float | None = None,
+                         echo: Echo = _quiet) -> FleetLaunch:
     """Start ``script`` on every node of ``fleet``: all of them, or none (see the module docstring)."""
     if nproc_per_node is not None and not torchrun:
         raise UsageError("--nproc-per-node needs --torchrun (without it, each node runs one process).",
@@ -120,12 +121,16 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
 
     from .. import guardian
 
+    # the fleet's cost cap, shared: every node runs as long, so each node's guardian stops at its 1/N share
+    share = max_cost / len(fleet.nodes) if max_cost else None
+
     def launch(node: int) -> Launch:
         # every node's guardian watches the others: a failure anywhere ends the run everywhere, unattended
         return training.start_training(ctx, fleet.nodes[node].instance_id, script_path, script_args, project=name,
                                        sync_code=False, bucket=bucket, project_root_dir=root, run_id=run_id,
                                        extra_env=envs[node], echo=said[node].append,
-                                       guardian_request=guardian.Request(fleet_node=node, autostop_s=autostop))
+                                       guardian_request=guardian.Request(autostop_s=autostop, max_hours=max_hours,
+                                                                        max_cost=share, fleet_node=node))
 
     with ThreadPoolExecutor(max_workers=min(MAX_LAUNCH_WORKERS, len(fleet.nodes))) as pool:
         futures = [pool.submit(launch, i) for i in range(len(fleet.nodes))]
@@ -146,8 +151,9 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
             cache.put(iid, name, applied)
     result = FleetLaunch(fleet.name, name, run_id, started, fleet.nodes[0].private_ip or "", master_port, torchrun,
                          synced, fleet.world)
+    cap = f"; budget cap ${max_cost:g} for the fleet, ${share:g} per node" if max_cost and share else ""
     echo(f"[{fleet.world}] Started run {run_id} on all {len(started)} nodes of fleet {fleet.name} "
-         f"(rendezvous {result.master_addr}:{master_port}{', torchrun' if torchrun else ''})")
+         f"(rendezvous {result.master_addr}:{master_port}{', torchrun' if torchrun else ''}{cap})")
     return result
 
 

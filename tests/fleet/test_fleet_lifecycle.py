@@ -163,3 +163,27 @@ def test_the_sandbox_refuses_what_ec2_refuses_for_placement_and_security_groups(
                               Placement={"GroupName": "runctl-fleet-nope"})
     finally:
         ec2.delete_placement_group(GroupName="runctl-fleet-pg")
+
+
+def test_budget_caps_of_a_fleet_stop_every_node_and_its_instance_with_nobody_watching(ctx, sandbox, fleet2, project):
+    """--max-hours holds for every node; --max-cost is the fleet's total, so each node's guardian gets
+    its 1/N share. When the cap is reached every node checkpoints, uploads and stops its instance."""
+    import time
+
+    from fleet_helpers import REPO
+
+    shutil.copy(REPO / "training" / "train_with_checkpoints.py", project / "train.py")
+    notes: list[str] = []
+    launch = api.fleet_train(ctx, fleet2, project / "train.py", ["--epochs", "300", "--sleep", "0.2"],
+                             project=PROJECT, max_hours=0.002, max_cost=2.0, echo=notes.append)
+    assert notes[-1].endswith("; budget cap $2 for the fleet, $1 per node)"), notes
+    assert any(line.startswith("[every node] Guardian watching: max ") and "/$1, fleet peers" in line
+               for line in notes), notes
+    deadline = time.monotonic() + 90
+    while (states := [api.status(ctx, la.instance_id).state for la in launch.launches]) != ["stopped", "stopped"]:
+        assert time.monotonic() < deadline, states
+        time.sleep(0.5)
+    for la in launch.launches:
+        log = (disk(sandbox, la.instance_id) / "runctl" / PROJECT / "runs" / launch.run_id / "log").read_text()
+        assert "received SIGTERM: saved checkpoint_epoch_" in log  # it checkpointed before its instance stopped
+        assert "[runctl guardian] budget cap: run time reached 7.200s (stopping the instance): checkpoint_epoch_" in log
