@@ -1,8 +1,9 @@
 """The ``fleet`` commands of the runctl grammar (kept apart so grammar.py stays small).
 
 ``fleet create NAME INSTANCE_TYPE --nodes N [--spot] [--wait]`` — N instances that train together;
-``fleet train NAME SCRIPT [--torchrun [--nproc-per-node P]] [--wait] [--all-nodes] -- ARGS`` — one run
-on every node; ``fleet status|monitor|stop|terminate NAME`` — as ``aws …`` does for one instance, for
+``fleet train NAME SCRIPT [--torchrun [--nproc-per-node P]] [--wait] [--all-nodes] [--autostop D]
+[--max-hours H] [--max-cost USD] -- ARGS`` — one run on every node, each node's guardian watching the
+others; ``fleet status|monitor|stop|terminate NAME`` — as ``aws …`` does for one instance, for
 every node.
 """
 
