@@ -240,7 +240,7 @@ def storage_prune(ctx: Context, project: str | None = None, keep: int | None = N
 
 
 __all__ = [
-    "Fetch", "InstanceEnded", "Launch", "RunInfo", "SUMMARY_KEYS", "TrainResult", "checkpoints", "cost_plot",
+    "Fetch", "InstanceEnded", "Launch", "RunInfo", "SUMMARY_KEYS", "StatusReply", "TrainResult", "checkpoints", "cost_plot",
     "export", "finish_run", "follow_run", "hourly_price", "local_follow_hint", "local_log", "local_train",
     "no_runs_line", "resources", "resources_summary", "run_failure", "run_info", "run_log", "runs", "storage",
     "storage_prune", "train", "wait_for_exit",
