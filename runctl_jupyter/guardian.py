@@ -64,6 +64,7 @@ class Request:
     max_cost: float | None = None
     poll: str | None = None               # seconds between IMDS polls (default: 5 on AWS, 0.5 in the sandbox)
     fleet_node: int | None = None         # this run is node N of a fleet run: watch the other nodes' ends
+    fleet_instances: tuple[str, ...] = ()  # every node's instance, in node order
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Plan:
     end: str                              # "stop" | "terminate"
     extra_env: dict[str, str] = field(default_factory=dict)
     fleet_node: int | None = None
+    fleet_instances: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -213,7 +215,7 @@ def plan(ctx: Context, inst: Instance, request: Request | None) -> Plan | None:
                 mode="instance-role" if has_role else "presigned", urls_valid_until=until,
                 end="terminate" if inst.one_time_spot else "stop",
                 extra_env={"RUNCTL_GUARDIAN_POLL": request.poll} if request.poll else {},
-                fleet_node=request.fleet_node)
+                fleet_node=request.fleet_node, fleet_instances=request.fleet_instances)
 
 
 def _curl_quote(value: str) -> str:
@@ -256,7 +258,7 @@ def launch_env(ctx: Context, inst: Instance, p: Plan, project: str, run_id: str,
         env["RUNCTL_GUARDIAN_MAX_COST"] = f"{p.max_cost:.4f}"
         env["RUNCTL_PRICE_PER_HOUR"] = f"{p.price_per_hour:.6f}"
     if p.fleet_node is not None:
-        env.update(_fleet_watch_env(ctx, p.fleet_node, project, run_id, bucket, ttl))
+        env.update(_fleet_watch_env(ctx, p.fleet_node, p.fleet_instances, project, run_id, bucket, ttl))
     env.update(p.extra_env)
     return env
 
@@ -269,8 +271,9 @@ def fleet_ends_prefix(project: str, run_id: str) -> str:
 
 
 def fleet_ends(ctx: Context, project: str, run_id: str) -> dict[int, str]:
-    """The nodes whose guardian said their run ended (node → why: ``exit-1``, ``spot-notice``, …):
-    who ended a fleet run first, whoever followed it. {} without a bucket or when S3 cannot be read."""
+    """The nodes whose guardian said their run ended (node → why: ``exit-1``, ``spot-notice``,
+    ``instance-gone``, …; not the nodes whose run ``succeeded``): who ended a fleet run first, whoever
+    followed it. {} without a bucket or when S3 cannot be read."""
     from .aws import s3
     from .errors import BackendError
 
@@ -284,14 +287,22 @@ def fleet_ends(ctx: Context, project: str, run_id: str) -> dict[int, str]:
     ends = {}
     for key in keys:
         node, _, why = key.removeprefix("node-").partition("-")
-        if key.startswith("node-") and node.isdigit() and why:
+        if key.startswith("node-") and node.isdigit() and why and why != "succeeded":
             ends[int(node)] = why
     return ends
 
 
-def _fleet_watch_env(ctx: Context, node: int, project: str, run_id: str, bucket: str, ttl: int) -> dict[str, str]:
+# the states of a node's instance that end the run on it (it cannot come back by itself)
+ENDED_INSTANCE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
+
+
+def _fleet_watch_env(ctx: Context, node: int, instances: tuple[str, ...], project: str, run_id: str, bucket: str,
+                     ttl: int) -> dict[str, str]:
     """A presigned POST for keys under the run's fleet-ends prefix (≤ 1 KiB each) and a presigned
-    ListObjectsV2 of that prefix: every node posts its own end and lists the others'."""
+    ListObjectsV2 of that prefix: every node posts its own end and lists the others'. And a presigned
+    DescribeInstances of the other nodes' instances, filtered to the states that end a run: a node
+    whose instance went without its guardian saying so (terminated in the console, reclaimed with no
+    notice seen) is seen too."""
     from .aws import s3
 
     presigner = s3.presigner(ctx, bucket)
@@ -304,6 +315,14 @@ def _fleet_watch_env(ctx: Context, node: int, project: str, run_id: str, bucket:
                                                ExpiresIn=ttl)
     env = {"RUNCTL_GUARDIAN_FLEET_NODE": str(node), "RUNCTL_GUARDIAN_FLEET_PREFIX": prefix,
            "RUNCTL_G_FLEETPOST": "\n".join(post_config), "RUNCTL_G_FLEETLIST": f"url = {_curl_quote(listing)}"}
+    peers = [(i, iid) for i, iid in enumerate(instances) if i != node]
+    if peers:
+        described = ctx.client("ec2").generate_presigned_url(
+            "describe_instances", ExpiresIn=ttl,
+            Params={"InstanceIds": [iid for _, iid in peers],
+                    "Filters": [{"Name": "instance-state-name", "Values": list(ENDED_INSTANCE_STATES)}]})
+        env["RUNCTL_G_FLEETPEERS"] = f"url = {_curl_quote(described)}"
+        env["RUNCTL_GUARDIAN_FLEET_PEERS"] = " ".join(f"{i}:{iid}" for i, iid in peers)
     env["RUNCTL_GUARDIAN_FLEET_POLL"] = SANDBOX_FLEET_POLL if ctx.is_sandbox else str(FLEET_POLL_S)
     return env
 

@@ -130,7 +130,8 @@ def start_fleet_training(ctx: Context, fleet: Fleet, script: str | Path, script_
                                        sync_code=False, bucket=bucket, project_root_dir=root, run_id=run_id,
                                        extra_env=envs[node], echo=said[node].append,
                                        guardian_request=guardian.Request(autostop_s=autostop, max_hours=max_hours,
-                                                                        max_cost=share, fleet_node=node))
+                                                                        max_cost=share, fleet_node=node,
+                                                                        fleet_instances=tuple(fleet.instance_ids)))
 
     with ThreadPoolExecutor(max_workers=min(MAX_LAUNCH_WORKERS, len(fleet.nodes))) as pool:
         futures = [pool.submit(launch, i) for i in range(len(fleet.nodes))]

@@ -38,6 +38,11 @@
 #                     node's key is there in two lists in a row (a runctl following the run acts first) it stops this node's training (SIGTERM: it saves a checkpoint),
 #                     uploads the newest checkpoint and says which node ended the run, with no notebook
 #                     watching (`fleet-peer`; the instance keeps running unless autostop stops it).
+#   RUNCTL_G_FLEETPEERS  curl config: a presigned EC2 DescribeInstances of the other nodes' instances
+#                     (RUNCTL_GUARDIAN_FLEET_PEERS="NODE:INSTANCE_ID …"), filtered to the states that end a
+#                     run (stopping, stopped, shutting-down, terminated): asked with each list, so a node
+#                     whose instance went without its guardian saying so ends the run too (the guardian
+#                     posts node-N-instance-gone for it).
 # Records: RUN_DIR/guardian.json (what it watches, what it did), RUN_DIR/guardian.fields (the same as one
 #   "@runctl k=v …" line for guardian_status.sh), a "[runctl guardian] …" line in RUN_DIR/log per action,
 #   RUN_DIR/guardian.uploads (when every checkpoint is uploaded: one "@runctl uploaded=… size=… mtime=…
@@ -74,12 +79,13 @@ if [ "$INSTALL" = 1 ]; then
   (
     umask 077
     mkdir -p -- "$SECRETS" && chmod 700 -- "$SECRETS" || exit 4
-    for name in s3post stop terminate fleetpost fleetlist; do
+    for name in s3post stop terminate fleetpost fleetlist fleetpeers; do
       case "$name" in
         s3post) value="${RUNCTL_G_S3POST:-}" ;;
         stop) value="${RUNCTL_G_STOP:-}" ;;
         fleetpost) value="${RUNCTL_G_FLEETPOST:-}" ;;
         fleetlist) value="${RUNCTL_G_FLEETLIST:-}" ;;
+        fleetpeers) value="${RUNCTL_G_FLEETPEERS:-}" ;;
         *) value="${RUNCTL_G_TERMINATE:-}" ;;
       esac
       if [ -n "$value" ]; then printf '%s\n' "$value" >"$SECRETS/$name.curl" || exit 4; fi
@@ -578,34 +584,57 @@ quiesce_training() {
 }
 
 # --- a fleet run: one node's end ends the run on every node ---------------------------------------
-FLEET_POSTED=0 PEER_SEEN="" PEER_ENDED="" FLEET_NEXT=0 FLEET_LIST_WARNED=0
+FLEET_POSTED=0 PEER_SEEN="" PEER_ENDED="" FLEET_NEXT=0 FLEET_LIST_WARNED=0 DONE_NODES=" "
+post_end() {
+  # post_end NODE WHY: the object node-NODE-WHY under the run's fleet-ends prefix; POSTED says how it went
+  local code rc=0
+  POSTED=""
+  if [ ! -f "$SECRETS/fleetpost.curl" ]; then
+    POSTED="no presigned POST"
+    return 1
+  fi
+  # the URL and signature stay in the curl config file: never in argv, never in a message
+  code="$(curl -sS -m 30 --retry 3 --retry-delay 1 -o /dev/null -w '%{http_code}' -K "$SECRETS/fleetpost.curl" \
+    --form-string "key=${FLEET_PREFIX}node-$1-$2" --form-string "file=node $1: $2" </dev/null 2>/dev/null)" || rc=$?
+  case "$rc/$code" in
+    0/2??) POSTED="node-$1-$2" ;;
+    0/*) POSTED="S3 refused the presigned POST (HTTP $code; expired?)" ;;
+    *) POSTED="S3 unreachable (curl error $rc)" ;;
+  esac
+}
 fleet_post() {
   # fleet_post WHY: tell the other nodes that this node's run ended (WHY: exit-N | spot-notice | lost | …),
   # once; never when it ended because another node's did (that node already said so)
   [ -n "$FLEET_NODE" ] && [ "$FLEET_POSTED" = 0 ] && [ -z "$PEER_ENDED" ] || return 0
   FLEET_POSTED=1
-  if [ ! -f "$SECRETS/fleetpost.curl" ]; then
-    rec fleet_post "no presigned POST"
-    return 1
-  fi
-  local code rc=0
-  # the URL and signature stay in the curl config file: never in argv, never in a message
-  code="$(curl -sS -m 30 --retry 3 --retry-delay 1 -o /dev/null -w '%{http_code}' -K "$SECRETS/fleetpost.curl" \
-    --form-string "key=${FLEET_PREFIX}node-$FLEET_NODE-$1" --form-string "file=node $FLEET_NODE: $1" \
-    </dev/null 2>/dev/null)" || rc=$?
-  case "$rc/$code" in
-    0/2??) rec fleet_post "node-$FLEET_NODE-$1" ;;
-    0/*) rec fleet_post "S3 refused the presigned POST (HTTP $code; expired?)" ;;
-    *) rec fleet_post "S3 unreachable (curl error $rc)" ;;
-  esac
-  say "fleet: told the other nodes that this node's run ended ($1): ${REC[fleet_post]}"
+  post_end "$FLEET_NODE" "$1" || true
+  rec fleet_post "$POSTED"
+  say "fleet: told the other nodes that this node's run ended ($1): $POSTED"
+}
+peer_instance_gone() {
+  # the first other node whose instance is stopping, stopped, shutting down or terminated (EC2, through
+  # the presigned DescribeInstances filtered to those states): "NODE" on stdout; nothing when none is
+  local body id entry
+  [ -f "$SECRETS/fleetpeers.curl" ] || return 1
+  body="$(curl -sS -m 10 -w '\n%{http_code}' -K "$SECRETS/fleetpeers.curl" </dev/null 2>/dev/null)" || return 1
+  [ "${body##*$'\n'}" = 200 ] || return 1
+  id="$(grep -o '<instanceId>i-[0-9a-f]*</instanceId>' <<<"${body%$'\n'*}" | head -n 1 | sed -e 's/<[^>]*>//g')"
+  [ -n "$id" ] || return 1
+  for entry in ${RUNCTL_GUARDIAN_FLEET_PEERS:-}; do
+    # a node whose run succeeded may stop its instance (autostop): that ends nothing
+    if [ "${entry#*:}" = "$id" ] && [[ "$DONE_NODES" != *" ${entry%%:*} "* ]]; then
+      printf '%s' "${entry%%:*}"
+      return 0
+    fi
+  done
+  return 1
 }
 fleet_peer_ended() {
   # 0 when another node said its run ended (PEER_ENDED: which and why) in two lists in a row: one S3 LIST
   # every FLEET_POLL s, and one poll of grace, so that a runctl following the run (it polls every few
   # seconds) ends it first and tells the story; the guardian is for when nobody follows
   [ -n "$FLEET_NODE" ] && [ -z "$PEER_ENDED" ] && [ -f "$SECRETS/fleetlist.curl" ] || return 1
-  local t body code key
+  local t body code key node
   t="$(now_f)"
   fge "$t" "$FLEET_NEXT" || return 1
   FLEET_NEXT="$(awk -v a="$t" -v p="$FLEET_POLL" 'BEGIN { printf "%.3f", a + p }')"
@@ -624,12 +653,21 @@ fleet_peer_ended() {
     key="${key##*/}"
     [[ "$key" =~ ^node-([0-9]+)-([a-z0-9-]+)$ ]] || continue
     [ "${BASH_REMATCH[1]}" = "$FLEET_NODE" ] && continue
+    if [ "${BASH_REMATCH[2]}" = succeeded ]; then
+      DONE_NODES+="${BASH_REMATCH[1]} "
+      continue
+    fi
     if [ "$PEER_SEEN" = "$key" ]; then
       PEER_ENDED="node ${BASH_REMATCH[1]} (${BASH_REMATCH[2]})"
       return 0
     fi
     [ -n "$PEER_SEEN" ] || PEER_SEEN="$key"
   done < <(grep -o '<Key>[^<]*</Key>' <<<"${body%$'\n'*}" | sed -e 's/^<Key>//' -e 's/<\/Key>$//')
+  # a node whose instance went without its guardian saying so: say it for it, act on the next poll
+  if [ -z "$PEER_SEEN" ] && node="$(peer_instance_gone)"; then
+    post_end "$node" instance-gone || true
+    say "fleet: node $node's instance is going or gone (EC2); said so for it: $POSTED"
+  fi
   return 1
 }
 fleet_end() {
@@ -648,11 +686,11 @@ fleet_end() {
   write_record
 }
 ended_why() {
-  # why this node's training ended, for the other nodes: "" when it succeeded or runctl's stop ended it
+  # why this node's training ended, for the other nodes: succeeded | exit-N | lost; "" when a stop ended it
   local code
   code="$(read_first "$RUN_DIR/exit_code")"
   if [ -f "$RUN_DIR/stop_signal" ]; then return 0; fi
-  if [ -z "$code" ]; then printf 'lost'; elif [ "$code" != 0 ]; then printf 'exit-%s' "${code#-}"; fi
+  if [ -z "$code" ]; then printf 'lost'; elif [ "$code" = 0 ]; then printf 'succeeded'; else printf 'exit-%s' "${code#-}"; fi
 }
 
 this_instance() {
@@ -741,7 +779,13 @@ while :; do
     if fleet_peer_ended; then fleet_end; fi
   elif [ -z "$IDLE_SINCE" ]; then
     why="$(ended_why)"
-    if [ -n "$why" ]; then fleet_post "$why"; fi
+    if [ "$why" = succeeded ] && [ -n "$FLEET_NODE" ]; then
+      # not an end of the run: it lets the others tell this instance's autostop from a failure
+      post_end "$FLEET_NODE" succeeded || true
+      rec fleet_post "$POSTED"
+    elif [ -n "$why" ]; then
+      fleet_post "$why"
+    fi
     IDLE_SINCE="$(read_first "$RUN_DIR/ended_at")"
     # whole seconds, rounded up: autostop never acts early
     if is_uint "$IDLE_SINCE"; then IDLE_SINCE=$((IDLE_SINCE + 1)); else IDLE_SINCE="$now"; fi

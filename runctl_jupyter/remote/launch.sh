@@ -307,7 +307,7 @@ if [ -d "$PROJECT_DIR/venv/bin" ]; then RUN_PATH="$PROJECT_DIR/venv/bin:$RUN_PAT
 # --- guardian (runctl guardian.py), part 1: its secrets go into files, out of the training's env ---
 if [ -n "${RUNCTL_GUARDIAN:-}" ]; then
   bash "${RUNCTL_SCRIPTS_DIR:-}/guardian.sh" --install "$PROJECT" "$RUN_ID" || die 4 "cannot set up the guardian"
-  unset RUNCTL_G_S3POST RUNCTL_G_STOP RUNCTL_G_TERMINATE RUNCTL_G_FLEETPOST RUNCTL_G_FLEETLIST
+  unset RUNCTL_G_S3POST RUNCTL_G_STOP RUNCTL_G_TERMINATE RUNCTL_G_FLEETPOST RUNCTL_G_FLEETLIST RUNCTL_G_FLEETPEERS
 fi
 
 # --- start it: own session (setsid), cwd = code dir, stdin /dev/null, output appended to log --

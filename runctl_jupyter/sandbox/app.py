@@ -79,7 +79,7 @@ class SandboxApp:
                     drain(environ)
                     return refusal
             with moto_seams.iam_check_suspended() if unsigned else contextlib.nullcontext():
-                result: Iterable[bytes] = app(environ, start_response)
+                result: Iterable[bytes] = app(_routable(environ), start_response)
                 try:
                     body = b"".join(captured.get("written", [])) + b"".join(result)
                 finally:
@@ -157,6 +157,20 @@ class SandboxApp:
                 moto_seams.preload(regions)
 
         threading.Thread(target=work, daemon=True, name="moto-preload").start()
+
+
+def _routable(environ: dict[str, Any]) -> dict[str, Any]:
+    """A presigned call to a service other than S3 (the guardian's EC2 StopInstances, a fleet node's
+    DescribeInstances of its peers) as moto can route it: moto finds the service in the Authorization
+    header's credential scope and sends every request without one to S3 (it would answer ListBuckets),
+    so the presigned URL's own credential scope is put there. AWS takes these calls as they are."""
+    if "HTTP_AUTHORIZATION" in environ or "X-Amz-Credential" not in environ.get("QUERY_STRING", ""):
+        return environ
+    credential = parse_qs(environ["QUERY_STRING"]).get("X-Amz-Credential", [""])[0]
+    if len(credential.split("/")) != 5 or credential.split("/")[3] == "s3":
+        return environ
+    return {**environ, "HTTP_AUTHORIZATION": f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, "
+                                             "Signature=presigned"}
 
 
 def _signed_v2(environ: dict[str, Any]) -> bool:

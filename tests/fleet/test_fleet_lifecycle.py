@@ -187,3 +187,34 @@ def test_budget_caps_of_a_fleet_stop_every_node_and_its_instance_with_nobody_wat
         log = (disk(sandbox, la.instance_id) / "runctl" / PROJECT / "runs" / launch.run_id / "log").read_text()
         assert "received SIGTERM: saved checkpoint_epoch_" in log  # it checkpointed before its instance stopped
         assert "[runctl guardian] budget cap: run time reached 7.200s (stopping the instance): checkpoint_epoch_" in log
+
+
+def test_a_node_whose_instance_goes_without_a_word_ends_the_run_on_the_others(ctx, sandbox, fleet2, project):
+    """Node 1's instance is terminated behind runctl's back (the console, a reclaim whose notice was not
+    seen): its guardian dies with it and says nothing. Node 0's guardian sees the instance go (a presigned
+    DescribeInstances), says so in S3 for it, and stops node 0's training, which checkpoints."""
+    import time
+
+    from fleet_helpers import REPO
+
+    from runctl_jupyter.aws import s3
+    from runctl_jupyter.remote.replies import GuardianRecord
+
+    shutil.copy(REPO / "training" / "train_with_checkpoints.py", project / "train.py")
+    launch = api.fleet_train(ctx, fleet2, project / "train.py", ["--epochs", "300", "--sleep", "0.2"], project=PROJECT)
+    node0 = disk(sandbox, launch.launches[0].instance_id) / "runctl" / PROJECT / "runs" / launch.run_id
+    deadline = time.monotonic() + 60
+    while "epoch 2/300" not in (node0 / "log").read_text():
+        assert time.monotonic() < deadline, "node 0 never trained"
+        time.sleep(0.2)
+    ctx.client("ec2").terminate_instances(InstanceIds=[launch.launches[1].instance_id])
+    while (record := GuardianRecord.parse((node0 / "guardian.fields").read_text())).state != "acted":
+        assert time.monotonic() < deadline, record
+        time.sleep(0.2)
+    assert (record.action, record.upload) == ("fleet-peer", "ok")  # node 0's newest checkpoint is in S3
+    log = (node0 / "log").read_text()
+    assert "[runctl guardian] fleet: node 1's instance is going or gone (EC2); said so for it: node-1-instance-gone" in log
+    assert "received SIGTERM: saved checkpoint_epoch_" in log
+    assert "[runctl guardian] fleet: node 1 (instance-gone) ended the run, so this node's training was stopped" in log
+    ends = s3.list_objects(ctx, s3.bucket_for(ctx), f"runctl/{PROJECT}/fleet-ends/{launch.run_id}/")
+    assert list(ends) == ["node-1-instance-gone"]

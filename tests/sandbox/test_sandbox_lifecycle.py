@@ -135,3 +135,22 @@ def test_every_type_in_the_price_snapshot_is_a_type_the_sandbox_knows(sb: Sandbo
         assert sorted(t["InstanceType"] for t in found) == sorted(types), region
     p3 = sb.client("ec2", "us-west-2").describe_instance_types(InstanceTypes=["p3.2xlarge"])["InstanceTypes"][0]
     assert p3["ProcessorInfo"]["SupportedArchitectures"] == ["x86_64"] and p3["GpuInfo"]["Gpus"][0]["Name"] == "V100"
+
+
+def test_presigned_ec2_calls_reach_ec2(sb: Sandbox) -> None:
+    """A guardian calls EC2 through presigned GET URLs (its instance's StopInstances, a fleet node's
+    DescribeInstances of its peers), as AWS takes them. The sandbox once answered such a GET with S3's
+    bucket listing (its moto routes by the Authorization header, which a presigned URL has not)."""
+    import subprocess
+
+    iid = sb.launch()
+    ec2 = sb.client("ec2")
+    ended = {"Name": "instance-state-name", "Values": ["stopping", "stopped", "shutting-down", "terminated"]}
+    url = ec2.generate_presigned_url("describe_instances", Params={"InstanceIds": [iid], "Filters": [ended]})
+    body = subprocess.run(["curl", "-sS", url], capture_output=True, text=True, check=True).stdout
+    assert "<DescribeInstancesResponse" in body and iid not in body  # running: filtered out
+    stop = ec2.generate_presigned_url("stop_instances", Params={"InstanceIds": [iid]})
+    answer = subprocess.run(["curl", "-sS", stop], capture_output=True, text=True, check=True).stdout
+    assert "<StopInstancesResponse" in answer and f"<instanceId>{iid}</instanceId>" in answer
+    body = subprocess.run(["curl", "-sS", url], capture_output=True, text=True, check=True).stdout
+    assert f"<instanceId>{iid}</instanceId>" in body  # stopping or stopped: listed now
