@@ -34,6 +34,9 @@ class Fake:
         self.ec2_calls: list[str] = []
         self.refuse: set[str] = set()      # POSTs whose key ends with one of these are refused (403)
         self.unauthorized = 0
+        self.list_code = 200               # the S3 ListObjectsV2 answer: its status and its keys
+        self.list_keys: list[str] = []
+        self.lists_showing_keys = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,6 +66,12 @@ class Fake:
                     if self.path == "/latest/meta-data/instance-id":
                         return self._send(200, IID.encode())
                     return self._send(404)
+                if self.path.startswith("/bucket?list-type=2"):
+                    if fake.list_code != 200:
+                        return self._send(fake.list_code, b"<Error><Code>AccessDenied</Code></Error>")
+                    fake.lists_showing_keys += bool(fake.list_keys)
+                    keys = "".join(f"<Contents><Key>{key}</Key></Contents>" for key in fake.list_keys)
+                    return self._send(200, f"<ListBucketResult>{keys}</ListBucketResult>".encode())
                 if self.path.startswith("/ec2?"):
                     fake.ec2_calls.append(self.path)
                     return self._send(200, b"<StopInstancesResponse/>")
@@ -395,3 +404,42 @@ def test_temporary_files_follow_the_checkpoint_listings_rule(root, fake):
     _launch(root, _terminate_env(root, fake), "t5", "--epochs", "1", "--sleep", "0")
     rec = _acted(root, "t5")
     assert fake.ec2_calls == [] and rec["instance"].endswith("cannot copy: other (1 file)")
+
+
+def _fleet_env(root: Path, fake: Fake, node: int) -> dict[str, str]:
+    prefix = "runctl/demo/fleet-ends/f1/"
+    return _env(root, fake, RUNCTL_GUARDIAN_FLEET_NODE=str(node), RUNCTL_GUARDIAN_FLEET_PREFIX=prefix,
+                RUNCTL_GUARDIAN_FLEET_POLL="0.2", RUNCTL_GUARDIAN_SPOT="0",
+                RUNCTL_G_FLEETPOST=f'url = "{fake.url}/bucket"\nform-string = "x-amz-signature={SECRET}"',
+                RUNCTL_G_FLEETLIST=f'url = "{fake.url}/bucket?list-type=2&prefix=runctl%2Fdemo%2Ffleet-ends%2Ff1%2F"')
+
+
+def test_a_fleet_guardian_says_when_s3_refuses_its_list_then_acts_on_the_second_list_showing_an_end(root, fake):
+    fake.list_code = 403
+    _launch(root, _fleet_env(root, fake, 0), "f1", "--epochs", "500", "--sleep", "0.1")
+    rec = _wait(lambda: (r := _record(root, "f1")).get("fleet_watch") and r, what="the refused list to be said")
+    assert rec["fleet_watch"].startswith("S3 refused the presigned list (HTTP 403; expired?)")
+    assert rec["state"] == "watching"  # a list it cannot read ends nothing
+    fake.list_code = 200
+    fake.list_keys = ["runctl/demo/fleet-ends/f1/node-0-exit-9", "runctl/demo/fleet-ends/f1/node-2-exit-1"]
+    rec = _wait(lambda: (r := _record(root, "f1")).get("state") == "acted" and r, what="the guardian to act")
+    # its own key is not an end of another node; node 2's is, and it was acted on at its second sighting
+    assert (rec["action"], rec["peer"]) == ("fleet-peer", "node 2 (exit-1)")
+    assert fake.lists_showing_keys == 2
+    log = (root / "runctl" / "demo" / "runs" / "f1" / "log").read_text()
+    assert "received SIGTERM: saved checkpoint_epoch_" in log
+    assert "[runctl guardian] fleet: node 2 (exit-1) ended the run, so this node's training was stopped" in log
+    # it never said its own run ended: runctl's guardian stopped it because of node 2
+    assert not [u for u in fake.uploads if u["key"].decode().startswith("runctl/demo/fleet-ends/")]
+
+
+def test_a_fleet_node_says_how_its_run_ended(root, fake):
+    _launch(root, _fleet_env(root, fake, 1), "f1", "--epochs", "3", "--sleep", "0", "--fail-at-epoch", "2")
+    _wait(lambda: _record(root, "f1").get("state") == "done", what="the guardian to finish")
+    [posted] = [u for u in fake.uploads if u["key"].decode().startswith("runctl/demo/fleet-ends/")]
+    assert posted["key"] == b"runctl/demo/fleet-ends/f1/node-1-exit-3" and posted["file"] == b"node 1: exit-3"
+    assert _record(root, "f1")["fleet_post"] == "node-1-exit-3"  # the script exits 3 when it fails on purpose
+    fake.uploads.clear()
+    _launch(root, _fleet_env(root, fake, 1), "f2", "--epochs", "1", "--sleep", "0")
+    _wait(lambda: _record(root, "f2").get("state") == "done", what="the guardian to finish")
+    assert [u["key"] for u in fake.uploads] == [b"runctl/demo/fleet-ends/f1/node-1-succeeded"]
