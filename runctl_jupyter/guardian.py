@@ -457,7 +457,8 @@ def refresh(ctx: Context, inst: Instance) -> GuardianRecord:
 def describe_record(rec: GuardianRecord) -> str:
     """One line for the tag / status from a guardian record."""
     if rec.state == "watching" and rec.alive:
-        return f"watching: {rec.watching}" if rec.watching else "watching"
+        text = f"watching: {rec.watching}" if rec.watching else "watching"
+        return text + (f"; {rec.fleet_watch}" if rec.fleet_watch else "")
     if rec.state in ("acted", "acting"):
         if rec.upload_scope == "all":  # the disk goes: every checkpoint was to be uploaded
             if rec.upload_total:
@@ -470,7 +471,8 @@ def describe_record(rec: GuardianRecord) -> str:
             tail = f", {rec.checkpoint} {'uploaded' if rec.upload == 'ok' else 'NOT uploaded'}"
         else:
             tail = ", no checkpoint"
-        text = f"{rec.state}: {rec.action or '?'}{tail}" + (f" at {rec.at}" if rec.at else "")
+        what = f"{rec.action or '?'}" + (f" ({rec.peer} ended the run)" if rec.peer else "")
+        text = f"{rec.state}: {what}{tail}" + (f" at {rec.at}" if rec.at else "")
         if rec.instance.startswith("kept running"):
             text += f"; instance {rec.instance}"
         return text

@@ -189,7 +189,9 @@ class GuardianRecord:
     ``spot-notice``, ``budget``, …); ``upload``: ``ok`` | ``partial`` | ``failed`` | ``none`` for
     ``checkpoint`` (``upload_scope`` ``all``: every checkpoint, counted by ``uploaded`` of
     ``upload_total``, ``upload_failed`` not); ``instance``: what became of the instance (``kept
-    running: …`` when it could not be stopped or terminated safely); ``at``: when it acted."""
+    running: …`` when it could not be stopped or terminated safely); ``at``: when it acted. A fleet
+    node's: ``peer`` (``node 2 (exit-1)``: the other node whose end it acted on, action ``fleet-peer``)
+    and ``fleet_watch`` (why it cannot see the other nodes' ends, when it cannot)."""
 
     found: bool
     run_id: str = ""
@@ -206,6 +208,8 @@ class GuardianRecord:
     at: str = ""
     pid: int = 0
     alive: bool = False
+    peer: str = ""
+    fleet_watch: str = ""
 
     @classmethod
     def parse(cls, stdout: str) -> GuardianRecord:
@@ -216,7 +220,8 @@ class GuardianRecord:
                    upload=f.get("upload", ""), upload_scope=f.get("upload_scope", ""),
                    uploaded=_int(f.get("uploaded")), upload_total=_int(f.get("upload_total")),
                    upload_failed=_int(f.get("upload_failed")), instance=f.get("instance", ""), at=f.get("at", ""),
-                   pid=_int(f.get("pid")), alive=found and f.get("guardian_alive", "1") == "1")
+                   pid=_int(f.get("pid")), alive=found and f.get("guardian_alive", "1") == "1",
+                   peer=f.get("peer", ""), fleet_watch=f.get("fleet_watch", ""))
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,14 @@ def test_describe_record():
         == "acting: spot-notice, uploading checkpoints"
     assert guardian.describe_record(replace(kept, upload="none", uploaded=0, upload_total=0)).startswith(
         "acted: autostop, no checkpoint at ")
+    # a fleet node: which other node's end it acted on, and when it cannot see the others' ends
+    peer = GuardianRecord(True, state="acted", action="fleet-peer", peer="node 2 (exit-1)", checkpoint="c_7.pt",
+                          upload="ok", at="2025-01-01T00:00:00Z")
+    assert guardian.describe_record(peer) == \
+        "acted: fleet-peer (node 2 (exit-1) ended the run), c_7.pt uploaded at 2025-01-01T00:00:00Z"
+    blind = GuardianRecord(True, state="watching", watching="fleet peers", alive=True,
+                           fleet_watch="S3 refused the presigned list (HTTP 403; expired?)")
+    assert guardian.describe_record(blind) == "watching: fleet peers; S3 refused the presigned list (HTTP 403; expired?)"
 
 
 def test_a_guardian_record_is_read_from_what_guardian_status_prints():
