@@ -222,6 +222,16 @@ def _curl_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _post_config(presigner: Any, bucket: str, prefix: str, ttl: int, max_bytes: int) -> str:
+    """A curl config (``-K``) for a presigned S3 POST of any key under ``prefix`` (≤ ``max_bytes``):
+    the URL and the signed form fields; the caller adds ``key`` and ``file``. A secret: never print it."""
+    post = presigner.generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
+                                             Conditions=[["content-length-range", 0, max_bytes]])
+    lines = [f"url = {_curl_quote(post['url'])}"]
+    lines += [f"form-string = {_curl_quote(f'{k}={v}')}" for k, v in post["fields"].items() if k != "key"]
+    return "\n".join(lines)
+
+
 def launch_env(ctx: Context, inst: Instance, p: Plan, project: str, run_id: str, bucket: str) -> dict[str, str]:
     """The launch command's environment for the guardian (secrets included: never print it)."""
     from .aws import s3
@@ -229,10 +239,6 @@ def launch_env(ctx: Context, inst: Instance, p: Plan, project: str, run_id: str,
 
     ttl = max(60, int((p.urls_valid_until - ctx.now()).total_seconds()) - 60)
     prefix = checkpoint_prefix(project, run_id)
-    post = s3.presigner(ctx, bucket).generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
-                                        Conditions=[["content-length-range", 0, 5 * 1024 ** 3]])
-    s3post = [f"url = {_curl_quote(post['url'])}"]
-    s3post += [f"form-string = {_curl_quote(f'{k}={v}')}" for k, v in post["fields"].items() if k != "key"]
     ec2_client = ctx.client("ec2")
     action = "terminate_instances" if p.end == "terminate" else "stop_instances"
     end_url = ec2_client.generate_presigned_url(action, Params={"InstanceIds": [inst.instance_id]}, ExpiresIn=ttl)
@@ -243,7 +249,7 @@ def launch_env(ctx: Context, inst: Instance, p: Plan, project: str, run_id: str,
         "RUNCTL_GUARDIAN_BUCKET": bucket,
         "RUNCTL_GUARDIAN_ROLE": "1" if p.mode == "instance-role" else "0",
         "RUNCTL_GUARDIAN_WATCHING": p.watching().removeprefix("watching: "),
-        "RUNCTL_G_S3POST": "\n".join(s3post),
+        "RUNCTL_G_S3POST": _post_config(s3.presigner(ctx, bucket), bucket, prefix, ttl, 5 * 1024 ** 3),
         ("RUNCTL_G_TERMINATE" if p.end == "terminate" else "RUNCTL_G_STOP"): f"url = {_curl_quote(end_url)}",
     }
     if ctx.is_sandbox:
@@ -307,14 +313,10 @@ def _fleet_watch_env(ctx: Context, node: int, instances: tuple[str, ...], projec
 
     presigner = s3.presigner(ctx, bucket)
     prefix = fleet_ends_prefix(project, run_id)
-    post = presigner.generate_presigned_post(bucket, prefix + "${filename}", ExpiresIn=ttl,
-                                             Conditions=[["content-length-range", 0, 1024]])
-    post_config = [f"url = {_curl_quote(post['url'])}"]
-    post_config += [f"form-string = {_curl_quote(f'{k}={v}')}" for k, v in post["fields"].items() if k != "key"]
     listing = presigner.generate_presigned_url("list_objects_v2", Params={"Bucket": bucket, "Prefix": prefix},
                                                ExpiresIn=ttl)
     env = {"RUNCTL_GUARDIAN_FLEET_NODE": str(node), "RUNCTL_GUARDIAN_FLEET_PREFIX": prefix,
-           "RUNCTL_G_FLEETPOST": "\n".join(post_config), "RUNCTL_G_FLEETLIST": f"url = {_curl_quote(listing)}"}
+           "RUNCTL_G_FLEETPOST": _post_config(presigner, bucket, prefix, ttl, 1024), "RUNCTL_G_FLEETLIST": f"url = {_curl_quote(listing)}"}
     peers = [(i, iid) for i, iid in enumerate(instances) if i != node]
     if peers:
         described = ctx.client("ec2").generate_presigned_url(

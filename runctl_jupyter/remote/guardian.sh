@@ -269,6 +269,15 @@ byte_len() {
   printf '%s' "${#1}"
 }
 
+post_failure() {
+  # post_failure CURL_RC HTTP_CODE: why a presigned POST did not store its object (one phrase)
+  case "$1" in
+    0) printf 'S3 refused the presigned POST (HTTP %s; expired?)' "$2" ;;
+    26) printf 'cannot read the file' ;;
+    *) printf 'S3 unreachable (curl error %s)' "$1" ;;
+  esac
+}
+
 UP_HOW="" UP_WHY=""
 upload_file() {
   # upload_file RELPATH SIZE: CK_DIR/RELPATH → s3 key runctl/PROJECT/checkpoints/RUN_ID/RELPATH, with the
@@ -298,15 +307,11 @@ upload_file() {
     # the URL and signature stay in the curl config file: never in argv, never in a message
     code="$(curl -sS -m 600 --retry 3 --retry-delay 1 -o /dev/null -w '%{http_code}' -K "$SECRETS/s3post.curl" \
       --form-string "key=$key" -F "file=@\"$esc\"" </dev/null 2>/dev/null)" || rc=$?
-    case "$rc/$code" in
-      0/2??)
-        UP_HOW="presigned-post"
-        return 0
-        ;;
-      0/*) UP_WHY="${UP_WHY:+$UP_WHY; }S3 refused the presigned POST (HTTP $code; expired?)" ;;
-      26/*) UP_WHY="${UP_WHY:+$UP_WHY; }cannot read the file" ;;
-      *) UP_WHY="${UP_WHY:+$UP_WHY; }S3 unreachable (curl error $rc)" ;;
-    esac
+    if [ "$rc" = 0 ] && [[ "$code" == 2?? ]]; then
+      UP_HOW="presigned-post"
+      return 0
+    fi
+    UP_WHY="${UP_WHY:+$UP_WHY; }$(post_failure "$rc" "$code")"
     return 1
   fi
   UP_WHY="${UP_WHY:-no upload path (no presigned POST, no instance role with the AWS CLI)}"
@@ -596,11 +601,7 @@ post_end() {
   # the URL and signature stay in the curl config file: never in argv, never in a message
   code="$(curl -sS -m 30 --retry 3 --retry-delay 1 -o /dev/null -w '%{http_code}' -K "$SECRETS/fleetpost.curl" \
     --form-string "key=${FLEET_PREFIX}node-$1-$2" --form-string "file=node $1: $2" </dev/null 2>/dev/null)" || rc=$?
-  case "$rc/$code" in
-    0/2??) POSTED="node-$1-$2" ;;
-    0/*) POSTED="S3 refused the presigned POST (HTTP $code; expired?)" ;;
-    *) POSTED="S3 unreachable (curl error $rc)" ;;
-  esac
+  if [ "$rc" = 0 ] && [[ "$code" == 2?? ]]; then POSTED="node-$1-$2"; else POSTED="$(post_failure "$rc" "$code")"; fi
 }
 fleet_post() {
   # fleet_post WHY: tell the other nodes that this node's run ended (WHY: exit-N | spot-notice | lost | …),

@@ -11,6 +11,11 @@ from ..models import GpuMetrics
 from . import parse_fields, parse_records
 
 
+def _optional_int(value: str | None) -> int | None:
+    """An integer the script may leave empty (an exit code not known yet, a part number): None then."""
+    return int(value) if value and value.lstrip("-").isdigit() else None
+
+
 def _int(value: str | None, default: int = 0) -> int:
     try:
         return int(value) if value else default
@@ -137,9 +142,8 @@ class StatusReply:
         from ..gpus import gpu_lines, parse_query
 
         f = parse_fields(stdout)
-        exit_code = f.get("exit_code", "")
         return cls(project=f.get("project", ""), run_id=f.get("run_id") or None, state=f.get("state", "none"),
-                   pid=_int(f.get("pid")), exit_code=_int(exit_code) if exit_code.lstrip("-").isdigit() else None,
+                   pid=_int(f.get("pid")), exit_code=_optional_int(f.get("exit_code")),
                    log_size=_int(f.get("log_size")), started=_instant(f.get("started")),
                    ended=_instant(f.get("ended")), last_checkpoint=f.get("last_checkpoint", ""),
                    lost=f.get("lost") == "1", stopped=f.get("stopped") == "1", python=f.get("python", ""),
@@ -174,10 +178,9 @@ class LogUploadReply:
         numbers = [f.get(k, "") for k in ("size", "offset", "count")]
         complete = all(n.isdigit() for n in numbers)
         size, offset, count = (int(n) for n in numbers) if complete else (0, 0, 0)
-        code = f.get("exit_code", "")
         return cls(uploaded=f.get("uploaded") == "1", reason=f.get("reason", ""), size=size, offset=offset,
                    count=count, sha256=f.get("sha256", ""), gzip=f.get("enc") == "gzip",
-                   exit_code=int(code) if code.lstrip("-").isdigit() else None, complete=complete)
+                   exit_code=_optional_int(f.get("exit_code")), complete=complete)
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,7 @@ class UploadReply:
     def parse(cls, stdout: str) -> UploadReply:
         parts = tuple(UploadedPart(r["part"], _int(r.get("n")), r["etag"])
                       for r in parse_records(stdout, "part") if r.get("etag") and r.get("n", "").isdigit())
-        failed = tuple(FailedUpload(r["failed"], r.get("reason", "?"), _int(r["n"]) if r.get("n", "").isdigit() else None)
+        failed = tuple(FailedUpload(r["failed"], r.get("reason", "?"), _optional_int(r.get("n")))
                        for r in parse_records(stdout, "failed"))
         return cls(parts=parts, failed=failed, finished=bool(parse_records(stdout, "upload_ok")))
 
